@@ -1,0 +1,26 @@
+import * as core from '@actions/core';
+import { describeFailure, type FailureContext } from '../../lib/failure-messages.js';
+import { createIdpClient } from '../../lib/idp-client.js';
+import { readInputs } from './inputs.js';
+import { registerAgent } from './register.js';
+
+/** inputs → GitHub ID token → agent registered (or found again) → outputs. */
+export async function run(): Promise<void> {
+  let context: FailureContext = { action: 'register-agent' };
+  try {
+    const inputs = readInputs();
+    const { apiUrl, audience, repository, ref } = inputs;
+    context = { ...context, apiUrl, audience, repository, ref };
+    const client = createIdpClient({ apiUrl, policy: inputs.retryPolicy, log: core.info });
+    const agent = await registerAgent(client, inputs, () => core.getIDToken(audience));
+    core.setOutput('agent-id', agent.agentId);
+    core.setOutput('created', String(agent.created));
+    core.info(
+      agent.created
+        ? `Registered agent "${inputs.name}" as ${agent.agentId}.`
+        : `Agent "${inputs.name}" was already registered for this repository as ${agent.agentId}.`,
+    );
+  } catch (error) {
+    core.setFailed(describeFailure(error, context));
+  }
+}

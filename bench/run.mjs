@@ -1,0 +1,309 @@
+// `npm run bench`: the load benchmark of the hot paths (README, "Performance").
+//
+// The server runs as a real process on real PostgreSQL (DATABASE_URL, or a throwaway
+// server started here), with rate limit and quota off, pinned to core 0; autocannon runs
+// in its own process pinned to core 1 (when the machine has two). In the same run the
+// ceiling is measured: jose signing with the same algorithm on the same core. Results
+// go to bench/results/latest.json and latest.md.
+//
+// Environment: BENCH_DURATION (seconds per scenario, default 10), BENCH_SOAK (seconds of
+// the memory run, default 60; 0 skips it), BENCH_CONNECTIONS (default 50),
+// BENCH_SCENARIOS (comma-separated names to run a subset), BENCH_PROFILE (a directory for
+// the servers' CPU profiles).
+import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const duration = Number(process.env.BENCH_DURATION ?? 10);
+const soakSeconds = Number(process.env.BENCH_SOAK ?? 60);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const only = process.env.BENCH_SCENARIOS?.split(',');
+const cores = os.availableParallelism();
+const pin = (core) => (cores >= 2 && fs.existsSync('/usr/bin/taskset') ? ['taskset', '-c', String(core)] : []);
+const SERVER_CORE = 0;
+const LOAD_CORE = 1;
+const ADMIN = { id: '00000000-0000-4000-8000-0000000be4c8', secret: 'sk_live_benchmark-admin-secret-not-for-production' };
+const AUDIENCE = 'https://idp.bench';
+// Enough fresh ID tokens for /oidc/token at this rate; past it a token would be replayed
+// and refused, which shows up as errors rather than passing unnoticed.
+const TOKENS_PER_SECOND = Number(process.env.BENCH_ID_TOKENS_PER_SECOND ?? 1800);
+
+function log(message) {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+// --- PostgreSQL -------------------------------------------------------------------------
+let throwaway;
+async function databaseUrl() {
+  let adminUrl = process.env.DATABASE_URL;
+  if (!adminUrl) {
+    const out = execFileSync(path.join(root, 'scripts/throwaway-postgres.sh'), ['start', '55460'], { encoding: 'utf8', env: { ...process.env, PG_DURABLE: '1' } });
+    const vars = Object.fromEntries([...out.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
+    throwaway = vars.PG_THROWAWAY_DIR;
+    adminUrl = vars.DATABASE_URL;
+    log(`started a throwaway PostgreSQL (durable settings) at ${adminUrl}`);
+  }
+  const name = `bench_${Date.now()}`;
+  execFileSync('psql', [adminUrl, '-q', '-c', `create database ${name}`]);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+// --- A fake GitHub OIDC issuer, minting fresh single-use ID tokens ---------------------
+async function startGitHubIssuer() {
+  const { privateKey, publicKey } = await generateKeyPair('RS256');
+  const kid = 'bench-key';
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' };
+  const server = http.createServer((req, res) => {
+    const issuer = `http://127.0.0.1:${server.address().port}`;
+    res.setHeader('Content-Type', 'application/json');
+    if (req.url === '/.well-known/openid-configuration') return res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/.well-known/jwks` }));
+    if (req.url === '/.well-known/jwks') return res.end(JSON.stringify({ keys: [jwk] }));
+    res.statusCode = 404;
+    res.end('{}');
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const issuer = `http://127.0.0.1:${server.address().port}`;
+  // The push-to-main run the tests and docs use; iss, aud, jti and times are set per token.
+  const { iss, aud, jti, iat, nbf, exp, ...claims } = JSON.parse(fs.readFileSync(path.join(root, 'action-fixtures/claims/push-main.json'), 'utf8'));
+  const mint = () =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' })
+      .setIssuer(issuer)
+      .setAudience(AUDIENCE)
+      .setJti(crypto.randomUUID())
+      .setIssuedAt()
+      .setNotBefore(Math.floor(Date.now() / 1000) - 5)
+      .setExpirationTime('10m')
+      .sign(privateKey);
+  return { issuer, mint, close: () => server.close() };
+}
+
+// --- The server under test ---------------------------------------------------------------
+/** BENCH_PROFILE=dir: each server writes a V8 CPU profile there on exit (see bench/profile-summary.mjs). */
+const profileFlags = () => (process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE)}`] : []);
+function startServer(env) {
+  const child = spawn(pin(SERVER_CORE)[0] ?? process.execPath, [...pin(SERVER_CORE).slice(1), ...(pin(SERVER_CORE).length ? [process.execPath] : []), ...profileFlags(), path.join(root, 'build/server/src/main.js')], {
+    env: {
+      PATH: process.env.PATH,
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      RATE_LIMIT_PER_MINUTE: '0',
+      MONTHLY_TOKEN_LIMIT: '0',
+      BOOTSTRAP_ADMIN_CLIENT_ID: ADMIN.id,
+      BOOTSTRAP_ADMIN_CLIENT_SECRET: ADMIN.secret,
+      OIDC_AUDIENCE: AUDIENCE,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const onData = (chunk) => {
+      out += chunk;
+      const match = /"port":(\d+)[^\n]*"msg":"listening"/.exec(out);
+      if (!match) return;
+      child.stdout.off('data', onData);
+      child.stdout.resume(); // request logs are drained and dropped, as a log shipper would
+      resolve({ child, url: `http://127.0.0.1:${match[1]}`, stop: () => new Promise((done) => { child.once('exit', done); child.kill('SIGTERM'); }) });
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (chunk) => (out += chunk));
+    child.once('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
+  });
+}
+
+async function call(url, pathName, init) {
+  const response = await fetch(url + pathName, init);
+  const body = await response.json();
+  if (!response.ok) throw new Error(`${pathName}: ${response.status} ${JSON.stringify(body)}`);
+  return body;
+}
+const formPost = (params, token) => ({
+  method: 'POST',
+  headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+  body: new URLSearchParams(params).toString(),
+});
+const jsonPost = (body, token) => ({
+  method: 'POST',
+  headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+  body: JSON.stringify(body),
+});
+
+async function setUp(server) {
+  const admin = (await call(server.url, '/api/v1/token', formPost({ grant_type: 'client_credentials', client_id: ADMIN.id, client_secret: ADMIN.secret }))).access_token;
+  const agent = await call(server.url, '/api/v1/agents', jsonPost({ name: 'bench-agent', scopes: ['agents:read', 'tokens:read'] }, admin));
+  const credential = await call(server.url, `/api/v1/agents/${agent.agentId}/credentials`, { method: 'POST', headers: { Authorization: `Bearer ${admin}` } });
+  await call(server.url, '/api/v1/oidc/trust-policies', jsonPost({ provider: 'github', repository: 'octo-org/octo-repo', branch: 'main', agentId: agent.agentId }, admin));
+  const agentToken = (await call(server.url, '/api/v1/token', formPost({ grant_type: 'client_credentials', client_id: agent.agentId, client_secret: credential.clientSecret }))).access_token;
+  return { admin, agentId: agent.agentId, secret: credential.clientSecret, agentToken };
+}
+
+/**
+ * One autocannon run in its own process. Asynchronous: this process keeps serving the fake
+ * GitHub issuer's JWKS and sampling the server's memory while the load runs.
+ */
+function runLoad(spec) {
+  const specFile = path.join(os.tmpdir(), `sentryagent-bench-${process.pid}.json`);
+  fs.writeFileSync(specFile, JSON.stringify(spec));
+  const args = [...pin(LOAD_CORE).slice(1), ...(pin(LOAD_CORE).length ? [process.execPath] : []), path.join(root, 'bench/load.mjs'), specFile];
+  const child = spawn(pin(LOAD_CORE)[0] ?? process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (chunk) => (out += chunk));
+  return new Promise((resolve, reject) =>
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop())) : reject(new Error(`load generator exited ${code}`)))),
+  );
+}
+
+function measureCeiling(alg) {
+  const args = [...pin(SERVER_CORE).slice(1), ...(pin(SERVER_CORE).length ? [process.execPath] : []), path.join(root, 'bench/sign-ceiling.mjs'), alg, '5'];
+  return JSON.parse(execFileSync(pin(SERVER_CORE)[0] ?? process.execPath, args, { encoding: 'utf8' })).opsPerSecond;
+}
+
+function rssMiB(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024);
+}
+
+/** CPU seconds used so far by a process and its children (cluster workers), from /proc. */
+function cpuSeconds(pid) {
+  const ticks = (id) => {
+    const fields = fs.readFileSync(`/proc/${id}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(fields[11]) + Number(fields[12]); // utime, stime
+  };
+  const children = fs
+    .readdirSync(`/proc/${pid}/task`)
+    .flatMap((task) => fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean));
+  return [pid, ...children].reduce((sum, id) => sum + ticks(id), 0) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** RSS of the server process every second while `work` runs. */
+async function withRss(pid, work) {
+  const samples = [];
+  const timer = setInterval(() => samples.push(rssMiB(pid)), 1000);
+  try {
+    return { result: await work(), samples };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+// --- Scenarios ---------------------------------------------------------------------------
+const scenarios = [
+  { name: 'token-rs256', title: 'POST /token (RS256)', alg: 'RS256', ceiling: 'RS256', target: (r, c) => r >= 0.85 * c, targetText: '≥ 85% of raw RS256 signing' },
+  { name: 'token-es256', title: 'POST /token (ES256)', alg: 'ES256', ceiling: 'ES256', target: (r) => r >= 3000, targetText: '≥ 3,000 req/s' },
+  { name: 'oidc-token', title: 'POST /oidc/token (RS256)', alg: 'RS256', ceiling: 'RS256', target: (r, _c, results) => r >= 0.8 * (results.find((x) => x.name === 'token-rs256')?.requestsPerSecond ?? 0), targetText: '≥ 80% of POST /token RS256' },
+  { name: 'introspect', title: 'POST /token/introspect (RS256)', alg: 'RS256', ceiling: 'RS256', target: (r) => r >= 5000, targetText: '≥ 5,000 req/s' },
+  { name: 'healthz', title: 'GET /healthz (the HTTP, Koa and logging floor)', alg: 'RS256', ceiling: 'RS256', target: () => true, targetText: 'reported' },
+  { name: 'token-rs256-workers', title: 'POST /token (RS256), WORKERS=2, unpinned', alg: 'RS256', ceiling: 'RS256', workers: 2, target: () => true, targetText: 'reported' },
+];
+
+function loadSpec(scenario, server, fixture, github) {
+  const base = { url: server.url, connections, duration };
+  if (scenario.name.startsWith('token-')) {
+    return { ...base, method: 'POST', path: '/api/v1/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'client_credentials', client_id: fixture.agentId, client_secret: fixture.secret }).toString() };
+  }
+  if (scenario.name === 'healthz') return { ...base, method: 'GET', path: '/healthz' };
+  if (scenario.name === 'introspect') {
+    return { ...base, method: 'POST', path: '/api/v1/token/introspect', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${fixture.agentToken}` }, body: `token=${fixture.agentToken}` };
+  }
+  return { ...base, method: 'POST', path: '/api/v1/oidc/token', headers: { 'content-type': 'application/json' }, bodies: github.tokens.map((token) => JSON.stringify({ token, agentId: fixture.agentId })) };
+}
+
+async function main() {
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  const url = await databaseUrl();
+  const github = await startGitHubIssuer();
+  const ceilings = {};
+  const results = [];
+  try {
+    for (const scenario of scenarios.filter((s) => !only || only.includes(s.name))) {
+      const env = { DATABASE_URL: url, SIGNING_ALG: scenario.alg, GITHUB_OIDC_ISSUER: github.issuer, WORKERS: String(scenario.workers ?? 1) };
+      const server = scenario.workers ? await startUnpinned(env) : await startServer(env);
+      try {
+        const fixture = await setUp(server);
+        let warmUpTokens = [];
+        if (scenario.name === 'oidc-token') {
+          log('minting single-use GitHub ID tokens');
+          const minted = await Promise.all(Array.from({ length: (duration + 2) * TOKENS_PER_SECOND }, () => github.mint()));
+          warmUpTokens = minted.slice(0, 2 * TOKENS_PER_SECOND);
+          github.tokens = minted.slice(2 * TOKENS_PER_SECOND);
+        }
+        ceilings[scenario.ceiling] ??= measureCeiling(scenario.ceiling);
+        await runLoad({ ...loadSpec(scenario, server, fixture, { tokens: warmUpTokens }), duration: 2 });
+        log(`${scenario.title}: ${duration} s, ${connections} connections`);
+        const cpuBefore = cpuSeconds(server.child.pid);
+        const { result, samples } = await withRss(server.child.pid, async () => runLoad(loadSpec(scenario, server, fixture, github)));
+        // Server CPU per request: unlike req/s, it does not depend on what else the machine runs.
+        const serverCpuMsPerRequest = Number((((cpuSeconds(server.child.pid) - cpuBefore) * 1000) / result.total).toFixed(3));
+        const ceiling = ceilings[scenario.ceiling];
+        const entry = { name: scenario.name, title: scenario.title, ...result, serverCpuMsPerRequest, requestsPerCpuSecond: Math.round(1000 / serverCpuMsPerRequest), ceilingOpsPerSecond: ceiling, ratioToCeiling: Number((result.requestsPerSecond / ceiling).toFixed(2)), rssMiB: samples.at(-1) ?? rssMiB(server.child.pid), targetText: scenario.targetText };
+        entry.meetsTarget = scenario.target(result.requestsPerSecond, ceiling, results) && result.errors === 0 && result.p99Ms < 50;
+        results.push(entry);
+        log(JSON.stringify(entry));
+      } finally {
+        await server.stop();
+      }
+    }
+    const soak = soakSeconds > 0 && (!only || only.includes('soak')) ? await runSoak(url, github) : undefined;
+    writeReport({ ceilings, results, soak });
+  } finally {
+    github.close();
+    if (throwaway) execFileSync(path.join(root, 'scripts/throwaway-postgres.sh'), ['stop', throwaway]);
+  }
+}
+
+async function startUnpinned(env) {
+  const server = await startServer(env);
+  if (cores >= 2 && fs.existsSync('/usr/bin/taskset')) execFileSync('taskset', ['-a', '-p', '-c', `0-${cores - 1}`, String(server.child.pid)], { stdio: 'ignore' });
+  return server;
+}
+
+/** Resident memory over a long run of POST /token: it must stay flat, not grow. */
+async function runSoak(url, github) {
+  const server = await startServer({ DATABASE_URL: url, SIGNING_ALG: 'RS256', GITHUB_OIDC_ISSUER: github.issuer });
+  try {
+    const fixture = await setUp(server);
+    log(`memory soak: POST /token for ${soakSeconds} s`);
+    await runLoad({ ...loadSpec(scenarios[0], server, fixture, github), duration: 5 });
+    const { result, samples } = await withRss(server.child.pid, async () => runLoad({ ...loadSpec(scenarios[0], server, fixture, github), duration: soakSeconds }));
+    const firstQuarter = samples.slice(0, Math.max(1, Math.floor(samples.length / 4)));
+    const lastQuarter = samples.slice(-Math.max(1, Math.floor(samples.length / 4)));
+    const mean = (values) => Math.round(values.reduce((a, b) => a + b, 0) / values.length);
+    return { seconds: soakSeconds, requestsPerSecond: result.requestsPerSecond, errors: result.errors, rssStartMiB: mean(firstQuarter), rssEndMiB: mean(lastQuarter), rssMaxMiB: Math.max(...samples) };
+  } finally {
+    await server.stop();
+  }
+}
+
+function writeReport(report) {
+  const machine = `${os.cpus()[0].model.trim()}, ${cores} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
+  const lines = [
+    `Machine: ${machine}. Server pinned to one core, autocannon (${connections} connections) on the other; PostgreSQL on the same machine.`,
+    '',
+    '| scenario | req/s | ceiling (raw jose sign/s) | ratio | p50 ms | p99 ms | errors | server CPU ms/req | target | met |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+    ...report.results.map((r) => `| ${r.title} | ${r.requestsPerSecond} | ${r.ceilingOpsPerSecond} | ${r.ratioToCeiling} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors} | ${r.serverCpuMsPerRequest} | ${r.targetText}, p99 < 50 ms, no errors | ${r.meetsTarget ? 'yes' : 'no'} |`),
+  ];
+  if (report.soak) {
+    lines.push('', `Memory over a ${report.soak.seconds} s run of POST /token: RSS ${report.soak.rssStartMiB} MiB in the first quarter, ${report.soak.rssEndMiB} MiB in the last (max ${report.soak.rssMaxMiB} MiB), ${report.soak.requestsPerSecond} req/s, ${report.soak.errors} errors.`);
+  }
+  fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'bench/results/latest.json'), JSON.stringify({ machine, connections, durationSeconds: duration, ...report }, null, 2) + '\n');
+  fs.writeFileSync(path.join(root, 'bench/results/latest.md'), lines.join('\n') + '\n');
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+main().catch((error) => {
+  process.stderr.write(`[bench] failed: ${error.stack}\n`);
+  if (throwaway) execFileSync(path.join(root, 'scripts/throwaway-postgres.sh'), ['stop', throwaway]);
+  process.exit(1);
+});

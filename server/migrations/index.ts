@@ -1,0 +1,12 @@
+/** Every migration, in order. Knex reads them from this list, not from the file system,
+ * so the same list serves the compiled server, the CLI and the tests. */
+import type { Knex } from 'knex';
+import * as initial from './20261123000000_initial.js';
+
+export interface Migration {
+  readonly name: string;
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+export const migrations: readonly Migration[] = [{ name: '20261123000000_initial', ...initial }];

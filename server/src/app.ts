@@ -1,0 +1,89 @@
+/** createApp(deps): the middleware order and the routers, nothing else. */
+import Koa from 'koa';
+import Router from '@koa/router';
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { agentRoutes } from './agents/agent-routes.js';
+import { auditRoutes } from './audit/audit-routes.js';
+import { observabilityRoutes, observeRequests, type Metrics } from './http/observability.js';
+import { renderErrors } from './http/render-errors.js';
+import { wellKnownRoutes } from './keys/well-known-routes.js';
+import type { SigningKeys } from './keys/signing-keys.js';
+import type { AccessTokens } from './oauth/access-tokens.js';
+import type { ClientDirectory } from './agents/client-directory.js';
+import { introspectionEndpoint } from './oauth/introspection-endpoint.js';
+import { revocationEndpoint } from './oauth/revocation-endpoint.js';
+import { tokenEndpoint } from './oauth/token-endpoint.js';
+import { exchangeEndpoint } from './github/exchange-endpoint.js';
+import type { GitHubJwks } from './github/jwks-cache.js';
+import { registerEndpoint } from './github/register-endpoint.js';
+import { trustPolicyRoutes } from './github/trust-policy-routes.js';
+import { openApiRoutes } from './openapi/openapi-routes.js';
+import type { RunPrepared } from './storage/prepared.js';
+
+export interface AppDeps {
+  readonly config: Config;
+  readonly knex: Knex;
+  readonly logger: Logger;
+  readonly keys: SigningKeys;
+  readonly tokens: AccessTokens;
+  readonly clients: ClientDirectory;
+  readonly metrics: Metrics;
+  readonly githubJwks: GitHubJwks;
+  /** Prepared statements of the hot paths. */
+  readonly query: RunPrepared;
+}
+
+/** Set by the server on shutdown: every answer from then on tells its client to close the connection. */
+export interface Lifecycle {
+  draining: boolean;
+}
+
+export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: false }): Koa {
+  const { config, knex, logger, keys, tokens, clients, metrics, githubJwks, query } = deps;
+  const app = new Koa();
+  app.silent = true;
+
+  // Requests accepted before a shutdown (even half uploaded) complete; their keep-alive
+  // connections close after the answer instead of being cut under the next request.
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+    } finally {
+      if (lifecycle.draining) ctx.set('Connection', 'close');
+    }
+  });
+
+  app.use(observeRequests(logger, metrics));
+  app.use(renderErrors(logger));
+  app.use(async (ctx, next) => {
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    await next();
+  });
+
+  const oauth = new Router({ prefix: '/api/v1/token' });
+  oauth.post('/', tokenEndpoint(clients, tokens));
+  oauth.post('/introspect', introspectionEndpoint(knex, tokens, config));
+  oauth.post('/revoke', revocationEndpoint(knex, tokens, config));
+
+  const github = new Router({ prefix: '/api/v1/oidc' });
+  github.post('/token', exchangeEndpoint({ knex, config, jwks: githubJwks, tokens, query }));
+  github.post('/register', registerEndpoint({ knex, config, jwks: githubJwks, query }));
+
+  const routers = [
+    oauth,
+    github,
+    trustPolicyRoutes(knex, tokens),
+    agentRoutes(knex, tokens),
+    auditRoutes(knex, tokens),
+    wellKnownRoutes(config, keys),
+    observabilityRoutes(knex, metrics),
+    openApiRoutes(),
+  ];
+  for (const router of routers) {
+    app.use(router.routes());
+    app.use(router.allowedMethods());
+  }
+  return app;
+}

@@ -1,0 +1,100 @@
+/** Appending to and reading the audit log. Nothing secret is ever put in `data`. */
+import type { Knex } from 'knex';
+import { linkAllPendingEvents } from './audit-chain.js';
+
+export type AuditEventType =
+  | 'bootstrap.admin_created'
+  | 'agent.created'
+  | 'agent.updated'
+  | 'agent.suspended'
+  | 'agent.reactivated'
+  | 'agent.decommissioned'
+  | 'agent.registered'
+  | 'credential.created'
+  | 'credential.revoked'
+  | 'token.issued'
+  | 'token.revoked'
+  | 'trust_policy.created'
+  | 'trust_policy.deleted'
+  | 'trust_policy.bound'
+  | 'oidc.exchange.granted'
+  | 'oidc.exchange.refused'
+  | 'oidc.register.refused'
+  | 'signing_key.rotated';
+
+export interface NewAuditEvent {
+  readonly type: AuditEventType;
+  readonly agentId?: string | null;
+  /** Who acted: `agent:<id>`, `github:<owner/repo>`, `operator`, `system`. */
+  readonly actor: string;
+  readonly data?: Record<string, unknown>;
+}
+
+export interface AuditEvent {
+  readonly id: string;
+  readonly type: string;
+  readonly agentId: string | null;
+  readonly actor: string;
+  readonly data: Record<string, unknown>;
+  readonly createdAt: string;
+  readonly hash: string | null;
+}
+
+// jsonb refuses \u0000 and an unpaired surrogate: text a client sent (a refused scope, say)
+// is recorded with U+FFFD in their place rather than failing the request it records.
+const storableJsonText = (_key: string, value: unknown) =>
+  typeof value === 'string' ? value.replace(/\u0000|[\ud800-\udfff]/gu, '\ufffd') : value;
+
+export async function appendAuditEvent(db: Knex | Knex.Transaction, event: NewAuditEvent): Promise<void> {
+  await db('audit_events').insert({
+    type: event.type,
+    agent_id: event.agentId ?? null,
+    actor: event.actor,
+    data: JSON.stringify(event.data ?? {}, storableJsonText),
+  });
+}
+
+export interface AuditQuery {
+  readonly type?: string;
+  readonly agentId?: string;
+  readonly since?: Date;
+  readonly beforeId?: number;
+  readonly limit: number;
+}
+
+/** Newest first; `beforeId` is the cursor of the previous page. */
+export async function listAuditEvents(knex: Knex, query: AuditQuery): Promise<{ events: AuditEvent[]; nextCursor: string | null }> {
+  await linkAllPendingEvents(knex);
+  const rows = await knex('audit_events')
+    .modify((builder) => {
+      if (query.type) builder.where('type', query.type);
+      if (query.agentId) builder.where('agent_id', query.agentId);
+      if (query.since) builder.where('created_at', '>=', query.since);
+      if (query.beforeId) builder.where('id', '<', query.beforeId);
+    })
+    .orderBy('id', 'desc')
+    .limit(query.limit + 1);
+  const page = rows.slice(0, query.limit);
+  return {
+    events: page.map((row: AuditRowRead) => ({
+      id: String(row.id),
+      type: row.type,
+      agentId: row.agent_id,
+      actor: row.actor,
+      data: row.data,
+      createdAt: row.created_at.toISOString(),
+      hash: row.hash,
+    })),
+    nextCursor: rows.length > query.limit ? String(page[page.length - 1].id) : null,
+  };
+}
+
+interface AuditRowRead {
+  id: number;
+  type: string;
+  agent_id: string | null;
+  actor: string;
+  data: Record<string, unknown>;
+  created_at: Date;
+  hash: string | null;
+}

@@ -1,0 +1,86 @@
+/**
+ * What every operator command shares: its declaration (name, arguments, options), the
+ * context it runs in (configuration, the database, output), the exit codes, and the one
+ * error type that carries an exit code.
+ */
+import type { ParseArgsConfig } from 'node:util';
+import type { Knex } from 'knex';
+import type { Config } from '../config.js';
+import type { Database } from '../storage/database.js';
+import type { Output } from './output.js';
+
+/** The `actor` of every audit event the command line writes. */
+export const OPERATOR = 'operator';
+
+export const EXIT = Object.freeze({
+  ok: 0,
+  /** The command ran and failed: the database is unreachable, the audit chain is broken, a bug. */
+  failure: 1,
+  /** Bad arguments, an invalid value, or bad configuration: fix the invocation. */
+  usage: 2,
+  notFound: 3,
+  /** The resource's state forbids it (e.g. the agent has been decommissioned). */
+  conflict: 4,
+});
+
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    readonly code = 'error',
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export const usageError = (message: string) => new CliError(message, EXIT.usage, 'usage');
+
+export interface CommandContext {
+  readonly config: Config;
+  readonly database: Database;
+  readonly knex: Knex;
+  readonly output: Output;
+}
+
+export interface Invocation {
+  /** Positional arguments after the command words, in the order of `Command.arguments`. */
+  readonly args: string[];
+  readonly options: Record<string, string | boolean | string[] | undefined>;
+}
+
+interface CommandInfo {
+  /** The command words, e.g. `agents create`. */
+  readonly name: string;
+  readonly summary: string;
+  /** Required positional arguments, by name, e.g. `['agentId']`. */
+  readonly arguments?: readonly string[];
+  /** Shown after the name and arguments in the usage line. */
+  readonly synopsis?: string;
+  readonly options?: NonNullable<ParseArgsConfig['options']>;
+}
+
+/** Runs against the database, opened (and migrated) for it and closed after it. */
+export interface DatabaseCommand extends CommandInfo {
+  /** false: does not bring the schema up to date first (`migrate` does that itself). */
+  readonly migratesFirst?: boolean;
+  /** Resolves to the exit code; `undefined` means success. */
+  run(context: CommandContext, invocation: Invocation): Promise<number | void>;
+}
+
+/** Takes the process over for good (`serve`). */
+export interface ProcessCommand extends CommandInfo {
+  start(): Promise<never>;
+}
+
+export type Command = DatabaseCommand | ProcessCommand;
+
+/** A repeatable list option: `--scope a --scope b` or `--scope "a b"` or `--scope a,b`. */
+export function listOption(value: string | boolean | string[] | undefined): string[] | undefined {
+  if (value === undefined || typeof value === 'boolean') return undefined;
+  return (Array.isArray(value) ? value : [value]).flatMap((item) => item.split(/[\s,]+/)).filter(Boolean);
+}
+
+export function textOption(value: string | boolean | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}

@@ -1,0 +1,122 @@
+/** policies add | list | remove: GitHub trust policies, through the trust-policy store. */
+import type { Knex } from 'knex';
+import { appendAuditEvent } from '../audit/audit-log.js';
+import type { StoredTrustPolicy } from '../github/trust-policy-store.js';
+import { deleteTrustPolicy, insertTrustPolicy, listTrustPolicies } from '../github/trust-policy-store.js';
+import { notFound } from '../http/errors.js';
+import { requireUuid } from '../http/validation.js';
+import { formatFields, formatTable } from './output.js';
+import { checkPolicyInput } from './policy-input.js';
+import { OPERATOR, listOption, textOption, usageError, type Command } from './command.js';
+
+const PAGE_SIZE = 100;
+
+function constraintsOf(policy: StoredTrustPolicy): string {
+  const constraints = [
+    policy.environment && `environment=${policy.environment}`,
+    policy.workflowRef && `workflow=${policy.workflowRef}`,
+    policy.jobWorkflowRef && `job-workflow=${policy.jobWorkflowRef}`,
+    policy.allowedEvents.length > 0 && `events=${policy.allowedEvents.join(',')}`,
+    policy.scopes && `scopes=${policy.scopes.join(',') || '(none)'}`,
+  ].filter(Boolean);
+  return constraints.join(' ') || '-';
+}
+
+function describePolicy(policy: StoredTrustPolicy): string {
+  return formatFields([
+    ['policy id', policy.id],
+    ['repository', policy.repository],
+    ['agent', policy.agentId ?? '(registration policy)'],
+    ['branch', policy.branch ?? '(any)'],
+    ['repository id', policy.repositoryId ?? '(bound at the first exchange)'],
+    ['owner id', policy.repositoryOwnerId ?? '(bound at the first exchange)'],
+    ['constraints', constraintsOf(policy)],
+    ['created', policy.createdAt],
+  ]);
+}
+
+async function listAllPolicies(knex: Knex, agentId: string | undefined): Promise<StoredTrustPolicy[]> {
+  const all: StoredTrustPolicy[] = [];
+  let afterId: string | undefined;
+  for (;;) {
+    const { policies, hasMore } = await listTrustPolicies(knex, { agentId, afterId, limit: PAGE_SIZE });
+    all.push(...policies);
+    if (!hasMore) return all;
+    afterId = policies[policies.length - 1].id;
+  }
+}
+
+export const policyCommands: Command[] = [
+  {
+    name: 'policies add',
+    summary: 'add a GitHub trust policy (without --agent: a registration policy)',
+    synopsis:
+      '--repository <owner/name> [--agent <agentId>] [--branch <name>] [--environment <name>] [--workflow-ref <ref>] ' +
+      '[--job-workflow-ref <ref>] [--repository-id <id>] [--repository-owner-id <id>] [--allow-event <event>]... [--scope <scope>]...',
+    options: {
+      repository: { type: 'string' },
+      agent: { type: 'string' },
+      branch: { type: 'string' },
+      environment: { type: 'string' },
+      'workflow-ref': { type: 'string' },
+      'job-workflow-ref': { type: 'string' },
+      'repository-id': { type: 'string' },
+      'repository-owner-id': { type: 'string' },
+      'allow-event': { type: 'string', multiple: true },
+      scope: { type: 'string', multiple: true },
+    },
+    run: async ({ knex, output }, { options }) => {
+      if (options.repository === undefined) throw usageError('--repository is required');
+      const policy = await checkPolicyInput(knex, {
+        repository: textOption(options.repository),
+        agentId: textOption(options.agent),
+        branch: textOption(options.branch),
+        environment: textOption(options.environment),
+        workflowRef: textOption(options['workflow-ref']),
+        jobWorkflowRef: textOption(options['job-workflow-ref']),
+        repositoryId: textOption(options['repository-id']),
+        repositoryOwnerId: textOption(options['repository-owner-id']),
+        allowedEvents: listOption(options['allow-event']),
+        scopes: listOption(options.scope),
+      });
+      const created = await knex.transaction(async (trx) => {
+        const stored = await insertTrustPolicy(trx, policy);
+        await appendAuditEvent(trx, { type: 'trust_policy.created', agentId: stored.agentId, actor: OPERATOR, data: { policy: stored } });
+        return stored;
+      });
+      output.result(created, () => `trust policy created\n${describePolicy(created)}`);
+    },
+  },
+  {
+    name: 'policies list',
+    summary: 'list the trust policies (--agent: of one agent)',
+    synopsis: '[--agent <agentId>]',
+    options: { agent: { type: 'string' } },
+    run: async ({ knex, output }, { options }) => {
+      const agent = textOption(options.agent);
+      const policies = await listAllPolicies(knex, agent === undefined ? undefined : requireUuid(agent, '--agent'));
+      output.result(policies, () =>
+        formatTable(
+          ['POLICY ID', 'REPOSITORY', 'AGENT', 'BRANCH', 'CONSTRAINTS'],
+          policies.map((policy) => [policy.id, policy.repository, policy.agentId ?? '(registration)', policy.branch ?? '(any)', constraintsOf(policy)]),
+          'no trust policies',
+        ),
+      );
+    },
+  },
+  {
+    name: 'policies remove',
+    summary: 'remove a trust policy',
+    arguments: ['policyId'],
+    run: async ({ knex, output }, { args }) => {
+      const id = requireUuid(args[0], 'policyId');
+      const removed = await knex.transaction(async (trx) => {
+        const deleted = await deleteTrustPolicy(trx, id);
+        if (!deleted) throw notFound('Trust policy');
+        await appendAuditEvent(trx, { type: 'trust_policy.deleted', agentId: deleted.agentId, actor: OPERATOR, data: { policyId: id } });
+        return deleted;
+      });
+      output.result(removed, () => `trust policy ${removed.id} (${removed.repository}) removed`);
+    },
+  },
+];

@@ -1,0 +1,150 @@
+/**
+ * The only reader of process.env. `loadConfig` collects every problem into one
+ * ConfigError whose message names each bad variable, and returns a frozen object that
+ * is passed on, never re-read.
+ */
+import os from 'node:os';
+import path from 'node:path';
+
+export type SigningAlg = 'RS256' | 'ES256' | 'EdDSA';
+export const SIGNING_ALGS: readonly SigningAlg[] = ['RS256', 'ES256', 'EdDSA'];
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly publicUrl: string;
+  readonly tokenTtlSeconds: number;
+  readonly signingAlg: SigningAlg;
+  readonly rateLimitPerMinute: number;
+  readonly monthlyTokenLimit: number;
+  readonly githubOidcIssuer: string;
+  readonly oidcAudience: string;
+  readonly bootstrapAdmin: { readonly clientId: string; readonly clientSecret: string } | undefined;
+  readonly logLevel: LogLevel;
+  /**
+   * Server processes on this machine, sharing one listening port. Default: one per core
+   * when NODE_ENV=production on PostgreSQL, else 1. The embedded database is one process's.
+   */
+  readonly workers: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const text = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  };
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return Number(raw);
+  };
+  const httpUrl = (name: string, raw: string, loopbackOnlyHttp: boolean): string => {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      problems.push(`${name} must be an absolute http(s) URL (got "${raw}")`);
+      return raw;
+    }
+    const isHttpAllowed = !loopbackOnlyHttp || LOOPBACK_HOSTS.has(url.hostname);
+    if (!(url.protocol === 'https:' || (url.protocol === 'http:' && isHttpAllowed)) || url.search || url.hash) {
+      problems.push(
+        loopbackOnlyHttp
+          ? `${name} must be an https URL (http only for loopback hosts) without query or fragment (got "${raw}")`
+          : `${name} must be an http(s) URL without query or fragment (got "${raw}")`,
+      );
+    }
+    return raw.replace(/\/+$/, '');
+  };
+
+  const port = integer('PORT', 3000, 0, 65535);
+  const host = text('HOST') ?? '127.0.0.1';
+
+  const databaseUrl = text('DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  }
+  const dataDir = path.resolve(text('DATA_DIR') ?? './.data');
+  const publicUrl = httpUrl('PUBLIC_URL', text('PUBLIC_URL') ?? `http://localhost:${port}`, false);
+  const tokenTtlSeconds = integer('TOKEN_TTL_SECONDS', 3600, 1, 86_400);
+
+  const alg = text('SIGNING_ALG') ?? 'RS256';
+  if (!SIGNING_ALGS.includes(alg as SigningAlg)) {
+    problems.push(`SIGNING_ALG must be one of ${SIGNING_ALGS.join(', ')} (got "${alg}")`);
+  }
+  const rateLimitPerMinute = integer('RATE_LIMIT_PER_MINUTE', 100, 0, 1_000_000_000);
+  const monthlyTokenLimit = integer('MONTHLY_TOKEN_LIMIT', 10_000, 0, 1_000_000_000);
+  const githubOidcIssuer = httpUrl(
+    'GITHUB_OIDC_ISSUER',
+    text('GITHUB_OIDC_ISSUER') ?? 'https://token.actions.githubusercontent.com',
+    true,
+  );
+  const oidcAudience = text('OIDC_AUDIENCE') ?? publicUrl;
+
+  const adminId = text('BOOTSTRAP_ADMIN_CLIENT_ID');
+  const adminSecret = text('BOOTSTRAP_ADMIN_CLIENT_SECRET');
+  let bootstrapAdmin: Config['bootstrapAdmin'];
+  if ((adminId === undefined) !== (adminSecret === undefined)) {
+    problems.push(
+      `${adminId === undefined ? 'BOOTSTRAP_ADMIN_CLIENT_ID' : 'BOOTSTRAP_ADMIN_CLIENT_SECRET'} must be set together with ${
+        adminId === undefined ? 'BOOTSTRAP_ADMIN_CLIENT_SECRET' : 'BOOTSTRAP_ADMIN_CLIENT_ID'
+      }`,
+    );
+  } else if (adminId !== undefined && adminSecret !== undefined) {
+    if (!isUuid(adminId)) problems.push('BOOTSTRAP_ADMIN_CLIENT_ID must be a UUID');
+    // The secret is never echoed back, not even in a start-up error.
+    if (adminSecret.length < 16) problems.push('BOOTSTRAP_ADMIN_CLIENT_SECRET must be at least 16 characters');
+    bootstrapAdmin = { clientId: adminId.toLowerCase(), clientSecret: adminSecret };
+  }
+
+  const logLevel = text('LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel as LogLevel)) {
+    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
+  }
+  const isProduction = text('NODE_ENV') === 'production';
+  const workers = integer('WORKERS', isProduction && databaseUrl ? os.availableParallelism() : 1, 1, 256);
+  if (workers > 1 && databaseUrl === undefined) {
+    problems.push('WORKERS above 1 needs DATABASE_URL: the embedded database belongs to a single process');
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze({
+    port,
+    host,
+    databaseUrl,
+    dataDir,
+    publicUrl,
+    tokenTtlSeconds,
+    signingAlg: alg as SigningAlg,
+    rateLimitPerMinute,
+    monthlyTokenLimit,
+    githubOidcIssuer,
+    oidcAudience,
+    bootstrapAdmin: bootstrapAdmin && Object.freeze(bootstrapAdmin),
+    logLevel: logLevel as LogLevel,
+    workers,
+  });
+}

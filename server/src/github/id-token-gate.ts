@@ -1,0 +1,110 @@
+/**
+ * The first step of both GitHub endpoints: verify the ID token against the configured
+ * issuer, then spend its jti. The jti insert is atomic, so of concurrent uses of one
+ * token on any number of instances exactly one gets past here. Refusals are audited with
+ * their precise reason and answered with a generic one.
+ */
+import type { Knex } from 'knex';
+import type { Config } from '../config.js';
+import { appendAuditEvent, type AuditEventType } from '../audit/audit-log.js';
+import { invalidGrant, OAuthError } from '../http/errors.js';
+import { IssuerUnavailableError, type GitHubJwks } from './jwks-cache.js';
+import type { RunPrepared } from '../storage/prepared.js';
+import type { IdentityBinding } from './match-trust-policy.js';
+import { bindRepositoryIdentity } from './trust-policy-store.js';
+import { IdTokenRejectedError, verifyGitHubIdToken, type GitHubClaims } from './verify-id-token.js';
+
+export interface GitHubGateDeps {
+  readonly knex: Knex;
+  readonly config: Config;
+  readonly jwks: GitHubJwks;
+  readonly query: RunPrepared;
+}
+
+/**
+ * Spends an ID token's jti ($1: usedJtiKey, $2: its exp): one row when this request spent
+ * it, none when it was spent before. Atomic on any number of instances.
+ */
+export const SPEND_JTI = `insert into github_used_jtis (jti, expires_at) values ($1, to_timestamp($2)) on conflict (jti) do nothing returning 1`;
+
+export function issuerUnavailable(): OAuthError {
+  return new OAuthError(503, 'temporarily_unavailable', 'The GitHub OIDC issuer cannot be reached. Please retry shortly.', {
+    'Retry-After': '5',
+  });
+}
+
+export async function admitGitHubIdToken(
+  deps: GitHubGateDeps,
+  idToken: string,
+  refusalType: AuditEventType,
+  agentId: string | null,
+): Promise<GitHubClaims> {
+  const claims = await verifyIdTokenOrRefuse(deps, idToken, refusalType, agentId);
+  const spent = await deps.query('oidc_spend_jti', SPEND_JTI, [usedJtiKey(deps.config, claims), claims.exp]);
+  if (spent.length === 0) throw await refuseReplay(deps.knex, claims, refusalType, agentId);
+  return claims;
+}
+
+/** Verifies an ID token; a rejected one is audited with its precise reason and answered generically. */
+export async function verifyIdTokenOrRefuse(
+  deps: GitHubGateDeps,
+  idToken: string,
+  refusalType: AuditEventType,
+  agentId: string | null,
+): Promise<GitHubClaims> {
+  try {
+    return await verifyGitHubIdToken(idToken, { issuer: deps.config.githubOidcIssuer, audience: deps.config.oidcAudience, jwks: deps.jwks });
+  } catch (error) {
+    if (error instanceof IssuerUnavailableError) throw issuerUnavailable();
+    if (!(error instanceof IdTokenRejectedError)) throw error;
+    await appendAuditEvent(deps.knex, { type: refusalType, agentId, actor: 'github:unverified', data: { reason: error.reason } });
+    throw invalidGrant('The GitHub ID token is invalid.');
+  }
+}
+
+/** The key a spent ID token is remembered by until it expires: its issuer and jti. */
+export function usedJtiKey(config: Config, claims: GitHubClaims): string {
+  return `${config.githubOidcIssuer}#${claims.jti}`;
+}
+
+/** Audits a replayed ID token and returns the answer to throw. */
+export async function refuseReplay(knex: Knex, claims: GitHubClaims, refusalType: AuditEventType, agentId: string | null): Promise<OAuthError> {
+  await appendAuditEvent(knex, {
+    type: refusalType,
+    agentId,
+    actor: githubActor(claims),
+    data: { reason: 'jti already used (replay)', ...provenanceOf(claims) },
+  });
+  return invalidGrant('The GitHub ID token has already been used.');
+}
+
+/**
+ * Pins the repository and owner ids the granted policies (trust or registration) did not
+ * name yet, so that a re-created repository or owner of the same name is refused from then
+ * on. Returns the audit reason to refuse with when a concurrent request pinned other ids first.
+ */
+export async function bindRepositoryIdentities(
+  knex: Knex,
+  bindings: readonly IdentityBinding[],
+  audit: { readonly agentId: string | null; readonly actor: string },
+): Promise<string | undefined> {
+  for (const binding of bindings) {
+    if (!(await bindRepositoryIdentity(knex, binding))) return `policy ${binding.policyId} was bound to another repository identity`;
+    await appendAuditEvent(knex, { type: 'trust_policy.bound', agentId: audit.agentId, actor: audit.actor, data: { ...binding } });
+  }
+  return undefined;
+}
+
+export function githubActor(claims: GitHubClaims): string {
+  return `github:${claims.repository}`;
+}
+
+/** The workflow run behind a token: carried in the tokens we issue and in the audit log. */
+export function provenanceOf(claims: GitHubClaims): Record<string, string> {
+  const provenance: Record<string, string> = {};
+  for (const name of ['repository', 'repository_id', 'repository_owner_id', 'ref', 'sha', 'workflow_ref', 'job_workflow_ref', 'event_name', 'environment', 'run_id', 'run_attempt', 'actor'] as const) {
+    const value = claims[name];
+    if (typeof value === 'string') provenance[name] = value;
+  }
+  return provenance;
+}

@@ -1,0 +1,122 @@
+/** Database access for trust policies; returns domain objects, never rows. */
+import crypto from 'node:crypto';
+import type { Knex } from 'knex';
+import type { TrustPolicy } from './trust-policy.js';
+import type { IdentityBinding } from './match-trust-policy.js';
+
+export interface StoredTrustPolicy extends TrustPolicy {
+  readonly createdAt: string;
+}
+
+export type NewTrustPolicy = Omit<TrustPolicy, 'id'>;
+
+export interface PolicyRow {
+  id: string;
+  provider: 'github';
+  repository: string;
+  agent_id: string | null;
+  branch: string | null;
+  environment: string | null;
+  workflow_ref: string | null;
+  job_workflow_ref: string | null;
+  repository_id: string | null;
+  repository_owner_id: string | null;
+  allowed_events: string[];
+  scopes: string[] | null;
+  created_at: Date | string;
+}
+
+export const toPolicy = (row: PolicyRow): StoredTrustPolicy => ({
+  id: row.id,
+  provider: row.provider,
+  repository: row.repository,
+  agentId: row.agent_id,
+  branch: row.branch,
+  environment: row.environment,
+  workflowRef: row.workflow_ref,
+  jobWorkflowRef: row.job_workflow_ref,
+  repositoryId: row.repository_id,
+  repositoryOwnerId: row.repository_owner_id,
+  allowedEvents: row.allowed_events,
+  scopes: row.scopes,
+  createdAt: new Date(row.created_at).toISOString(), // a Date, or its JSON text inside a json_agg
+});
+
+export async function insertTrustPolicy(db: Knex | Knex.Transaction, policy: NewTrustPolicy): Promise<StoredTrustPolicy> {
+  const [row] = await db('trust_policies')
+    .insert({
+      id: crypto.randomUUID(),
+      provider: policy.provider,
+      repository: policy.repository,
+      agent_id: policy.agentId,
+      branch: policy.branch ?? null,
+      environment: policy.environment ?? null,
+      workflow_ref: policy.workflowRef ?? null,
+      job_workflow_ref: policy.jobWorkflowRef ?? null,
+      repository_id: policy.repositoryId ?? null,
+      repository_owner_id: policy.repositoryOwnerId ?? null,
+      allowed_events: policy.allowedEvents,
+      scopes: policy.scopes ?? null,
+    })
+    .returning('*');
+  return toPolicy(row);
+}
+
+export async function findTrustPolicy(db: Knex, id: string): Promise<StoredTrustPolicy | undefined> {
+  const row = await db<PolicyRow>('trust_policies').where({ id }).first();
+  return row ? toPolicy(row) : undefined;
+}
+
+export async function listTrustPolicies(
+  db: Knex,
+  query: { agentId?: string; afterId?: string; limit: number },
+): Promise<{ policies: StoredTrustPolicy[]; hasMore: boolean }> {
+  const rows: PolicyRow[] = await db<PolicyRow>('trust_policies')
+    .modify((builder) => {
+      if (query.agentId) builder.where('agent_id', query.agentId);
+      if (query.afterId) builder.where('id', '>', query.afterId);
+    })
+    .orderBy('id')
+    .limit(query.limit + 1);
+  return { policies: rows.slice(0, query.limit).map(toPolicy), hasMore: rows.length > query.limit };
+}
+
+export async function deleteTrustPolicy(trx: Knex.Transaction, id: string): Promise<StoredTrustPolicy | undefined> {
+  const [row] = await trx('trust_policies').where({ id }).delete().returning('*');
+  return row ? toPolicy(row) : undefined;
+}
+
+export const ASCII_FOLD = `translate(repository, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')`;
+
+/** A repository name as the policy index keys it: ASCII letters lower-cased, nothing else touched. */
+export const foldRepository = (repository: string): string => repository.replace(/[A-Z]/g, (letter) => letter.toLowerCase());
+
+/** The policies of one repository (ASCII case ignored, as GitHub does) for one agent (null: registration policies). */
+export async function findPoliciesFor(db: Knex, repository: string, agentId: string | null): Promise<TrustPolicy[]> {
+  const rows: PolicyRow[] = await db<PolicyRow>('trust_policies')
+    .whereRaw(`${ASCII_FOLD} = ?`, [foldRepository(repository)])
+    .modify((builder) => (agentId === null ? builder.whereNull('agent_id') : builder.where('agent_id', agentId)));
+  return rows.map(toPolicy);
+}
+
+/**
+ * Pins the ids a policy did not name yet, unless a concurrent exchange pinned other
+ * values first: false then, and the exchange is refused.
+ */
+export async function bindRepositoryIdentity(db: Knex | Knex.Transaction, binding: IdentityBinding): Promise<boolean> {
+  const result = await db.raw(
+    `update trust_policies
+        set repository_id = coalesce(repository_id, ?), repository_owner_id = coalesce(repository_owner_id, ?)
+      where id = ?
+        and (repository_id is null or repository_id = coalesce(?, repository_id))
+        and (repository_owner_id is null or repository_owner_id = coalesce(?, repository_owner_id))`,
+    [
+      binding.repositoryId ?? null,
+      binding.repositoryOwnerId ?? null,
+      binding.policyId,
+      binding.repositoryId ?? null,
+      binding.repositoryOwnerId ?? null,
+    ],
+  );
+  return result.rowCount === 1;
+}

@@ -1,0 +1,26 @@
+/**
+ * A trust policy links a GitHub repository (and optionally a branch, environment and
+ * workflow) to one agent, or, with no agentId, lets matching workflows register agents
+ * (CONTRACT.md, "Trust policies (GitHub)"). Unset constraints are `undefined` or `null`
+ * (the store may return either); an empty string is a set constraint that matches nothing.
+ */
+export interface TrustPolicy {
+  readonly id: string;
+  readonly provider: 'github';
+  /** `owner/name`, compared ignoring ASCII case only. */
+  readonly repository: string;
+  /** null: a registration policy (`/oidc/register`). */
+  readonly agentId: string | null;
+  /** A branch name: the token's `ref` must be exactly `refs/heads/<branch>`. */
+  readonly branch?: string | null;
+  readonly environment?: string | null;
+  readonly workflowRef?: string | null;
+  readonly jobWorkflowRef?: string | null;
+  /** GitHub's numeric ids as strings; unset ones are bound on the first successful exchange. */
+  readonly repositoryId?: string | null;
+  readonly repositoryOwnerId?: string | null;
+  /** Unlocks the privileged events (`pull_request_target`, `workflow_run`); other events are always allowed. */
+  readonly allowedEvents: readonly string[];
+  /** A subset of the agent's scopes; null or undefined means all of them. */
+  readonly scopes?: readonly string[] | null;
+}

@@ -1,0 +1,185 @@
+/**
+ * Issuing our access tokens and deciding whether one is active. A token is active when
+ * its signature is ours, its iss is ours, it has not expired, its jti is recorded and
+ * not revoked, and its agent is active: one indexed lookup per request, so a revocation
+ * or suspension on any instance holds on every instance at the next request. Only the
+ * signature check is cached (a valid signature stays valid); token state never is.
+ */
+import crypto from 'node:crypto';
+import type { Config } from '../config.js';
+import { isUuid } from '../config.js';
+import type { SigningKeys } from '../keys/signing-keys.js';
+import type { JwtClaims } from '../keys/jwt.js';
+import { unauthorizedClient } from '../http/errors.js';
+import { currentWindow, isOverLimit, rateLimitExceeded, rateLimitHeaders, type RateLimitState } from '../http/rate-limit.js';
+import type { RunPrepared } from '../storage/prepared.js';
+import type { AuditEventType } from '../audit/audit-log.js';
+import { buildGrantStatement, type GrantOutcome, type GrantStatement } from './grant-statement.js';
+import { BoundedCache } from './bounded-cache.js';
+
+export interface GrantRequest {
+  readonly agentId: string;
+  readonly credentialId: string | null;
+  readonly grantType: 'client_credentials' | 'github_oidc';
+  readonly scopes: readonly string[];
+  /** Extra claims, e.g. the workflow provenance of a GitHub exchange. */
+  readonly extraClaims?: Record<string, unknown>;
+  readonly audit: { readonly type: AuditEventType; readonly actor: string; readonly data: Record<string, unknown> };
+}
+
+export interface IssuedToken {
+  readonly accessToken: string;
+  readonly expiresIn: number;
+  readonly expiresAt: Date;
+  readonly scope: string;
+  readonly jti: string;
+  readonly rateLimit: RateLimitState | undefined;
+}
+
+export interface ActiveToken {
+  readonly claims: JwtClaims;
+  readonly agentId: string;
+  readonly scope: string;
+}
+
+/** The database refused what cached data allowed: the credential, agent or scopes changed. */
+export class GrantGateClosed extends Error {
+  constructor() {
+    super('grant refused by the database gate');
+    this.name = 'GrantGateClosed';
+  }
+}
+
+interface TokenStateRow {
+  jti: string;
+  agent_id: string;
+  is_revoked: boolean;
+  status: string;
+}
+
+const TOKEN_STATE_SQL = `select t.jti, t.agent_id, t.revoked_at is not null as is_revoked, a.status
+  from access_tokens t join agents a on a.id = t.agent_id where t.jti = any($1::uuid[])`;
+
+export class AccessTokens {
+  private readonly statements = new Map<string, GrantStatement>();
+  private readonly verifiedSignatures = new BoundedCache<string, JwtClaims>(20_000);
+  private verifiedUnderRevision = 0;
+
+  constructor(
+    private readonly query: RunPrepared,
+    private readonly keys: SigningKeys,
+    private readonly config: Config,
+    private readonly onIssued: (grantType: string) => void = () => undefined,
+  ) {
+    for (const hasCredential of [true, false]) {
+      const statement = buildGrantStatement({
+        hasCredential,
+        isRateLimited: config.rateLimitPerMinute > 0,
+        hasQuota: config.monthlyTokenLimit > 0,
+      });
+      this.statements.set(String(hasCredential), statement);
+    }
+  }
+
+  /** Throws GrantGateClosed when the database no longer allows the grant. */
+  async issue(request: GrantRequest): Promise<IssuedToken> {
+    const nowMs = Date.now();
+    const issuedAt = Math.floor(nowMs / 1000);
+    const expiresAt = issuedAt + this.config.tokenTtlSeconds;
+    const jti = crypto.randomUUID();
+    const scope = request.scopes.join(' ');
+    const { windowStart, resetSeconds } = currentWindow(nowMs);
+    const statement = this.statements.get(String(request.credentialId !== null)) as GrantStatement;
+    const [outcome] = await this.query<GrantOutcome>(
+      statement.name,
+      statement.text,
+      statement.values({
+        agentId: request.agentId,
+        credentialId: request.credentialId,
+        scopes: request.scopes,
+        windowStart,
+        rateLimitPerMinute: this.config.rateLimitPerMinute,
+        month: new Date(nowMs).toISOString().slice(0, 7),
+        monthlyTokenLimit: this.config.monthlyTokenLimit,
+        jti,
+        grantType: request.grantType,
+        issuedAtSeconds: issuedAt,
+        expiresAtSeconds: expiresAt,
+        auditType: request.audit.type,
+        auditActor: request.audit.actor,
+        auditData: JSON.stringify({ jti, scope, grantType: request.grantType, ...request.audit.data }),
+      }),
+    );
+    if (outcome.gate === 0) throw new GrantGateClosed();
+    const rateLimit =
+      outcome.rate_count === null ? undefined : { limit: this.config.rateLimitPerMinute, count: outcome.rate_count, resetSeconds };
+    if (rateLimit && isOverLimit(rateLimit)) throw rateLimitExceeded(rateLimit, nowMs);
+    if (outcome.issued !== 1) {
+      // The refused request still counted in the minute's window: say so, as on any answer.
+      throw unauthorizedClient(
+        `Free tier monthly token limit of ${this.config.monthlyTokenLimit.toLocaleString('en-US')} requests has been reached.`,
+        rateLimit ? rateLimitHeaders(rateLimit) : {},
+      );
+    }
+    const accessToken = this.keys.sign({
+      ...request.extraClaims,
+      iss: this.config.publicUrl,
+      sub: request.agentId,
+      client_id: request.agentId,
+      scope,
+      jti,
+      iat: issuedAt,
+      exp: expiresAt,
+    });
+    this.onIssued(request.grantType);
+    return { accessToken, expiresIn: this.config.tokenTtlSeconds, expiresAt: new Date(expiresAt * 1000), scope, jti, rateLimit };
+  }
+
+  /** Signature, issuer and expiry; no database. Undefined for anything not ours or expired. */
+  async verifySignature(token: string): Promise<JwtClaims | undefined> {
+    if (this.verifiedUnderRevision !== this.keys.revision) {
+      // A key was withdrawn: what it signed must not stay valid through this cache.
+      this.verifiedSignatures.clear();
+      this.verifiedUnderRevision = this.keys.revision;
+    }
+    let claims = this.verifiedSignatures.get(token);
+    if (!claims) {
+      claims = await this.keys.verify(token);
+      if (!claims || claims.iss !== this.config.publicUrl) return undefined;
+      if (typeof claims.jti !== 'string' || !isUuid(claims.jti) || typeof claims.sub !== 'string') return undefined;
+      if (typeof claims.exp !== 'number') return undefined;
+      this.verifiedSignatures.set(token, claims);
+    }
+    return claims.exp > Date.now() / 1000 ? claims : undefined;
+  }
+
+  /** The active tokens among `tokens`, looked up in one query; inactive ones are undefined. */
+  async findActive(tokens: readonly string[]): Promise<(ActiveToken | undefined)[]> {
+    const verified = await Promise.all(tokens.map((token) => this.verifySignature(token)));
+    const jtis = [...new Set(verified.filter((claims) => claims !== undefined).map((claims) => claims.jti))];
+    if (jtis.length === 0) return verified.map(() => undefined);
+    const rows = await this.query<TokenStateRow>('token_state', TOKEN_STATE_SQL, [jtis]);
+    const stateOf = new Map(rows.map((row) => [row.jti, row]));
+    return verified.map((claims) => {
+      const state = claims && stateOf.get(claims.jti);
+      if (!claims || !state || state.is_revoked || state.status !== 'active' || state.agent_id !== claims.sub) return undefined;
+      return { claims, agentId: state.agent_id, scope: typeof claims.scope === 'string' ? claims.scope : '' };
+    });
+  }
+
+  async findActiveOne(token: string): Promise<ActiveToken | undefined> {
+    return (await this.findActive([token]))[0];
+  }
+
+  /** RFC 7009: marks the token revoked and audits it, in one statement; true when this call revoked it. */
+  async revoke(jti: string, actor: string): Promise<boolean> {
+    const rows = await this.query(
+      'revoke_token',
+      `with r as (update access_tokens set revoked_at = now() where jti = $1::uuid and revoked_at is null returning jti, agent_id)
+       insert into audit_events (type, agent_id, actor, data)
+       select 'token.revoked', r.agent_id, $2::text, jsonb_build_object('jti', r.jti) from r returning id`,
+      [jti, actor],
+    );
+    return rows.length > 0;
+  }
+}

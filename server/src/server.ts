@@ -1,0 +1,145 @@
+/** Everything `main` does short of reading the environment and handling signals, so that
+ * tests can run whole instances (several on one database) in process. */
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { createApp, type Lifecycle } from './app.js';
+import { ensureBootstrapAdmin, type GeneratedAdmin } from './agents/bootstrap-admin.js';
+import { createMetrics } from './http/observability.js';
+import { SigningKeys } from './keys/signing-keys.js';
+import { GitHubJwksCache } from './github/jwks-cache.js';
+import { AccessTokens } from './oauth/access-tokens.js';
+import { migrateToLatest, openDatabase, type Database } from './storage/database.js';
+import { startMaintenance } from './storage/maintenance.js';
+import { preparedStatements } from './storage/prepared.js';
+import { ClientDirectory } from './agents/client-directory.js';
+import type { AppDeps } from './app.js';
+
+export interface RunningServer {
+  readonly url: string;
+  readonly port: number;
+  readonly deps: AppDeps;
+  readonly database: Database;
+  readonly generatedAdmin: GeneratedAdmin | undefined;
+  readonly httpServer: http.Server;
+  /** Stop accepting, finish in-flight requests, stop background work, close the database. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly logger: Logger;
+  /** An already open database (tests share one between instances); opened from config otherwise. */
+  readonly database?: Database;
+  /** Shows generated bootstrap credentials; called before "listening" is logged, so they are on screen once the server is. */
+  readonly announceGeneratedAdmin?: (admin: GeneratedAdmin) => void;
+  /** The start-up log line's message (default "listening"; a cluster worker's says so). */
+  readonly listeningMessage?: string;
+  /** How long a connection idle at shutdown may still send a last request (default 1 s). */
+  readonly idleGraceMs?: number;
+}
+
+/**
+ * What every start does first, and a cluster's primary does once for its workers: migrate,
+ * ensure the bootstrap admin and an active signing key, and load the keys (refreshed until
+ * `keys.stop()`).
+ */
+export async function prepareDatabase(
+  database: Database,
+  config: Config,
+  logger: Logger,
+): Promise<{ generatedAdmin: GeneratedAdmin | undefined; keys: SigningKeys }> {
+  const applied = await migrateToLatest(database);
+  if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
+  const generatedAdmin = await ensureBootstrapAdmin(database.knex, config);
+  const keys = new SigningKeys(database.knex, config.signingAlg, config.tokenTtlSeconds);
+  await keys.start();
+  return { generatedAdmin, keys };
+}
+
+export async function startServer(config: Config, options: StartOptions): Promise<RunningServer> {
+  const { logger } = options;
+  const database = options.database ?? openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+  const ownsDatabase = options.database === undefined;
+  const { generatedAdmin, keys } = await prepareDatabase(database, config, logger);
+  const metrics = createMetrics();
+  const query = preparedStatements(database.knex, database.isEmbedded);
+  const tokens = new AccessTokens(query, keys, config, (grantType) => metrics.tokensIssued.inc({ grant_type: grantType }));
+  const clients = new ClientDirectory(query);
+  const githubJwks = new GitHubJwksCache({ issuer: config.githubOidcIssuer });
+  const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query };
+  const stopMaintenance = startMaintenance(database.knex, logger);
+
+  const lifecycle: Lifecycle = { draining: false };
+  const httpServer = http.createServer(createApp(deps, lifecycle).callback());
+  httpServer.keepAliveTimeout = 65_000;
+  httpServer.on('clientError', answerUnparsableRequest);
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(config.port, config.host, () => resolve());
+  });
+  const port = (httpServer.address() as AddressInfo).port;
+  if (generatedAdmin) options.announceGeneratedAdmin?.(generatedAdmin);
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  logger.info({ port, host: config.host, database: database.isEmbedded ? 'embedded' : 'postgres', alg: config.signingAlg }, options.listeningMessage ?? 'listening');
+  logger.flush();
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await drain(httpServer, lifecycle, options.idleGraceMs ?? IDLE_GRACE_MS);
+      keys.stop();
+      await stopMaintenance();
+      if (ownsDatabase) await database.close();
+      logger.flush();
+    })());
+  return { url: `http://${host}:${port}`, port, deps, database, generatedAdmin, httpServer, close };
+}
+
+/** How long a keep-alive connection that was idle when shutdown began may still send one last request. */
+const IDLE_GRACE_MS = 1_000;
+/** After this, connections still open (a stalled upload) are cut so that the process can exit. */
+const DRAIN_DEADLINE_MS = 10_000;
+
+/**
+ * Stops accepting connections and lets every accepted request finish. Each answer from now
+ * on carries `Connection: close`, so busy keep-alive clients close their sockets themselves
+ * instead of having them cut under their next request (Node's `close()` would cut idle
+ * sockets at once, racing a request already on the wire). Sockets still idle after a grace
+ * period are closed; anything left at the deadline is cut.
+ */
+async function drain(httpServer: http.Server, lifecycle: Lifecycle, idleGraceMs: number): Promise<void> {
+  lifecycle.draining = true;
+  const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(httpServer, () => resolve()));
+  const grace = setTimeout(() => httpServer.closeIdleConnections(), idleGraceMs);
+  const deadline = setTimeout(() => httpServer.closeAllConnections(), DRAIN_DEADLINE_MS);
+  try {
+    await closed;
+  } finally {
+    clearTimeout(grace);
+    clearTimeout(deadline);
+  }
+}
+
+/**
+ * A request Node's HTTP parser refuses (bad bytes, an unknown method, oversized headers)
+ * never reaches the app; answer it in the documented error shape rather than Node's bare
+ * status line, then close the connection: the parser cannot resynchronise on it.
+ */
+function answerUnparsableRequest(error: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
+  if (!socket.writable || (error.code === 'ECONNRESET' && !socket.readable)) return void socket.destroy();
+  const [status, reason, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'The request headers are too large.']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'The request was not received in time.']
+        : [400, 'Bad Request', 'The request could not be parsed as HTTP/1.1.'];
+  // An answer to HEAD carries no body (RFC 9110 §9.3.2), even a refusal.
+  const isHead = (error as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
+  const body = isHead ? '' : JSON.stringify({ code: 'VALIDATION_ERROR', message });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

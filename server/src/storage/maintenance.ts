@@ -1,0 +1,46 @@
+/**
+ * Background work, on every instance, each job under a try-advisory-lock so that one
+ * instance does it at a time: linking the audit chain (often, in small batches) and
+ * pruning rows that can no longer matter (past rate-limit windows, GitHub jtis of
+ * expired ID tokens, access tokens an hour past expiry).
+ */
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+import { linkPendingEvents } from '../audit/audit-chain.js';
+import { isDatabaseUnavailable } from './database.js';
+
+const AUDIT_LINK_INTERVAL_MS = 250;
+const PRUNE_INTERVAL_MS = 60_000;
+const PRUNE_LOCK = 7_242_005;
+
+export async function pruneExpiredRows(knex: Knex): Promise<void> {
+  await knex.transaction(async (trx) => {
+    const result = await trx.raw('select pg_try_advisory_xact_lock(?) as locked', [PRUNE_LOCK]);
+    if (!result.rows[0].locked) return;
+    const currentWindow = Math.floor(Date.now() / 60_000);
+    await trx('rate_limit_windows').where('window_start', '<', currentWindow - 1).delete();
+    await trx('github_used_jtis').where('expires_at', '<', trx.raw(`now() - interval '10 minutes'`)).delete();
+    await trx('access_tokens').where('expires_at', '<', trx.raw(`now() - interval '1 hour'`)).delete();
+  });
+}
+
+export function startMaintenance(knex: Knex, logger: Logger): () => Promise<void> {
+  let isStopped = false;
+  let running: Promise<unknown> = Promise.resolve();
+  const guard = (job: string, work: () => Promise<unknown>) => () => {
+    if (isStopped) return;
+    running = work().catch((error: unknown) => {
+      if (!isDatabaseUnavailable(error)) logger.error({ job, err: { message: (error as Error).message } }, 'maintenance job failed');
+    });
+  };
+  const link = setInterval(guard('audit-link', () => linkPendingEvents(knex)), AUDIT_LINK_INTERVAL_MS);
+  const prune = setInterval(guard('prune', () => pruneExpiredRows(knex)), PRUNE_INTERVAL_MS);
+  link.unref();
+  prune.unref();
+  return async () => {
+    isStopped = true;
+    clearInterval(link);
+    clearInterval(prune);
+    await running;
+  };
+}

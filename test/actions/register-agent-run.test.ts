@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { createFakeCore } from './fake-core.js';
+import { startStubIdp, type StubIdp } from './stub-servers.js';
+
+const core = createFakeCore();
+jest.unstable_mockModule('@actions/core', () => core.module);
+const { run } = await import('../../actions/register-agent/src/run.js');
+
+const AGENT = '9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d';
+const agent = (created?: boolean) => ({
+  agentId: AGENT,
+  name: 'deploy-bot',
+  status: 'active',
+  scopes: ['agents:read'],
+  createdAt: '2026-01-01T00:00:00.000Z',
+  ...(created !== undefined && { created }),
+});
+const savedEnv = { ...process.env };
+let idp: StubIdp;
+
+beforeAll(async () => {
+  Object.assign(process.env, { SENTRYAGENT_RETRY_MAX_MS: '3000', SENTRYAGENT_RETRY_BASE_MS: '10', GITHUB_REPOSITORY: 'octo-org/octo-repo' });
+  idp = await startStubIdp();
+});
+afterAll(async () => {
+  process.env = savedEnv;
+  await idp.close();
+});
+beforeEach(() => {
+  core.reset();
+  idp.requests.length = 0;
+  core.inputs = { 'api-url': `${idp.url}/`, name: 'deploy-bot' };
+});
+
+describe('register-agent', () => {
+  it('refuses every invalid input at once, before any request', async () => {
+    core.inputs = { 'api-url': 'https://idp.example.com/api/v1', name: '  ', scopes: 'agents:read "x"' };
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([
+      [
+        'Invalid action inputs: `api-url` must be the IdP base URL without /api/v1, got "https://idp.example.com/api/v1"; ' +
+          '`name` is required; `scopes` has invalid scope names: "\\"x\\"".',
+      ],
+    ]);
+    expect(core.callsOf('getIDToken')).toEqual([]);
+    expect(idp.requests).toEqual([]);
+  });
+
+  it('registers the agent and outputs its id with created=true', async () => {
+    idp.script('/api/v1/oidc/register', [{ status: 201, body: agent(true) }]);
+    core.inputs = { ...core.inputs, description: 'Deploys things', scopes: 'agents:read,tokens:read' };
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([]);
+    expect(core.audiences).toEqual([idp.url]);
+    expect(JSON.parse(idp.requestsTo('/api/v1/oidc/register')[0].body)).toEqual({
+      token: core.idTokens[0],
+      name: 'deploy-bot',
+      description: 'Deploys things',
+      scopes: ['agents:read', 'tokens:read'],
+    });
+    expect(core.callsOf('setOutput')).toEqual([
+      ['agent-id', AGENT],
+      ['created', 'true'],
+    ]);
+  });
+
+  it('sends only the token and name when nothing else is given', async () => {
+    idp.script('/api/v1/oidc/register', [{ status: 201, body: agent(true) }]);
+    await run();
+    expect(JSON.parse(idp.requestsTo('/api/v1/oidc/register')[0].body)).toEqual({ token: core.idTokens[0], name: 'deploy-bot' });
+  });
+
+  it('outputs created=false when the repository had already registered that name', async () => {
+    idp.script('/api/v1/oidc/register', [{ status: 200, body: agent(false) }]);
+    await run();
+    expect(core.callsOf('setOutput')).toEqual([
+      ['agent-id', AGENT],
+      ['created', 'false'],
+    ]);
+    expect(core.callsOf('info')).toEqual([[`Agent "deploy-bot" was already registered for this repository as ${AGENT}.`]]);
+  });
+
+  it('reads created from the status when the body leaves it out', async () => {
+    idp.script('/api/v1/oidc/register', [{ status: 201, body: agent() }]);
+    await run();
+    expect(core.callsOf('setOutput')[1]).toEqual(['created', 'true']);
+  });
+
+  it('retries a 502 with a fresh ID token', async () => {
+    idp.script('/api/v1/oidc/register', [{ status: 502 }, { status: 201, body: agent(true) }]);
+    await run();
+    const sent = idp.requestsTo('/api/v1/oidc/register').map((request) => JSON.parse(request.body).token);
+    expect(sent).toEqual(core.idTokens);
+    expect(sent).toHaveLength(2);
+    expect(sent[0]).not.toBe(sent[1]);
+  });
+
+  it('fails with the registration-policy instructions on a 403', async () => {
+    idp.script('/api/v1/oidc/register', [{ status: 403, body: { error: 'access_denied', error_description: 'Trust policy violation' } }]);
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([
+      [
+        'HTTP 403 — Trust policy violation: No registration trust policy (a policy without `agentId`) exists for this ' +
+          'repository (octo-org/octo-repo). Register one using the Prerequisites steps in the register-agent README: ' +
+          `POST ${idp.url}/api/v1/oidc/trust-policies with {"provider": "github", "repository": "octo-org/octo-repo"}.`,
+      ],
+    ]);
+    expect(idp.requestsTo('/api/v1/oidc/register')).toHaveLength(1);
+  });
+
+  it('fails when a success carries no agentId', async () => {
+    idp.script('/api/v1/oidc/register', [{ status: 201, body: { name: 'deploy-bot' } }]);
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([
+      [
+        `Unexpected response from ${idp.url}/api/v1/oidc/register: HTTP 201, no agentId in the body. ` +
+          `Check that \`api-url\` (${idp.url}) points at a SentryAgent IdP.`,
+      ],
+    ]);
+  });
+});

@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { json, send } from '../support/api.js';
+import { startFakeGitHubIssuer, type FakeGitHubIssuer } from '../support/fake-github-issuer.js';
+import { loadClaimFixture } from '../support/github-claims.js';
+import { CLI_TEST_TIMEOUT_MS, cliDatabase, runCli, startServerOn, type CliDatabase } from '../support/cli-process.js';
+
+jest.setTimeout(CLI_TEST_TIMEOUT_MS);
+
+const AUDIENCE = 'https://idp.test/github';
+let database: CliDatabase;
+let github: FakeGitHubIssuer;
+const cli = (...args: string[]) => runCli(args, database.env);
+const serve = () => startServerOn(database, { GITHUB_OIDC_ISSUER: github.issuer, OIDC_AUDIENCE: AUDIENCE });
+const idToken = () => github.mintIdToken({ ...loadClaimFixture('push-main'), aud: AUDIENCE });
+
+beforeAll(async () => {
+  database = await cliDatabase();
+  github = await startFakeGitHubIssuer({ audience: AUDIENCE });
+});
+afterAll(async () => {
+  await github.close();
+  await database.drop();
+});
+
+describe('sentryagent-idp policies', () => {
+  let agentId = '';
+  let policyId = '';
+
+  it('adds a trust policy that lets the workflow get the agent\'s token, audited as operator', async () => {
+    agentId = (await cli('agents', 'create', '--name', 'deployer', '--scope', 'agents:read', '--json')).json().agentId;
+    const added = await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', agentId, '--branch', 'main', '--json');
+    expect(added.code).toBe(0);
+    expect(added.json()).toEqual({
+      id: expect.any(String),
+      provider: 'github',
+      repository: 'octo-org/octo-repo',
+      agentId,
+      branch: 'main',
+      environment: null,
+      workflowRef: null,
+      jobWorkflowRef: null,
+      repositoryId: null,
+      repositoryOwnerId: null,
+      allowedEvents: [],
+      scopes: null,
+      createdAt: expect.any(String),
+    });
+    policyId = added.json().id;
+    const server = await serve();
+    try {
+      const exchange = await send(server, '/api/v1/oidc/token', json('POST', { token: await idToken(), agentId }));
+      expect(exchange).toMatchObject({ status: 200, body: { token_type: 'Bearer', scope: 'agents:read' } });
+      const created = await server.deps.knex('audit_events').where({ type: 'trust_policy.created' }).first('actor', 'data');
+      expect(created).toMatchObject({ actor: 'operator', data: { policy: { id: policyId } } });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('adds a registration policy when no agent is named', async () => {
+    const added = await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--scope', 'agents:read', '--allow-event', 'workflow_run');
+    expect(added.code).toBe(0);
+    expect(added.stdout).toMatch(/^trust policy created\n[\s\S]* agent: +\(registration policy\)\n[\s\S]* constraints: +events=workflow_run scopes=agents:read\n/);
+    const server = await serve();
+    try {
+      const registered = await send(server, '/api/v1/oidc/register', json('POST', { token: await idToken(), name: 'ci-bot' }));
+      expect(registered).toMatchObject({ status: 201, body: { created: true, scopes: ['agents:read'] } });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses a ref for a branch, a bad repository and scopes the agent lacks (2), an unknown agent (3)', async () => {
+    const ref = await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', agentId, '--branch', 'refs/heads/main');
+    expect(ref).toMatchObject({ code: 2, stderr: 'sentryagent-idp: The trust policy is invalid: branch: must be a branch name such as main (not a ref).\n' });
+    expect((await cli('policies', 'add', '--repository', 'octo-org', '--agent', agentId)).code).toBe(2);
+    const scope = await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', agentId, '--scope', 'audit:read');
+    expect(scope).toMatchObject({ code: 2, stderr: "sentryagent-idp: The agent does not hold the scope 'audit:read'.\n" });
+    const unknown = await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', '11111111-1111-4111-8111-111111111111');
+    expect(unknown).toMatchObject({ code: 3, stderr: 'sentryagent-idp: Agent not found.\n' });
+    expect((await cli('policies', 'add', '--agent', agentId)).code).toBe(2);
+  });
+
+  it('lists policies, all or one agent\'s', async () => {
+    const table = await cli('policies', 'list');
+    const [header, ...rows] = table.stdout.trimEnd().split('\n');
+    expect(header).toMatch(/^POLICY ID +REPOSITORY +AGENT +BRANCH +CONSTRAINTS$/);
+    // The two added here and the one registration made for its agent.
+    expect(rows).toHaveLength(3);
+    expect(rows.find((row) => row.startsWith(policyId))).toMatch(new RegExp(`octo-org/octo-repo +${agentId} +main +-$`));
+    const mine = await cli('policies', 'list', '--agent', agentId, '--json');
+    expect(mine.json().map((policy: { id: string }) => policy.id)).toEqual([policyId]);
+    // The first exchange bound the repository's ids to the policy.
+    expect(mine.json()[0]).toMatchObject({ repositoryId: '892312441', repositoryOwnerId: '119938721' });
+  });
+
+  it('removes a policy, after which the workflow is refused; removing it again exits 3; --json prints the removed policy', async () => {
+    expect(await cli('policies', 'remove', policyId)).toMatchObject({ code: 0, stdout: `trust policy ${policyId} (octo-org/octo-repo) removed\n` });
+    expect(await cli('policies', 'remove', policyId)).toMatchObject({ code: 3, stderr: 'sentryagent-idp: Trust policy not found.\n' });
+    const registration = (await cli('policies', 'list', '--json')).json().find((policy: { agentId: string | null }) => policy.agentId === null);
+    const removed = await cli('policies', 'remove', registration.id, '--json');
+    expect(removed.code).toBe(0);
+    expect(removed.json()).toEqual(registration);
+    const server = await serve();
+    try {
+      const refused = await send(server, '/api/v1/oidc/token', json('POST', { token: await idToken(), agentId }));
+      expect(refused).toMatchObject({ status: 403, body: { error: 'access_denied', error_description: 'Trust policy violation' } });
+      const deleted = await server.deps.knex('audit_events').where({ type: 'trust_policy.deleted' }).select('actor', 'agent_id');
+      expect(deleted).toHaveLength(2);
+      expect(deleted).toEqual(expect.arrayContaining([{ actor: 'operator', agent_id: agentId }, { actor: 'operator', agent_id: null }]));
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -1,0 +1,66 @@
+import os from 'node:os';
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, loadConfig } from '../server/src/config.js';
+
+const problemsOf = (env: Record<string, string>) => {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    return (error as ConfigError).problems;
+  }
+  return [];
+};
+
+describe('loadConfig', () => {
+  it('applies the contract defaults', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      host: '127.0.0.1',
+      databaseUrl: undefined,
+      publicUrl: 'http://localhost:3000',
+      tokenTtlSeconds: 3600,
+      signingAlg: 'RS256',
+      rateLimitPerMinute: 100,
+      monthlyTokenLimit: 10000,
+      githubOidcIssuer: 'https://token.actions.githubusercontent.com',
+      oidcAudience: 'http://localhost:3000',
+      bootstrapAdmin: undefined,
+      logLevel: 'info',
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('derives PUBLIC_URL from PORT and OIDC_AUDIENCE from PUBLIC_URL', () => {
+    expect(loadConfig({ PORT: '8080' }).oidcAudience).toBe('http://localhost:8080');
+    expect(loadConfig({ PUBLIC_URL: 'https://idp.example.com/' }).oidcAudience).toBe('https://idp.example.com');
+  });
+
+  it('collects every problem, naming each variable', () => {
+    const problems = problemsOf({ PORT: '-1', SIGNING_ALG: 'none', RATE_LIMIT_PER_MINUTE: '1.5', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud' });
+    expect(problems.map((problem) => problem.split(' ')[0])).toEqual(['PORT', 'DATABASE_URL', 'SIGNING_ALG', 'RATE_LIMIT_PER_MINUTE', 'LOG_LEVEL']);
+  });
+
+  it('accepts http for the GitHub issuer only on loopback hosts', () => {
+    expect(problemsOf({ GITHUB_OIDC_ISSUER: 'http://127.0.0.1:9999' })).toEqual([]);
+    expect(problemsOf({ GITHUB_OIDC_ISSUER: 'http://token.actions.githubusercontent.com' })[0]).toMatch(/^GITHUB_OIDC_ISSUER/);
+  });
+
+  it('requires both bootstrap variables, a UUID id, and never echoes the secret', () => {
+    expect(problemsOf({ BOOTSTRAP_ADMIN_CLIENT_ID: '00000000-0000-4000-8000-000000000001' })[0]).toMatch(/BOOTSTRAP_ADMIN_CLIENT_SECRET/);
+    const problems = problemsOf({ BOOTSTRAP_ADMIN_CLIENT_ID: 'admin', BOOTSTRAP_ADMIN_CLIENT_SECRET: 'short-secret' });
+    expect(problems).toEqual(['BOOTSTRAP_ADMIN_CLIENT_ID must be a UUID', 'BOOTSTRAP_ADMIN_CLIENT_SECRET must be at least 16 characters']);
+    expect(problems.join(' ')).not.toContain('short-secret');
+  });
+
+  it('runs one worker by default, one per core in production on PostgreSQL, and never several on the embedded database', () => {
+    const postgres = { DATABASE_URL: 'postgres://idp@db.internal/idp' };
+    expect(loadConfig({}).workers).toBe(1);
+    expect(loadConfig(postgres).workers).toBe(1);
+    expect(loadConfig({ ...postgres, NODE_ENV: 'production' }).workers).toBe(os.availableParallelism());
+    expect(loadConfig({ NODE_ENV: 'production' }).workers).toBe(1);
+    expect(loadConfig({ ...postgres, NODE_ENV: 'production', WORKERS: '3' }).workers).toBe(3);
+    expect(problemsOf({ WORKERS: '2' })).toEqual(['WORKERS above 1 needs DATABASE_URL: the embedded database belongs to a single process']);
+    expect(problemsOf({ ...postgres, WORKERS: '0' })[0]).toMatch(/^WORKERS must be a whole number from 1 to 256/);
+  });
+});

@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+import { adminToken, bearer, createAgent, form, send } from '../support/api.js';
+
+describe('rate limit per client_id', () => {
+  let server: TestServer;
+  let peer: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ env: { RATE_LIMIT_PER_MINUTE: '20' } });
+    peer = await startTestServer({ env: { RATE_LIMIT_PER_MINUTE: '20' }, shareWith: server });
+  });
+  afterAll(async () => {
+    await peer.stop();
+    await server.stop();
+  });
+
+  it('counts exactly across two instances under concurrency, then answers 429 with Retry-After', async () => {
+    // Keep clear of a window boundary so that all requests fall in one minute.
+    const secondsIntoMinute = (Date.now() / 1000) % 60;
+    if (secondsIntoMinute > 50) await new Promise((resolve) => setTimeout(resolve, (61 - secondsIntoMinute) * 1000));
+    const admin = await adminToken(server);
+    const agent = await createAgent(server, admin);
+    const request = (instance: TestServer) =>
+      send(instance, '/api/v1/token', form({ grant_type: 'client_credentials', client_id: agent.agentId, client_secret: agent.clientSecret }));
+    const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => request(i % 2 ? server : peer)));
+    const granted = replies.filter((reply) => reply.status === 200);
+    const limited = replies.filter((reply) => reply.status === 429);
+    expect(granted).toHaveLength(20);
+    expect(limited).toHaveLength(10);
+    const remaining = granted.map((reply) => Number(reply.headers.get('x-ratelimit-remaining'))).sort((a, b) => a - b);
+    expect(remaining).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    const refusal = limited[0];
+    expect(refusal.body).toEqual({ error: 'rate_limit_exceeded', error_description: 'Too many requests. Please retry after the rate limit window resets.' });
+    expect(refusal.headers.get('x-ratelimit-limit')).toBe('20');
+    expect(refusal.headers.get('x-ratelimit-remaining')).toBe('0');
+    const reset = Number(refusal.headers.get('x-ratelimit-reset'));
+    expect(reset % 60).toBe(0);
+    expect(Number(refusal.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(Number(refusal.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+  });
+});
+
+describe('monthly quota per agent', () => {
+  let server: TestServer;
+  let peer: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ env: { MONTHLY_TOKEN_LIMIT: '12' } });
+    peer = await startTestServer({ env: { MONTHLY_TOKEN_LIMIT: '12' }, shareWith: server });
+  });
+  afterAll(async () => {
+    await peer.stop();
+    await server.stop();
+  });
+
+  it('grants exactly the limit across two instances under concurrency, then 403 unauthorized_client', async () => {
+    const admin = await adminToken(server);
+    const agent = await createAgent(server, admin);
+    const request = (instance: TestServer) =>
+      send(instance, '/api/v1/token', form({ grant_type: 'client_credentials', client_id: agent.agentId, client_secret: agent.clientSecret }));
+    const replies = await Promise.all(Array.from({ length: 25 }, (_, i) => request(i % 2 ? server : peer)));
+    expect(replies.filter((reply) => reply.status === 200)).toHaveLength(12);
+    const refused = replies.filter((reply) => reply.status === 403);
+    expect(refused).toHaveLength(13);
+    expect(refused[0].body).toEqual({
+      error: 'unauthorized_client',
+      error_description: 'Free tier monthly token limit of 12 requests has been reached.',
+    });
+    const issued = await send(server, `/api/v1/audit?agentId=${agent.agentId}&type=token.issued&limit=100`, bearer(admin));
+    expect(issued.body.data).toHaveLength(12);
+  });
+
+  it('formats the default limit as the seed does', async () => {
+    const fresh = await startTestServer({ env: { MONTHLY_TOKEN_LIMIT: '10000' } });
+    try {
+      const admin = await adminToken(fresh);
+      const agent = await createAgent(fresh, admin);
+      await fresh.deps.knex('token_quotas').insert({ agent_id: agent.agentId, month: new Date().toISOString().slice(0, 7), count: 10_000 });
+      const reply = await send(fresh, '/api/v1/token', form({ grant_type: 'client_credentials', client_id: agent.agentId, client_secret: agent.clientSecret }));
+      expect(reply.status).toBe(403);
+      expect(reply.body.error_description).toBe('Free tier monthly token limit of 10,000 requests has been reached.');
+    } finally {
+      await fresh.stop();
+    }
+  });
+});

@@ -1,0 +1,65 @@
+import { describe, expect, it } from '@jest/globals';
+import { migrateDown, migrateToLatest } from '../../server/src/storage/database.js';
+import { createTestDatabase, isRealPostgres } from '../support/database.js';
+import { startTestServer } from '../support/test-server.js';
+
+describe('migrations', () => {
+  it('apply, revert and re-apply', async () => {
+    const testDatabase = await createTestDatabase();
+    const database = testDatabase.open();
+    try {
+      expect(await migrateToLatest(database)).toEqual(['20261123000000_initial']);
+      expect(await migrateToLatest(database)).toEqual([]);
+      expect(await migrateDown(database)).toEqual(['20261123000000_initial']);
+      expect(await database.knex.schema.hasTable('agents')).toBe(false);
+      expect(await migrateToLatest(database)).toEqual(['20261123000000_initial']);
+    } finally {
+      await database.close();
+      await testDatabase.drop();
+    }
+  });
+
+  (isRealPostgres ? it : it.skip)('are safe when several instances start at once on an empty database', async () => {
+    // Embedded PGlite is single-process, so this only concerns a real server.
+    const testDatabase = await createTestDatabase();
+    const databases = Array.from({ length: 4 }, () => testDatabase.open());
+    try {
+      const applied = await Promise.all(databases.map((database) => migrateToLatest(database)));
+      expect(applied.flat()).toEqual(['20261123000000_initial']);
+    } finally {
+      await Promise.all(databases.map((database) => database.close()));
+      await testDatabase.drop();
+    }
+  });
+
+  (isRealPostgres ? it : it.skip)('starts several instances at once with exactly one bootstrap admin and one signing key', async () => {
+    const first = await startTestServer({ env: { BOOTSTRAP_ADMIN_CLIENT_ID: '', BOOTSTRAP_ADMIN_CLIENT_SECRET: '' } });
+    try {
+      const knex = first.deps.knex;
+      expect(first.generatedAdmin).toBeDefined();
+      expect(await knex('agents').count({ n: '*' })).toEqual([{ n: 1 }]);
+      expect(await knex('signing_keys').count({ n: '*' })).toEqual([{ n: 1 }]);
+    } finally {
+      await first.stop();
+    }
+    const racers = await createTestDatabase();
+    const url = racers.url as string;
+    const instances = await Promise.all(
+      Array.from({ length: 3 }, () =>
+        startTestServer({ env: { DATABASE_URL: url, BOOTSTRAP_ADMIN_CLIENT_ID: '', BOOTSTRAP_ADMIN_CLIENT_SECRET: '' } }),
+      ),
+    );
+    try {
+      expect(instances.filter((instance) => instance.generatedAdmin)).toHaveLength(1);
+      const knex = instances[0].deps.knex;
+      expect(await knex('agents').count({ n: '*' })).toEqual([{ n: 1 }]);
+      expect(await knex('signing_keys').count({ n: '*' })).toEqual([{ n: 1 }]);
+      const { clientId } = instances.find((instance) => instance.generatedAdmin)!.generatedAdmin!;
+      expect(clientId).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      await Promise.all(instances.map((instance) => instance.stop()));
+      await racers.drop();
+    }
+  });
+});
+

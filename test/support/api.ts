@@ -1,0 +1,95 @@
+/**
+ * Factories over real HTTP: tokens, agents and credentials made the way a client makes them.
+ * Every reply is checked against the OpenAPI document (see openapi.ts), so that the document
+ * cannot drift from what the server answers.
+ */
+import type { TestServer } from './test-server.js';
+import { ADMIN } from './test-server.js';
+import { assertDocumentedReply } from './openapi.js';
+
+export interface Reply<T = any> {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: T;
+  readonly text: string;
+}
+
+export async function send(server: { url: string }, path: string, init: RequestInit = {}): Promise<Reply> {
+  const response = await fetch(server.url + path, init);
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    body = undefined;
+  }
+  const reply = { status: response.status, headers: response.headers, body, text };
+  assertDocumentedReply(init.method ?? 'GET', path, reply);
+  return reply;
+}
+
+/**
+ * `fetch` for third-party clients (openid-client, oauth4webapi, jose): the same check of
+ * every reply against the OpenAPI document, on a copy, leaving the response unread.
+ */
+export async function documentedFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  const response = await fetch(url, init);
+  const text = await response.clone().text();
+  let body: unknown;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    body = undefined;
+  }
+  const { pathname, search } = new URL(url);
+  assertDocumentedReply(init.method ?? 'GET', pathname + search, { status: response.status, headers: response.headers, body, text });
+  return response;
+}
+
+export function form(params: Record<string, string>): RequestInit {
+  return {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(params).toString(),
+  };
+}
+
+export function json(method: string, body: unknown, token?: string): RequestInit {
+  return {
+    method,
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  };
+}
+
+export function bearer(token: string, init: RequestInit = {}): RequestInit {
+  return { ...init, headers: { ...(init.headers as Record<string, string>), Authorization: `Bearer ${token}` } };
+}
+
+export async function getToken(server: { url: string }, clientId: string, clientSecret: string, scope?: string): Promise<string> {
+  const reply = await send(server, '/api/v1/token', form({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret, ...(scope ? { scope } : {}) }));
+  if (reply.status !== 200) throw new Error(`token request failed: ${reply.status} ${reply.text}`);
+  return reply.body.access_token;
+}
+
+export async function adminToken(server: TestServer): Promise<string> {
+  return getToken(server, ADMIN.clientId, ADMIN.clientSecret);
+}
+
+export interface AgentWithSecret {
+  readonly agentId: string;
+  readonly clientSecret: string;
+  readonly credentialId: string;
+}
+
+export async function createAgent(
+  server: TestServer,
+  admin: string,
+  fields: { name?: string; scopes?: string[]; description?: string } = {},
+): Promise<AgentWithSecret> {
+  const created = await send(server, '/api/v1/agents', json('POST', { name: fields.name ?? 'test-agent', ...fields }, admin));
+  if (created.status !== 201) throw new Error(`create agent failed: ${created.status} ${created.text}`);
+  const credential = await send(server, `/api/v1/agents/${created.body.agentId}/credentials`, bearer(admin, { method: 'POST' }));
+  if (credential.status !== 201) throw new Error(`create credential failed: ${credential.status} ${credential.text}`);
+  return { agentId: created.body.agentId, clientSecret: credential.body.clientSecret, credentialId: credential.body.credentialId };
+}

@@ -1,0 +1,135 @@
+/**
+ * What the hostile-input properties run against: one server trusting a fake GitHub issuer;
+ * an agent with a credential, tokens and a trust policy that bodies may name; a
+ * registration policy; and a second agent whose ids fill path parameters, so that a random
+ * DELETE or suspend harms nothing else. Also every endpoint of the API, and the last step
+ * of a generated request: minting its ID tokens and encoding its body.
+ */
+import { expect } from '@jest/globals';
+import { startFakeGitHubIssuer, type FakeGitHubIssuer } from './fake-github-issuer.js';
+import { loadClaimFixture } from './github-claims.js';
+import { ADMIN, startTestServer, type TestServer } from './test-server.js';
+import { adminToken, bearer, createAgent, getToken, json, send } from './api.js';
+import { ABSENT, encodeFields, type World } from './hostile-input.js';
+
+export const AUDIENCE = 'https://idp.test/github';
+export const REPOSITORY = 'octo-org/octo-repo';
+export const FIXTURE = loadClaimFixture('push-main');
+
+export type BodyKind = 'form' | 'json' | 'json-or-form' | 'none';
+export interface Endpoint {
+  readonly method: string;
+  readonly path: string;
+  readonly body: BodyKind;
+}
+
+/** Every route of server/src/app.ts (hostile-input.property.test.ts holds this list to the OpenAPI document). */
+export const ENDPOINTS: readonly Endpoint[] = [
+  { method: 'POST', path: '/api/v1/token', body: 'form' },
+  { method: 'POST', path: '/api/v1/token/introspect', body: 'form' },
+  { method: 'POST', path: '/api/v1/token/revoke', body: 'form' },
+  { method: 'POST', path: '/api/v1/oidc/token', body: 'json-or-form' },
+  { method: 'POST', path: '/api/v1/oidc/register', body: 'json-or-form' },
+  { method: 'POST', path: '/api/v1/oidc/trust-policies', body: 'json' },
+  { method: 'GET', path: '/api/v1/oidc/trust-policies', body: 'none' },
+  { method: 'GET', path: '/api/v1/oidc/trust-policies/{id}', body: 'none' },
+  { method: 'DELETE', path: '/api/v1/oidc/trust-policies/{id}', body: 'none' },
+  { method: 'POST', path: '/api/v1/agents', body: 'json' },
+  { method: 'GET', path: '/api/v1/agents', body: 'none' },
+  { method: 'GET', path: '/api/v1/agents/{agentId}', body: 'none' },
+  { method: 'PATCH', path: '/api/v1/agents/{agentId}', body: 'json' },
+  { method: 'DELETE', path: '/api/v1/agents/{agentId}', body: 'none' },
+  { method: 'POST', path: '/api/v1/agents/{agentId}/suspend', body: 'none' },
+  { method: 'POST', path: '/api/v1/agents/{agentId}/reactivate', body: 'none' },
+  { method: 'POST', path: '/api/v1/agents/{agentId}/credentials', body: 'none' },
+  { method: 'GET', path: '/api/v1/agents/{agentId}/credentials', body: 'none' },
+  { method: 'DELETE', path: '/api/v1/agents/{agentId}/credentials/{credentialId}', body: 'none' },
+  { method: 'GET', path: '/api/v1/audit', body: 'none' },
+  { method: 'GET', path: '/api/v1/audit/verify', body: 'none' },
+  { method: 'GET', path: '/api/v1/openapi.json', body: 'none' },
+  { method: 'GET', path: '/.well-known/oauth-authorization-server', body: 'none' },
+  { method: 'GET', path: '/.well-known/jwks.json', body: 'none' },
+  { method: 'GET', path: '/healthz', body: 'none' },
+  { method: 'GET', path: '/readyz', body: 'none' },
+  { method: 'GET', path: '/metrics', body: 'none' },
+];
+
+/** A GitHub ID token signed by the trusted issuer with these claims (ABSENT ones left out); minted when sent. */
+export class SignedIdToken {
+  constructor(readonly claims: Record<string, unknown>) {}
+}
+
+export interface FuzzWorld extends World {
+  readonly server: TestServer;
+  readonly github: FakeGitHubIssuer;
+  /** The agent, credential and trust policy that path parameters name. */
+  readonly target: { readonly agentId: string; readonly credentialId: string; readonly policyId: string };
+  stop(): Promise<void>;
+}
+
+export async function startFuzzWorld(): Promise<FuzzWorld> {
+  const github = await startFakeGitHubIssuer({ audience: AUDIENCE });
+  const server = await startTestServer({ env: { GITHUB_OIDC_ISSUER: github.issuer, OIDC_AUDIENCE: AUDIENCE } });
+  const admin = await adminToken(server);
+  const createPolicy = (fields: Record<string, unknown>) => send(server, '/api/v1/oidc/trust-policies', json('POST', { provider: 'github', repository: REPOSITORY, ...fields }, admin));
+  const agent = await createAgent(server, admin, { name: 'fuzz-agent', scopes: ['agents:read', 'tokens:read'] });
+  const target = await createAgent(server, admin, { name: 'fuzz-target', scopes: ['agents:read'] });
+  const policies = [await createPolicy({ agentId: agent.agentId }), await createPolicy({ scopes: ['agents:read'] }), await createPolicy({ agentId: target.agentId })];
+  expect(policies.map((policy) => policy.status)).toEqual([201, 201, 201]);
+  const tokens = await Promise.all([1, 2, 3, 4].map(() => getToken(server, agent.agentId, agent.clientSecret)));
+  return {
+    server,
+    github,
+    adminToken: admin,
+    agentId: agent.agentId,
+    agentSecret: agent.clientSecret,
+    credentialId: agent.credentialId,
+    agentToken: tokens[0],
+    policyId: policies[0].body.id,
+    spareTokens: tokens.slice(1),
+    target: { agentId: target.agentId, credentialId: target.credentialId, policyId: policies[2].body.id },
+    stop: async () => {
+      await server.stop();
+      await github.close();
+    },
+  };
+}
+
+export const naturalType = (as: 'json' | 'form') => (as === 'json' ? 'application/json' : 'application/x-www-form-urlencoded');
+
+export function fillTemplate(path: string, params: { agentId: string; credentialId: string; id: string }): string {
+  return path.replace('{agentId}', params.agentId).replace('{credentialId}', params.credentialId).replace('{id}', params.id);
+}
+
+/** The body text of these fields, with every SignedIdToken minted now (a jti is good once). */
+export async function encodeBody(github: FakeGitHubIssuer, fields: Record<string, unknown>, as: 'json' | 'form', repeat?: string): Promise<string> {
+  const minted: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(fields)) {
+    if (!(value instanceof SignedIdToken)) {
+      minted[name] = value;
+      continue;
+    }
+    const omit = Object.keys(value.claims).filter((claim) => value.claims[claim] === ABSENT);
+    minted[name] = await github.mintIdToken(value.claims, { omit });
+  }
+  return encodeFields(minted, as, repeat);
+}
+
+/**
+ * After the storm: the server answers, the admin still acts, the audit chain verifies,
+ * every trust policy reads as documented, and nothing was logged as an unhandled error.
+ */
+export async function expectUnharmed(world: FuzzWorld): Promise<void> {
+  expect((await send(world.server, '/healthz')).status).toBe(200);
+  expect((await send(world.server, '/api/v1/agents', bearer(world.adminToken))).status).toBe(200);
+  expect((await send(world.server, '/api/v1/audit/verify', bearer(world.adminToken))).body).toMatchObject({ valid: true });
+  expect(await getToken(world.server, ADMIN.clientId, ADMIN.clientSecret)).toEqual(expect.any(String));
+  // Everything stored along the way still reads as the OpenAPI document describes (ids pinned from tokens included).
+  for (let cursor: string | null = '', pages = 0; cursor !== null && pages < 50; pages += 1) {
+    const page = await send(world.server, `/api/v1/oidc/trust-policies?limit=100${cursor ? `&cursor=${cursor}` : ''}`, bearer(world.adminToken));
+    cursor = page.body.nextCursor;
+  }
+  const errors = world.server.logs.map((line) => JSON.parse(line)).filter((line) => line.level >= 50 && line.err);
+  // The database's complaint is at the end of a Knex message, after the SQL.
+  expect([...new Set(errors.map((line) => `${line.method} ${line.path}: ${String(line.err.message).split(' - ').pop()}`))]).toEqual([]);
+}
