@@ -4,7 +4,7 @@
 // server started here), with rate limit and quota off, pinned to core 0; autocannon runs
 // in its own process pinned to core 1 (when the machine has two). In the same run the
 // ceiling is measured: jose signing with the same algorithm on the same core. Results
-// go to bench/results/latest.json and latest.md.
+// go to bench/results/latest.json and latest.md (subset.* when BENCH_SCENARIOS is set).
 //
 // Environment: BENCH_DURATION (seconds per scenario, default 10), BENCH_SOAK (seconds of
 // the memory run, default 60; 0 skips it), BENCH_CONNECTIONS (default 50),
@@ -297,8 +297,10 @@ function writeReport(report) {
     lines.push('', `Memory over a ${report.soak.seconds} s run of POST /token: RSS ${report.soak.rssStartMiB} MiB in the first quarter, ${report.soak.rssEndMiB} MiB in the last (max ${report.soak.rssMaxMiB} MiB), ${report.soak.requestsPerSecond} req/s, ${report.soak.errors} errors.`);
   }
   fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true });
-  fs.writeFileSync(path.join(root, 'bench/results/latest.json'), JSON.stringify({ machine, connections, durationSeconds: duration, ...report }, null, 2) + '\n');
-  fs.writeFileSync(path.join(root, 'bench/results/latest.md'), lines.join('\n') + '\n');
+  // A subset run (BENCH_SCENARIOS) must not replace the full table the README quotes.
+  const out = path.join(root, 'bench/results', only ? 'subset' : 'latest');
+  fs.writeFileSync(`${out}.json`, JSON.stringify({ machine, connections, durationSeconds: duration, ...report }, null, 2) + '\n');
+  fs.writeFileSync(`${out}.md`, lines.join('\n') + '\n');
   process.stdout.write(lines.join('\n') + '\n');
 }
 

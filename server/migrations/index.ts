@@ -2,6 +2,7 @@
  * so the same list serves the compiled server, the CLI and the tests. */
 import type { Knex } from 'knex';
 import * as initial from './20261123000000_initial.js';
+import * as grantBatches from './20261123120000_grant_batches.js';
 
 export interface Migration {
   readonly name: string;
@@ -9,4 +10,7 @@ export interface Migration {
   down(knex: Knex): Promise<void>;
 }
 
-export const migrations: readonly Migration[] = [{ name: '20261123000000_initial', ...initial }];
+export const migrations: readonly Migration[] = [
+  { name: '20261123000000_initial', ...initial },
+  { name: '20261123120000_grant_batches', ...grantBatches },
+];

@@ -1,8 +1,9 @@
 /**
  * Issuing our access tokens and deciding whether one is active. A token is active when
  * its signature is ours, its iss is ours, it has not expired, its jti is recorded and
- * not revoked, and its agent is active: one indexed lookup per request, so a revocation
- * or suspension on any instance holds on every instance at the next request. Only the
+ * not revoked, and its agent is active: one indexed lookup per request (concurrent
+ * requests share one query, made after each of them arrived), so a revocation or
+ * suspension on any instance holds on every instance at the next request. Only the
  * signature check is cached (a valid signature stays valid); token state never is.
  */
 import crypto from 'node:crypto';
@@ -14,7 +15,8 @@ import { unauthorizedClient } from '../http/errors.js';
 import { currentWindow, isOverLimit, rateLimitExceeded, rateLimitHeaders, type RateLimitState } from '../http/rate-limit.js';
 import type { RunPrepared } from '../storage/prepared.js';
 import type { AuditEventType } from '../audit/audit-log.js';
-import { buildGrantStatement, type GrantOutcome, type GrantStatement } from './grant-statement.js';
+import { Batcher } from '../storage/batcher.js';
+import { isDatabaseUnavailable } from '../storage/database.js';
 import { BoundedCache } from './bounded-cache.js';
 
 export interface GrantRequest {
@@ -60,26 +62,48 @@ interface TokenStateRow {
 const TOKEN_STATE_SQL = `select t.jti, t.agent_id, t.revoked_at is not null as is_revoked, a.status
   from access_tokens t join agents a on a.id = t.agent_id where t.jti = any($1::uuid[])`;
 
+/** One grant's row for issue_grants (migration 20261123120000_grant_batches). */
+interface GrantRow {
+  readonly agentId: string;
+  readonly credentialId: string | null;
+  readonly scope: string;
+  readonly windowStart: number;
+  readonly month: string;
+  readonly jti: string;
+  readonly grantType: string;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+  readonly auditType: string;
+  readonly auditActor: string;
+  readonly auditData: string;
+}
+
+interface GrantOutcome {
+  readonly ord: number;
+  readonly gate: number;
+  readonly rate_count: number | null;
+  readonly quota_count: number | null;
+  readonly issued: number;
+}
+
+const ISSUE_GRANTS_SQL = `select ord, gate, rate_count, quota_count, issued from issue_grants(
+  $1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::int, $6::text[], $7::int,
+  $8::uuid[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::jsonb[])`;
+
 export class AccessTokens {
-  private readonly statements = new Map<string, GrantStatement>();
   private readonly verifiedSignatures = new BoundedCache<string, JwtClaims>(20_000);
   private verifiedUnderRevision = 0;
+  /** Concurrent grants share one call of issue_grants: one round trip and one commit. */
+  private readonly grants = new Batcher<GrantRow, GrantOutcome>((rows) => this.issueGrants(rows));
+  /** Concurrent token-state lookups share one query. */
+  private readonly states = new Batcher<string, TokenStateRow | undefined>((jtis) => this.lookUpStates(jtis));
 
   constructor(
     private readonly query: RunPrepared,
     private readonly keys: SigningKeys,
     private readonly config: Config,
     private readonly onIssued: (grantType: string) => void = () => undefined,
-  ) {
-    for (const hasCredential of [true, false]) {
-      const statement = buildGrantStatement({
-        hasCredential,
-        isRateLimited: config.rateLimitPerMinute > 0,
-        hasQuota: config.monthlyTokenLimit > 0,
-      });
-      this.statements.set(String(hasCredential), statement);
-    }
-  }
+  ) {}
 
   /** Throws GrantGateClosed when the database no longer allows the grant. */
   async issue(request: GrantRequest): Promise<IssuedToken> {
@@ -89,27 +113,20 @@ export class AccessTokens {
     const jti = crypto.randomUUID();
     const scope = request.scopes.join(' ');
     const { windowStart, resetSeconds } = currentWindow(nowMs);
-    const statement = this.statements.get(String(request.credentialId !== null)) as GrantStatement;
-    const [outcome] = await this.query<GrantOutcome>(
-      statement.name,
-      statement.text,
-      statement.values({
-        agentId: request.agentId,
-        credentialId: request.credentialId,
-        scopes: request.scopes,
-        windowStart,
-        rateLimitPerMinute: this.config.rateLimitPerMinute,
-        month: new Date(nowMs).toISOString().slice(0, 7),
-        monthlyTokenLimit: this.config.monthlyTokenLimit,
-        jti,
-        grantType: request.grantType,
-        issuedAtSeconds: issuedAt,
-        expiresAtSeconds: expiresAt,
-        auditType: request.audit.type,
-        auditActor: request.audit.actor,
-        auditData: JSON.stringify({ jti, scope, grantType: request.grantType, ...request.audit.data }),
-      }),
-    );
+    const outcome = await this.grants.submit({
+      agentId: request.agentId,
+      credentialId: request.credentialId,
+      scope,
+      windowStart,
+      month: new Date(nowMs).toISOString().slice(0, 7),
+      jti,
+      grantType: request.grantType,
+      issuedAt,
+      expiresAt,
+      auditType: request.audit.type,
+      auditActor: request.audit.actor,
+      auditData: JSON.stringify({ jti, scope, grantType: request.grantType, ...request.audit.data }),
+    });
     if (outcome.gate === 0) throw new GrantGateClosed();
     const rateLimit =
       outcome.rate_count === null ? undefined : { limit: this.config.rateLimitPerMinute, count: outcome.rate_count, resetSeconds };
@@ -135,6 +152,52 @@ export class AccessTokens {
     return { accessToken, expiresIn: this.config.tokenTtlSeconds, expiresAt: new Date(expiresAt * 1000), scope, jti, rateLimit };
   }
 
+  /**
+   * A batch of grants in one transaction. If the batch fails for any reason but an
+   * unreachable database, nothing of it was committed: each grant is retried alone, so
+   * one bad grant fails only its own request.
+   */
+  private async issueGrants(rows: GrantRow[]): Promise<(GrantOutcome | Promise<GrantOutcome>)[]> {
+    try {
+      return await this.callIssueGrants(rows);
+    } catch (error) {
+      if (rows.length === 1 || isDatabaseUnavailable(error)) throw error;
+      return rows.map((row) => this.callIssueGrants([row]).then(([outcome]) => outcome as GrantOutcome));
+    }
+  }
+
+  private async callIssueGrants(rows: GrantRow[]): Promise<GrantOutcome[]> {
+    const column = <K extends keyof GrantRow>(key: K) => rows.map((row) => row[key]);
+    const outcomes = await this.query<GrantOutcome>('issue_grants', ISSUE_GRANTS_SQL, [
+      column('agentId'),
+      column('credentialId'),
+      column('scope'),
+      column('windowStart'),
+      this.config.rateLimitPerMinute,
+      column('month'),
+      this.config.monthlyTokenLimit,
+      column('jti'),
+      column('grantType'),
+      column('issuedAt'),
+      column('expiresAt'),
+      column('auditType'),
+      column('auditActor'),
+      column('auditData'),
+    ]);
+    const byOrdinal = new Map(outcomes.map((outcome) => [outcome.ord, outcome]));
+    return rows.map((_row, index) => {
+      const outcome = byOrdinal.get(index + 1);
+      if (!outcome) throw new Error('issue_grants returned no outcome for a grant');
+      return outcome;
+    });
+  }
+
+  private async lookUpStates(jtis: string[]): Promise<(TokenStateRow | undefined)[]> {
+    const rows = await this.query<TokenStateRow>('token_state', TOKEN_STATE_SQL, [[...new Set(jtis)]]);
+    const stateOf = new Map(rows.map((row) => [row.jti, row]));
+    return jtis.map((jti) => stateOf.get(jti));
+  }
+
   /** Signature, issuer and expiry; no database. Undefined for anything not ours or expired. */
   async verifySignature(token: string): Promise<JwtClaims | undefined> {
     if (this.verifiedUnderRevision !== this.keys.revision) {
@@ -156,15 +219,13 @@ export class AccessTokens {
   /** The active tokens among `tokens`, looked up in one query; inactive ones are undefined. */
   async findActive(tokens: readonly string[]): Promise<(ActiveToken | undefined)[]> {
     const verified = await Promise.all(tokens.map((token) => this.verifySignature(token)));
-    const jtis = [...new Set(verified.filter((claims) => claims !== undefined).map((claims) => claims.jti))];
-    if (jtis.length === 0) return verified.map(() => undefined);
-    const rows = await this.query<TokenStateRow>('token_state', TOKEN_STATE_SQL, [jtis]);
-    const stateOf = new Map(rows.map((row) => [row.jti, row]));
-    return verified.map((claims) => {
-      const state = claims && stateOf.get(claims.jti);
-      if (!claims || !state || state.is_revoked || state.status !== 'active' || state.agent_id !== claims.sub) return undefined;
-      return { claims, agentId: state.agent_id, scope: typeof claims.scope === 'string' ? claims.scope : '' };
-    });
+    return Promise.all(
+      verified.map(async (claims) => {
+        const state = claims && (await this.states.submit(claims.jti));
+        if (!claims || !state || state.is_revoked || state.status !== 'active' || state.agent_id !== claims.sub) return undefined;
+        return { claims, agentId: state.agent_id, scope: typeof claims.scope === 'string' ? claims.scope : '' };
+      }),
+    );
   }
 
   async findActiveOne(token: string): Promise<ActiveToken | undefined> {
