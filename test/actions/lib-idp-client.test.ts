@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+import { SEED } from '../support/fast-check.js';
 import {
   IdTokenUnavailableError,
   IdpRefusalError,
@@ -185,6 +186,7 @@ describe('postWithRetries', () => {
           expect(nowMs).toBeLessThanOrEqual(maxElapsedMs);
         },
       ),
+      SEED,
     );
   });
 });

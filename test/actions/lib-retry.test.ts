@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+import { SEED } from '../support/fast-check.js';
 import {
   DEFAULT_RETRY_POLICY,
   computeBackoffMs,
@@ -28,6 +29,7 @@ describe('computeBackoffMs', () => {
         expect(waitMs).toBeGreaterThanOrEqual(Math.floor(stepMs / 2));
         expect(waitMs).toBeLessThanOrEqual(stepMs);
       }),
+      SEED,
     );
   });
 

@@ -164,5 +164,5 @@ describe('limits', () => {
       body: { error: 'rate_limit_exceeded', error_description: 'Too many requests. Please retry after the rate limit window resets.' },
     });
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-  });
+  }, 60_000); // awaitRoomInMinute() alone may sleep 16 s
 });

@@ -98,7 +98,7 @@ describe('GitHubJwksCache: discovery', () => {
     const issuer = await startIssuer(() => ({ '/.well-known/openid-configuration': { isHanging: true } }));
     const startedMs = Date.now();
     expect(await unavailableReason(issuer, 200)).toMatch(/timeout|aborted/i);
-    expect(Date.now() - startedMs).toBeLessThan(2000);
+    expect(Date.now() - startedMs).toBeLessThan(4_000); // the 200 ms timeout, with room for a busy machine; a hang would be far longer
   });
 
   it('treats a JWKS that is not JSON as an outage', async () => {

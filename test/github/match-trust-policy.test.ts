@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { SEED } from '../support/fast-check.js';
 import { matchTrustPolicy, type TrustPolicyDecision } from '../../server/src/github/match-trust-policy.js';
 import type { ClaimFixtureName } from '../support/github-claims.js';
 import { AGENT, OTHER_AGENT, claimsOf as claims, createTrustPolicy as policy } from './factories.js';
@@ -111,6 +112,7 @@ describe('matchTrustPolicy: branch', () => {
         fc.pre(ref !== 'refs/heads/main');
         return !matchTrustPolicy(claims('push-main', { ref }), [policy({ branch: 'main' })], AGENT).isGranted;
       }),
+      SEED,
     );
   });
 
@@ -121,6 +123,7 @@ describe('matchTrustPolicy: branch', () => {
         const repository = letters.map((c, i) => (upper[i] ? c.toUpperCase() : c)).join('');
         return matchTrustPolicy(claims('push-main', { repository }), [policy()], AGENT).isGranted;
       }),
+      SEED,
     );
   });
 });

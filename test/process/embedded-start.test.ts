@@ -1,9 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from '@jest/globals';
+import { afterAll, describe, expect, it, jest } from '@jest/globals';
 import { runToExit, startServerProcess } from '../support/server-process.js';
 import { bearer, form, send } from '../support/api.js';
+
+// Starting real processes on a busy 2-core machine; above server-process.ts's own 90 s start timer.
+jest.setTimeout(120_000);
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sentryagent-embedded-'));
 afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));

@@ -119,10 +119,10 @@ describeWithPostgres('database outage under load', () => {
       async (_, index) => {
         const op = ops[index % ops.length];
         const reply = await op.run();
-        await sleep(25); // paced: a few hundred requests in all
+        await sleep(25); // paced: at most ~160 requests a second, whatever the cap
         return { op, reply };
       },
-      600,
+      5000, // a hard bound high enough that waiting (up to 15 s) for the recovery cannot run out of requests
     );
     const phase = async (ms: number) => {
       await sleep(ms);

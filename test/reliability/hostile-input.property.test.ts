@@ -11,6 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+import { SEED } from '../support/fast-check.js';
 import { openApiDocument } from '../support/openapi.js';
 import { rawRequest, type RawRequest } from '../support/raw-http.js';
 import { checkSoundReply, isPlainTarget } from '../support/sound-reply.js';
@@ -203,7 +204,7 @@ async function sendPlan(plan: Plan): Promise<void> {
   checkSoundReply(request, reply, { documented: isPlainTarget(plan.target) });
 }
 
-const RUNS = { numRuns: 200 };
+const RUNS = { ...SEED, numRuns: 200 };
 const allPlans = (options: PlanOptions) => fc.constantFrom(...ENDPOINTS).chain((endpoint) => planFor(endpoint, options));
 
 describe('hostile input, property-based: every answer is a documented 4xx or a valid success', () => {
@@ -231,13 +232,13 @@ describe('hostile input, property-based: every answer is a documented 4xx or a v
   });
 
   it('any request to any endpoint, with any or no credentials', async () => {
-    await fc.assert(fc.asyncProperty(allPlans({ isAdmin: false }), sendPlan), { numRuns: 300 });
+    await fc.assert(fc.asyncProperty(allPlans({ isAdmin: false }), sendPlan), { ...SEED, numRuns: 300 });
   });
 
   it('any body to any endpoint that takes one, behind the admin token', async () => {
     const withBodies = ENDPOINTS.filter((endpoint) => endpoint.body !== 'none');
     const plans = fc.constantFrom(...withBodies).chain((endpoint) => planFor(endpoint, { isAdmin: true, method: 'own' }));
-    await fc.assert(fc.asyncProperty(plans, sendPlan), { numRuns: 300 });
+    await fc.assert(fc.asyncProperty(plans, sendPlan), { ...SEED, numRuns: 300 });
   });
 
   it('any path parameter: non-UUIDs, injection, unicode, raw bytes, dot segments', async () => {
@@ -301,7 +302,7 @@ describe('hostile input, property-based: every answer is a documented 4xx or a v
   it('GitHub ID tokens signed by the trusted issuer with any claims, and forged ones', async () => {
     const exchanges = ENDPOINTS.filter((endpoint) => endpoint.path.startsWith('/api/v1/oidc/') && !endpoint.path.includes('trust'));
     const plans = fc.constantFrom(...exchanges).chain((endpoint) => planFor(endpoint, { isAdmin: false, method: 'own', body: 'fields', contentType: 'natural' }));
-    await fc.assert(fc.asyncProperty(plans, sendPlan), { numRuns: 150 });
+    await fc.assert(fc.asyncProperty(plans, sendPlan), { ...SEED, numRuns: 150 });
   });
 
   it('client authentication at the token endpoint: Basic, post, both, repeated, garbage', async () => {

@@ -112,14 +112,19 @@ describeWithPostgres('exact counters across two instances', () => {
         expect(refusal.headers.get('x-ratelimit-remaining')).toBe('0');
         expect(Number(refusal.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
       }
-      const windowStart = Math.floor(Date.now() / 60_000);
+      // The window is the server's, not this test's clock after the burst: X-RateLimit-Reset is
+      // the end of the counted window, (window_start + 1) * 60 (server/src/http/rate-limit.ts),
+      // and every answer of the burst, allowed or refused, was counted in that same window.
+      const resets = new Set(replies.map((reply) => reply.headers.get('x-ratelimit-reset')));
+      expect(resets.size).toBe(1);
+      const windowStart = Number(allowed[0].headers.get('x-ratelimit-reset')) / 60 - 1;
       const [window] = await first.deps.knex('rate_limit_windows').where({ client_id: agent.agentId, window_start: windowStart });
       expect(window.count).toBe(41);
     } finally {
       await second.stop();
       await first.stop();
     }
-  });
+  }, 90_000); // awaitFreshMinute() alone may sleep 16 s
 });
 
 describeWithPostgres('security state shared by two instances', () => {

@@ -100,7 +100,7 @@ describeWithPostgres('restarting on the same database', () => {
     } finally {
       await server.stop();
     }
-  });
+  }, 120_000); // awaitFreshMinute(25) alone may sleep 26 s
 
   it('keeps the bootstrap admin exactly as configured across restarts, even with new bootstrap variables', async () => {
     const server = await startTestServer({ testDatabase, env: { ...env, BOOTSTRAP_ADMIN_CLIENT_SECRET: 'sk_live_a-different-secret-after-restart' } });

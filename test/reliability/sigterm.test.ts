@@ -58,7 +58,7 @@ describe('SIGTERM under keep-alive load', () => {
       RATE_LIMIT_PER_MINUTE: '0',
       MONTHLY_TOKEN_LIMIT: '0',
     });
-  });
+  }, 120_000); // above server-process.ts's own 90 s start timer, so a slow start fails with the server's output
   afterAll(async () => {
     if (server.child.exitCode === null) server.child.kill('SIGKILL');
     await testDatabase?.drop();
@@ -76,7 +76,8 @@ describe('SIGTERM under keep-alive load', () => {
     const adminToken = JSON.parse((first as { body: string }).body).access_token as string;
     const listRequest = { method: 'GET', path: '/api/v1/agents?limit=5', headers: { Authorization: `Bearer ${adminToken}` } };
 
-    const exited = new Promise<{ code: number | null; at: number }>((resolve) => server.child.once('exit', (code) => resolve({ code, at: performance.now() })));
+    // 'close', not 'exit': at 'exit' the child's stdout may still hold unread log lines.
+    const exited = new Promise<{ code: number | null; at: number }>((resolve) => server.child.once('close', (code) => resolve({ code, at: performance.now() })));
 
     // A request accepted before the signal whose body is still arriving after it.
     let finishUpload: () => void = () => undefined;
@@ -102,7 +103,11 @@ describe('SIGTERM under keep-alive load', () => {
     while (countOutcomes() < 60) await sleep(5);
     server.child.kill('SIGTERM');
     const signalledAt = performance.now();
-    await sleep(300);
+    // Finish the upload only once the drain has begun: the server answers with Connection: close
+    // only while draining, so the first such answer to a keep-alive client is the evidence.
+    const hasDrainBegun = () => outcomesOf.some((outcomes) => outcomes.some((outcome) => outcome.kind === 'response' && outcome.connection === 'close'));
+    for (const deadline = performance.now() + 5_000; !hasDrainBegun() && performance.now() < deadline; ) await sleep(5);
+    const drainHadBegun = hasDrainBegun();
     finishUpload();
     const upload = await halfUploaded;
     uploadAgent.destroy();
@@ -115,7 +120,9 @@ describe('SIGTERM under keep-alive load', () => {
     expect(exit?.code).toBe(0);
     expect((exit?.at ?? Infinity) - signalledAt).toBeLessThan(5_000);
 
-    // The half-uploaded request was accepted before the signal: it completes, and the client is told to close.
+    // The half-uploaded request was accepted before the signal and its body finished after the
+    // drain had begun: it completes, and the client is told to close.
+    expect(drainHadBegun).toBe(true);
     expect(upload).toMatchObject({ kind: 'response', status: 200, connection: 'close' });
     expect(JSON.parse((upload as { body: string }).body).access_token).toEqual(expect.any(String));
 

@@ -62,7 +62,8 @@ export async function cliDatabase(): Promise<CliDatabase> {
 /** `sentryagent-idp serve` as a child process, resolved once it logs that it listens. */
 export function startCliServer(env: Record<string, string>): Promise<{ url: string; stop(): Promise<number | null> }> {
   const child = spawn(process.execPath, [CLI, 'serve'], { env: { PATH: process.env.PATH, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // 'close', not 'exit': at 'exit' the child's output may still be unread (the error below shows it).
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   let out = '';
   return new Promise((resolve, reject) => {
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));

@@ -25,7 +25,11 @@ const API_STATUS_OF: Record<string, number[]> = {
   RATE_LIMIT_EXCEEDED: [429],
 };
 
-/** What must never be in an answer. Quoted text is left out first: messages may quote a field name the client sent. */
+/**
+ * What must never be in the text of an error (error_description, message, details): each
+ * string of the body is checked on its own, with the text it quotes left out first, since
+ * a message may quote a field name the client sent.
+ */
 const LEAKS: [string, RegExp][] = [
   ['a stack frame', /\bat\s+\S+\s+\(|\n\s*at\s|<anonymous>/],
   ['a file path', /node_modules|node:internal|\/work\/|\/home\/|\/usr\/|[\w-]+\.(?:ts|js|mjs|cjs)\b|file:\/\//],
@@ -36,7 +40,28 @@ const LEAKS: [string, RegExp][] = [
   ['an exception message', /Unexpected token|at position \d|undefined is not|cannot read propert|is not a function/i],
 ];
 
-const unquoted = (text: string) => text.replace(/"(?:[^"\\]|\\.)*"|'[^']*'/g, '""');
+/**
+ * Quoted text within one message, left out: "…" or '…' (a quote opening after a letter or
+ * digit is an apostrophe, as in "agent's", not a quote).
+ */
+const unquoted = (text: string) => text.replace(/"(?:[^"\\]|\\.)*"|(?<![\p{L}\p{N}])'[^']*'/gu, '""');
+
+/** Every string value in an error body, however deep (details may nest); not the keys, which the shape checks fix. */
+function textsOf(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value.flatMap(textsOf);
+  if (value !== null && typeof value === 'object') return Object.values(value).flatMap(textsOf);
+  return [];
+}
+
+/** The first leak in an error body, as [what, the message it is in], if any. */
+function findLeak(body: unknown): [string, string] | undefined {
+  for (const text of textsOf(body)) {
+    const visible = unquoted(text);
+    for (const [what, pattern] of LEAKS) if (pattern.test(visible)) return [what, text];
+  }
+  return undefined;
+}
 
 function summarize(request: RawRequest): string {
   const show = (value: unknown) => {
@@ -86,8 +111,8 @@ export function checkSoundReply(request: RawRequest, reply: RawReply, options: S
       if (!API_STATUS_OF[body.code as string]?.includes(reply.status)) fail(`code ${String(body.code)} with status ${reply.status}`);
       if (body.details !== undefined && (typeof body.details !== 'object' || body.details === null)) fail('details that are not an object');
     }
-    const visible = unquoted(reply.text);
-    for (const [what, pattern] of LEAKS) if (pattern.test(visible)) fail(`${what} in an error body`);
+    const leak = findLeak(body);
+    if (leak) fail(`${leak[0]} in an error body: ${JSON.stringify(leak[1].slice(0, 300))}`);
   }
   if (options.documented) {
     try {
