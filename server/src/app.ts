@@ -1,5 +1,5 @@
 /** createApp(deps): the middleware order and the routers, nothing else. */
-import Koa from 'koa';
+import Koa, { type Context } from 'koa';
 import Router from '@koa/router';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
@@ -62,18 +62,29 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
     await next();
   });
 
-  const oauth = new Router({ prefix: '/api/v1/token' });
-  oauth.post('/', tokenEndpoint(clients, tokens));
-  oauth.post('/introspect', introspectionEndpoint(knex, tokens, config));
-  oauth.post('/revoke', revocationEndpoint(knex, tokens, config));
-
-  const github = new Router({ prefix: '/api/v1/oidc' });
-  github.post('/token', exchangeEndpoint({ knex, config, jwks: githubJwks, tokens, query }));
-  github.post('/register', registerEndpoint({ knex, config, jwks: githubJwks, query }));
+  // The hot endpoints, also reached directly by exact method and path ahead of the
+  // routers (which try every router's patterns in turn); any other spelling of the path,
+  // a trailing slash say, goes through the routers to the same handler.
+  const endpoints: [method: 'POST', path: string, handler: (ctx: Context) => Promise<void>][] = [
+    ['POST', '/api/v1/token', tokenEndpoint(clients, tokens)],
+    ['POST', '/api/v1/token/introspect', introspectionEndpoint(knex, tokens, config)],
+    ['POST', '/api/v1/token/revoke', revocationEndpoint(knex, tokens, config)],
+    ['POST', '/api/v1/oidc/token', exchangeEndpoint({ knex, config, jwks: githubJwks, tokens, query })],
+    ['POST', '/api/v1/oidc/register', registerEndpoint({ knex, config, jwks: githubJwks, query })],
+  ];
+  const direct = new Map(endpoints.map(([method, path, handler]) => [`${method} ${path}`, handler]));
+  app.use((ctx, next) => {
+    const handler = direct.get(`${ctx.method} ${ctx.path}`);
+    if (!handler) return next();
+    // What @koa/router would record: the metrics label.
+    (ctx as Context & { _matchedRoute?: string })._matchedRoute = ctx.path;
+    return handler(ctx);
+  });
+  const endpointRouter = new Router();
+  for (const [, path, handler] of endpoints) endpointRouter.post(path, handler);
 
   const routers = [
-    oauth,
-    github,
+    endpointRouter,
     trustPolicyRoutes(knex, tokens),
     agentRoutes(knex, tokens),
     auditRoutes(knex, tokens),

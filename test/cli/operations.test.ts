@@ -73,10 +73,11 @@ describe('sentryagent-idp usage and errors', () => {
 
 describe('sentryagent-idp migrate, keys and serve', () => {
   it('migrates an empty database, reports nothing to do after, and reverts with --down', async () => {
-    expect(await cli('migrate')).toMatchObject({ code: 0, stdout: 'applied: 20261123000000_initial\n' });
+    const all = ['20261123000000_initial', '20261123120000_grant_batches'];
+    expect(await cli('migrate')).toMatchObject({ code: 0, stdout: `applied: ${all.join(', ')}\n` });
     expect(await cli('migrate')).toMatchObject({ code: 0, stdout: 'nothing to do\n' });
-    expect((await cli('migrate', '--down', '--json')).json()).toEqual({ reverted: ['20261123000000_initial'] });
-    expect((await cli('migrate', '--json')).json()).toEqual({ applied: ['20261123000000_initial'] });
+    expect((await cli('migrate', '--down', '--json')).json()).toEqual({ reverted: [...all].reverse() });
+    expect((await cli('migrate', '--json')).json()).toEqual({ applied: all });
   });
 
   it('rotates the signing key: the server signs with the new one and still publishes the old one', async () => {

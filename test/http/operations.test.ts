@@ -28,6 +28,23 @@ describe('operations endpoints', () => {
     expect(reply.text).not.toContain('11111111-1111');
   });
 
+  it('answers a hot endpoint alike on its exact path and through the routers, under one metrics label', async () => {
+    const agent = await createAgent(server, await adminToken(server), { scopes: ['agents:read'] });
+    const grant = form({ grant_type: 'client_credentials', client_id: agent.agentId, client_secret: agent.clientSecret });
+    const exact = await send(server, '/api/v1/token', grant);
+    const slashed = await send(server, '/api/v1/token/', grant);
+    expect([exact.status, slashed.status]).toEqual([200, 200]);
+    expect(Object.keys(slashed.body).sort()).toEqual(Object.keys(exact.body).sort());
+    expect(exact.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(exact.headers.get('x-request-id')).toBeTruthy();
+    const wrongMethod = await send(server, '/api/v1/token', { method: 'GET' });
+    expect(wrongMethod.status).toBe(405);
+    const metrics = (await send(server, '/metrics')).text;
+    const served = Number(/http_requests_total\{method="POST",route="\/api\/v1\/token",status="200"\} (\d+)/.exec(metrics)?.[1]);
+    expect(served).toBeGreaterThanOrEqual(2);
+    expect(metrics).not.toContain('route="/api/v1/token/"');
+  });
+
   it('publishes RFC 8414 metadata whose URLs start with PUBLIC_URL', async () => {
     const reply = await send(server, '/.well-known/oauth-authorization-server');
     expect(reply.body).toMatchObject({

@@ -157,7 +157,7 @@ describeWithPostgres('database outage under load', () => {
     const lines = instance.logs.map((line) => JSON.parse(line));
     expect(lines.filter((line) => line.msg === 'unhandled error')).toEqual([]);
     expect(lines.some((line) => line.msg === 'database unavailable')).toBe(true);
-  });
+  }, 90_000);
 
   it('left no half-written state: every token, revocation, agent and credential has exactly its audit event', async () => {
     const knex = direct.deps.knex;

@@ -1,18 +1,26 @@
 import { describe, expect, it } from '@jest/globals';
+import { migrations } from '../../server/migrations/index.js';
 import { migrateDown, migrateToLatest } from '../../server/src/storage/database.js';
 import { createTestDatabase, isRealPostgres } from '../support/database.js';
 import { startTestServer } from '../support/test-server.js';
 
+const ALL = ['20261123000000_initial', '20261123120000_grant_batches'];
+
 describe('migrations', () => {
   it('apply, revert and re-apply', async () => {
+    expect(migrations.map((migration) => migration.name)).toEqual(ALL);
     const testDatabase = await createTestDatabase();
     const database = testDatabase.open();
     try {
-      expect(await migrateToLatest(database)).toEqual(['20261123000000_initial']);
+      expect(await migrateToLatest(database)).toEqual(ALL);
       expect(await migrateToLatest(database)).toEqual([]);
-      expect(await migrateDown(database)).toEqual(['20261123000000_initial']);
+      const hasIssueGrants = async () =>
+        (await database.knex.raw(`select count(*)::int as n from pg_proc where proname = 'issue_grants'`)).rows[0].n === 1;
+      expect(await hasIssueGrants()).toBe(true);
+      expect(await migrateDown(database)).toEqual([...ALL].reverse());
       expect(await database.knex.schema.hasTable('agents')).toBe(false);
-      expect(await migrateToLatest(database)).toEqual(['20261123000000_initial']);
+      expect(await hasIssueGrants()).toBe(false);
+      expect(await migrateToLatest(database)).toEqual(ALL);
     } finally {
       await database.close();
       await testDatabase.drop();
@@ -25,7 +33,7 @@ describe('migrations', () => {
     const databases = Array.from({ length: 4 }, () => testDatabase.open());
     try {
       const applied = await Promise.all(databases.map((database) => migrateToLatest(database)));
-      expect(applied.flat()).toEqual(['20261123000000_initial']);
+      expect(applied.flat()).toEqual(ALL);
     } finally {
       await Promise.all(databases.map((database) => database.close()));
       await testDatabase.drop();

@@ -13,7 +13,7 @@ import { quotable } from '../http/validation.js';
 import { GrantGateClosed, type AccessTokens } from '../oauth/access-tokens.js';
 import { grantableScopes, scopeNotAvailable } from '../oauth/grantable-scopes.js';
 import { respondWithToken } from '../oauth/token-endpoint.js';
-import { admitExchange } from './exchange-admission.js';
+import { exchangeAdmission } from './exchange-admission.js';
 import { bindRepositoryIdentities, githubActor, provenanceOf, refuseReplay, verifyIdTokenOrRefuse, type GitHubGateDeps } from './id-token-gate.js';
 import { matchTrustPolicy } from './match-trust-policy.js';
 
@@ -25,6 +25,7 @@ const exchangeBody = z.object({
 
 export function exchangeEndpoint(deps: GitHubGateDeps & { readonly tokens: AccessTokens }) {
   const { knex, tokens, query } = deps;
+  const admitExchange = exchangeAdmission(query, deps.config);
   return async function exchangeGitHubIdToken(ctx: Context): Promise<void> {
     const parsed = exchangeBody.safeParse(await readJsonOrForm(ctx));
     if (!parsed.success) {
@@ -33,7 +34,7 @@ export function exchangeEndpoint(deps: GitHubGateDeps & { readonly tokens: Acces
     }
     const agentId = parsed.data.agentId.toLowerCase();
     const claims = await verifyIdTokenOrRefuse(deps, parsed.data.token, 'oidc.exchange.refused', agentId);
-    const admission = await admitExchange(query, deps.config, claims, agentId);
+    const admission = await admitExchange(claims, agentId);
     if (admission.isReplay) throw await refuseReplay(knex, claims, 'oidc.exchange.refused', agentId);
     const actor = githubActor(claims);
     const provenance = provenanceOf(claims);

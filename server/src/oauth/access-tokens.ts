@@ -94,7 +94,9 @@ export class AccessTokens {
   private readonly verifiedSignatures = new BoundedCache<string, JwtClaims>(20_000);
   private verifiedUnderRevision = 0;
   /** Concurrent grants share one call of issue_grants: one round trip and one commit. */
-  private readonly grants = new Batcher<GrantRow, GrantOutcome>((rows) => this.issueGrants(rows));
+  private readonly grants = new Batcher<GrantRow, GrantOutcome>((rows) => this.issueGrants(rows), {
+    retryAlone: (error) => !isDatabaseUnavailable(error),
+  });
   /** Concurrent token-state lookups share one query. */
   private readonly states = new Batcher<string, TokenStateRow | undefined>((jtis) => this.lookUpStates(jtis));
 
@@ -152,21 +154,8 @@ export class AccessTokens {
     return { accessToken, expiresIn: this.config.tokenTtlSeconds, expiresAt: new Date(expiresAt * 1000), scope, jti, rateLimit };
   }
 
-  /**
-   * A batch of grants in one transaction. If the batch fails for any reason but an
-   * unreachable database, nothing of it was committed: each grant is retried alone, so
-   * one bad grant fails only its own request.
-   */
-  private async issueGrants(rows: GrantRow[]): Promise<(GrantOutcome | Promise<GrantOutcome>)[]> {
-    try {
-      return await this.callIssueGrants(rows);
-    } catch (error) {
-      if (rows.length === 1 || isDatabaseUnavailable(error)) throw error;
-      return rows.map((row) => this.callIssueGrants([row]).then(([outcome]) => outcome as GrantOutcome));
-    }
-  }
-
-  private async callIssueGrants(rows: GrantRow[]): Promise<GrantOutcome[]> {
+  /** A batch of grants in one transaction: nothing of it is committed if it fails. */
+  private async issueGrants(rows: GrantRow[]): Promise<GrantOutcome[]> {
     const column = <K extends keyof GrantRow>(key: K) => rows.map((row) => row[key]);
     const outcomes = await this.query<GrantOutcome>('issue_grants', ISSUE_GRANTS_SQL, [
       column('agentId'),

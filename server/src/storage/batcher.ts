@@ -13,16 +13,30 @@ interface Waiting<I, O> {
   reject(error: unknown): void;
 }
 
+export interface BatcherOptions {
+  readonly maxInFlight?: number;
+  readonly maxBatch?: number;
+  /**
+   * When a batch of several fails with an error this accepts, each call is run alone, so
+   * that one bad call fails only itself. Only for runs that commit nothing when they fail.
+   */
+  readonly retryAlone?: (error: unknown) => boolean;
+}
+
 export class Batcher<I, O> {
   private waiting: Waiting<I, O>[] = [];
   private inFlight = 0;
   private scheduled = false;
+  private readonly maxInFlight: number;
+  private readonly maxBatch: number;
 
   constructor(
     private readonly run: RunBatch<I, O>,
-    private readonly maxInFlight = 2,
-    private readonly maxBatch = 100,
-  ) {}
+    private readonly options: BatcherOptions = {},
+  ) {
+    this.maxInFlight = options.maxInFlight ?? 2;
+    this.maxBatch = options.maxBatch ?? 100;
+  }
 
   submit(input: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
@@ -39,7 +53,7 @@ export class Batcher<I, O> {
     while (this.waiting.length > 0 && this.inFlight < this.maxInFlight) {
       const batch = this.waiting.splice(0, this.maxBatch);
       this.inFlight += 1;
-      this.run(batch.map((call) => call.input))
+      this.runIsolated(batch.map((call) => call.input))
         .then(
           (outputs) => batch.forEach((call, index) => call.resolve(outputs[index] as O | Promise<O>)),
           (error: unknown) => batch.forEach((call) => call.reject(error)),
@@ -48,6 +62,15 @@ export class Batcher<I, O> {
           this.inFlight -= 1;
           this.dispatch();
         });
+    }
+  }
+
+  private async runIsolated(inputs: I[]): Promise<(O | Promise<O>)[]> {
+    try {
+      return await this.run(inputs);
+    } catch (error) {
+      if (inputs.length === 1 || !this.options.retryAlone?.(error)) throw error;
+      return inputs.map(async (input) => (await this.run([input]))[0] as O);
     }
   }
 }
