@@ -52,10 +52,26 @@ function requireMediaType(ctx: Context, accepted: readonly string[]): string {
   return media.type;
 }
 
+/**
+ * The pairs of a form body, as URLSearchParams reads them. A body with no '%' and no '+'
+ * (tokens, secrets and ids are all like that) has nothing to decode, so it is split
+ * directly, which is several times cheaper than the general parser.
+ */
+function formPairs(text: string): Iterable<[string, string]> {
+  if (text.includes('%') || text.includes('+')) return new URLSearchParams(text);
+  const pairs: [string, string][] = [];
+  for (const sequence of text.split('&')) {
+    if (sequence === '') continue;
+    const equals = sequence.indexOf('=');
+    pairs.push(equals < 0 ? [sequence, ''] : [sequence.slice(0, equals), sequence.slice(equals + 1)]);
+  }
+  return pairs;
+}
+
 /** Parses a form body into single-valued parameters; a repeated name is refused. */
 export function parseForm(text: string): Record<string, string> {
   const params: Record<string, string> = Object.create(null);
-  for (const [name, value] of new URLSearchParams(text)) {
+  for (const [name, value] of formPairs(text)) {
     if (name in params) {
       const shown = quotable(name);
       throw validationError(shown ? `The '${shown}' parameter must not be repeated.` : 'A parameter must not be repeated.');
