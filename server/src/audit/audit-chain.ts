@@ -11,7 +11,7 @@ import type { Knex } from 'knex';
 
 const AUDIT_LINK_LOCK = 7_242_003;
 const GENESIS_HASH = '0'.repeat(64);
-const LINK_BATCH_SIZE = 500;
+export const LINK_BATCH_SIZE = 250;
 
 interface AuditRow {
   id: number;
@@ -88,6 +88,21 @@ export async function linkPendingEvents(knex: Knex, wait = false): Promise<numbe
 /** Links everything appended so far (used before reading or verifying the chain). */
 export async function linkAllPendingEvents(knex: Knex): Promise<void> {
   while ((await linkPendingEvents(knex, true)) === LINK_BATCH_SIZE);
+}
+
+/**
+ * The background pass: batch after batch until the backlog is linked, so the chain keeps
+ * up with any append rate (one batch per tick would fall behind past LINK_BATCH_SIZE per
+ * tick), while no single batch holds the event loop for long. Skips if another instance
+ * is linking.
+ */
+export async function linkBacklog(knex: Knex, shouldStop: () => boolean = () => false): Promise<number> {
+  let linked = 0;
+  for (;;) {
+    const count = await linkPendingEvents(knex);
+    linked += count;
+    if (count < LINK_BATCH_SIZE || shouldStop()) return linked;
+  }
 }
 
 export interface ChainVerification {

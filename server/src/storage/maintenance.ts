@@ -6,7 +6,7 @@
  */
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import { linkPendingEvents } from '../audit/audit-chain.js';
+import { linkBacklog } from '../audit/audit-chain.js';
 import { isDatabaseUnavailable } from './database.js';
 
 const AUDIT_LINK_INTERVAL_MS = 250;
@@ -26,14 +26,19 @@ export async function pruneExpiredRows(knex: Knex): Promise<void> {
 
 export function startMaintenance(knex: Knex, logger: Logger): () => Promise<void> {
   let isStopped = false;
-  let running: Promise<unknown> = Promise.resolve();
+  const running = new Map<string, Promise<void>>();
   const guard = (job: string, work: () => Promise<unknown>) => () => {
-    if (isStopped) return;
-    running = work().catch((error: unknown) => {
-      if (!isDatabaseUnavailable(error)) logger.error({ job, err: { message: (error as Error).message } }, 'maintenance job failed');
-    });
+    // A pass still running (a long backlog, a slow database) is not joined by another.
+    if (isStopped || running.has(job)) return;
+    const pass = work()
+      .then(() => undefined)
+      .catch((error: unknown) => {
+        if (!isDatabaseUnavailable(error)) logger.error({ job, err: { message: (error as Error).message } }, 'maintenance job failed');
+      })
+      .finally(() => running.delete(job));
+    running.set(job, pass);
   };
-  const link = setInterval(guard('audit-link', () => linkPendingEvents(knex)), AUDIT_LINK_INTERVAL_MS);
+  const link = setInterval(guard('audit-link', () => linkBacklog(knex, () => isStopped)), AUDIT_LINK_INTERVAL_MS);
   const prune = setInterval(guard('prune', () => pruneExpiredRows(knex)), PRUNE_INTERVAL_MS);
   link.unref();
   prune.unref();
@@ -41,6 +46,6 @@ export function startMaintenance(knex: Knex, logger: Logger): () => Promise<void
     isStopped = true;
     clearInterval(link);
     clearInterval(prune);
-    await running;
+    await Promise.all(running.values());
   };
 }
