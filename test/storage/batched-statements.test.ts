@@ -5,7 +5,7 @@
  */
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { exchangeAdmission } from '../../server/src/github/exchange-admission.js';
+import { createExchangeAdmission } from '../../server/src/github/exchange-admission.js';
 import type { GitHubClaims } from '../../server/src/github/verify-id-token.js';
 import { GrantGateClosed, type GrantRequest } from '../../server/src/oauth/access-tokens.js';
 import { adminToken, createAgent, type AgentWithSecret } from '../support/api.js';
@@ -36,7 +36,7 @@ describe('batched grants and exchange admissions', () => {
     ({ jti, exp: Math.floor(Date.now() / 1000) + 300, repository: 'Octo-Org/Octo-Repo' }) as unknown as GitHubClaims;
 
   it('spends an ID token used twice in one batch exactly once', async () => {
-    const admit = exchangeAdmission(server.deps.query, server.config);
+    const admit = createExchangeAdmission(server.deps.query, server.config);
     const claims = claimsFor(crypto.randomUUID());
     const other = claimsFor(crypto.randomUUID());
     const outcomes = await Promise.all([admit(claims, agent.agentId), admit(other, agent.agentId), admit(claims, agent.agentId)]);
@@ -46,7 +46,7 @@ describe('batched grants and exchange admissions', () => {
   });
 
   it('reads each admitted request its own agent', async () => {
-    const admit = exchangeAdmission(server.deps.query, server.config);
+    const admit = createExchangeAdmission(server.deps.query, server.config);
     const unknownAgent = crypto.randomUUID();
     const [known, unknown] = await Promise.all([
       admit(claimsFor(crypto.randomUUID()), agent.agentId),

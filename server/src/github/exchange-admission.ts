@@ -58,7 +58,8 @@ interface AdmitInput {
 
 const REPLAY: ExchangeAdmission = { isReplay: true };
 
-export function exchangeAdmission(query: RunPrepared, config: Config) {
+/** Returns admitExchange, whose concurrent calls share one statement. */
+export function createExchangeAdmission(query: RunPrepared, config: Config) {
   /** Within a batch, an ID token used twice is spent by its first use; the others are replays. */
   async function admitBatch(inputs: AdmitInput[]): Promise<ExchangeAdmission[]> {
     const firstUse = new Map<string, number>();

@@ -13,7 +13,7 @@ import { quotable } from '../http/validation.js';
 import { GrantGateClosed, type AccessTokens } from '../oauth/access-tokens.js';
 import { grantableScopes, scopeNotAvailable } from '../oauth/grantable-scopes.js';
 import { respondWithToken } from '../oauth/token-endpoint.js';
-import { exchangeAdmission } from './exchange-admission.js';
+import { createExchangeAdmission } from './exchange-admission.js';
 import { bindRepositoryIdentities, githubActor, provenanceOf, refuseReplay, verifyIdTokenOrRefuse, type GitHubGateDeps } from './id-token-gate.js';
 import { matchTrustPolicy } from './match-trust-policy.js';
 
@@ -25,7 +25,7 @@ const exchangeBody = z.object({
 
 export function exchangeEndpoint(deps: GitHubGateDeps & { readonly tokens: AccessTokens }) {
   const { knex, tokens, query } = deps;
-  const admitExchange = exchangeAdmission(query, deps.config);
+  const admitExchange = createExchangeAdmission(query, deps.config);
   return async function exchangeGitHubIdToken(ctx: Context): Promise<void> {
     const parsed = exchangeBody.safeParse(await readJsonOrForm(ctx));
     if (!parsed.success) {

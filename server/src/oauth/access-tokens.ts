@@ -16,6 +16,7 @@ import { currentWindow, isOverLimit, rateLimitExceeded, rateLimitHeaders, type R
 import type { RunPrepared } from '../storage/prepared.js';
 import type { AuditEventType } from '../audit/audit-log.js';
 import { Batcher } from '../storage/batcher.js';
+import { issueGrantBatch, type GrantOutcome, type GrantRow } from './grant-batches.js';
 import { isDatabaseUnavailable } from '../storage/database.js';
 import { BoundedCache } from './bounded-cache.js';
 
@@ -62,39 +63,12 @@ interface TokenStateRow {
 const TOKEN_STATE_SQL = `select t.jti, t.agent_id, t.revoked_at is not null as is_revoked, a.status
   from access_tokens t join agents a on a.id = t.agent_id where t.jti = any($1::uuid[])`;
 
-/** One grant's row for issue_grants (migration 20261123120000_grant_batches). */
-interface GrantRow {
-  readonly agentId: string;
-  readonly credentialId: string | null;
-  readonly scope: string;
-  readonly windowStart: number;
-  readonly month: string;
-  readonly jti: string;
-  readonly grantType: string;
-  readonly issuedAt: number;
-  readonly expiresAt: number;
-  readonly auditType: string;
-  readonly auditActor: string;
-  readonly auditData: string;
-}
-
-interface GrantOutcome {
-  readonly ord: number;
-  readonly gate: number;
-  readonly rate_count: number | null;
-  readonly quota_count: number | null;
-  readonly issued: number;
-}
-
-const ISSUE_GRANTS_SQL = `select ord, gate, rate_count, quota_count, issued from issue_grants(
-  $1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::int, $6::text[], $7::int,
-  $8::uuid[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::jsonb[])`;
-
 export class AccessTokens {
   private readonly verifiedSignatures = new BoundedCache<string, JwtClaims>(20_000);
   private verifiedUnderRevision = 0;
   /** Concurrent grants share one call of issue_grants: one round trip and one commit. */
-  private readonly grants = new Batcher<GrantRow, GrantOutcome>((rows) => this.issueGrants(rows), {
+  private readonly grants = new Batcher<GrantRow, GrantOutcome>((rows) => issueGrantBatch(this.query, this.config, rows), {
+    // A failed call of issue_grants committed nothing: its grants can be retried one by one.
     retryAlone: (error) => !isDatabaseUnavailable(error),
   });
   /** Concurrent token-state lookups share one query. */
@@ -152,33 +126,6 @@ export class AccessTokens {
     });
     this.onIssued(request.grantType);
     return { accessToken, expiresIn: this.config.tokenTtlSeconds, expiresAt: new Date(expiresAt * 1000), scope, jti, rateLimit };
-  }
-
-  /** A batch of grants in one transaction: nothing of it is committed if it fails. */
-  private async issueGrants(rows: GrantRow[]): Promise<GrantOutcome[]> {
-    const column = <K extends keyof GrantRow>(key: K) => rows.map((row) => row[key]);
-    const outcomes = await this.query<GrantOutcome>('issue_grants', ISSUE_GRANTS_SQL, [
-      column('agentId'),
-      column('credentialId'),
-      column('scope'),
-      column('windowStart'),
-      this.config.rateLimitPerMinute,
-      column('month'),
-      this.config.monthlyTokenLimit,
-      column('jti'),
-      column('grantType'),
-      column('issuedAt'),
-      column('expiresAt'),
-      column('auditType'),
-      column('auditActor'),
-      column('auditData'),
-    ]);
-    const byOrdinal = new Map(outcomes.map((outcome) => [outcome.ord, outcome]));
-    return rows.map((_row, index) => {
-      const outcome = byOrdinal.get(index + 1);
-      if (!outcome) throw new Error('issue_grants returned no outcome for a grant');
-      return outcome;
-    });
   }
 
   private async lookUpStates(jtis: string[]): Promise<(TokenStateRow | undefined)[]> {

@@ -1,0 +1,63 @@
+/**
+ * The bookkeeping of a batch of grants in one call of issue_grants (migration
+ * 20261123120000_grant_batches, which says how each grant is decided): one round trip and
+ * one commit for all of them, each grant decided as if it ran alone.
+ */
+import type { Config } from '../config.js';
+import type { RunPrepared } from '../storage/prepared.js';
+
+/** One grant, as issue_grants takes it. */
+export interface GrantRow {
+  readonly agentId: string;
+  readonly credentialId: string | null;
+  readonly scope: string;
+  readonly windowStart: number;
+  readonly month: string;
+  readonly jti: string;
+  readonly grantType: string;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+  readonly auditType: string;
+  readonly auditActor: string;
+  readonly auditData: string;
+}
+
+/** What the database decided for one grant: gate passed, counters after it, token recorded. */
+export interface GrantOutcome {
+  readonly ord: number;
+  readonly gate: number;
+  readonly rate_count: number | null;
+  readonly quota_count: number | null;
+  readonly issued: number;
+}
+
+const ISSUE_GRANTS_SQL = `select ord, gate, rate_count, quota_count, issued from issue_grants(
+  $1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::int, $6::text[], $7::int,
+  $8::uuid[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::jsonb[])`;
+
+/** The outcomes in the order of `rows`. One statement: if it fails, nothing of it is committed. */
+export async function issueGrantBatch(query: RunPrepared, config: Config, rows: readonly GrantRow[]): Promise<GrantOutcome[]> {
+  const column = <K extends keyof GrantRow>(key: K) => rows.map((row) => row[key]);
+  const outcomes = await query<GrantOutcome>('issue_grants', ISSUE_GRANTS_SQL, [
+    column('agentId'),
+    column('credentialId'),
+    column('scope'),
+    column('windowStart'),
+    config.rateLimitPerMinute,
+    column('month'),
+    config.monthlyTokenLimit,
+    column('jti'),
+    column('grantType'),
+    column('issuedAt'),
+    column('expiresAt'),
+    column('auditType'),
+    column('auditActor'),
+    column('auditData'),
+  ]);
+  const byOrdinal = new Map(outcomes.map((outcome) => [outcome.ord, outcome]));
+  return rows.map((_row, index) => {
+    const outcome = byOrdinal.get(index + 1);
+    if (!outcome) throw new Error('issue_grants returned no outcome for a grant');
+    return outcome;
+  });
+}
