@@ -174,16 +174,18 @@ function rssMiB(pid) {
 
 /** CPU seconds used so far by a process and its children (cluster workers), from /proc. */
 function cpuSeconds(pid) {
-  const ticks = (id) => {
-    const fields = fs.readFileSync(`/proc/${id}/stat`, 'utf8').split(') ')[1].split(' ');
-    return Number(fields[11]) + Number(fields[12]); // utime, stime
-  };
   const children = fs
     .readdirSync(`/proc/${pid}/task`)
     .flatMap((task) => fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean));
-  return [pid, ...children].reduce((sum, id) => sum + ticks(id), 0) / CLOCK_TICKS;
+  return [pid, ...children].reduce((sum, id) => sum + cpuTicks(fs.readFileSync(`/proc/${id}/stat`, 'utf8')), 0) / CLOCK_TICKS;
 }
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** utime + stime of a /proc/<pid>/stat line. */
+function cpuTicks(stat) {
+  const fields = stat.split(') ')[1].split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
 
 /**
  * CPU seconds used so far by every PostgreSQL process on this machine (the pool's
@@ -194,9 +196,7 @@ function postgresCpuSeconds() {
   for (const id of fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
     try {
       const stat = fs.readFileSync(`/proc/${id}/stat`, 'utf8');
-      if (!stat.includes(' (postgres) ')) continue;
-      const fields = stat.split(') ')[1].split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
+      if (stat.includes(' (postgres) ')) ticks += cpuTicks(stat);
     } catch {
       // the process ended between listing and reading
     }

@@ -32,7 +32,7 @@ describe('linkBacklog', () => {
 
   it('stops after the batch in hand when asked to', async () => {
     await append(2 * LINK_BATCH_SIZE);
-    expect(await linkBacklog(database.knex, () => true)).toBe(LINK_BATCH_SIZE);
+    expect(await linkBacklog(database.knex, { shouldStop: () => true })).toBe(LINK_BATCH_SIZE);
     expect(await linkBacklog(database.knex)).toBe(LINK_BATCH_SIZE);
   });
 });

@@ -87,19 +87,22 @@ export async function linkPendingEvents(knex: Knex, wait = false): Promise<numbe
 
 /** Links everything appended so far (used before reading or verifying the chain). */
 export async function linkAllPendingEvents(knex: Knex): Promise<void> {
-  while ((await linkPendingEvents(knex, true)) === LINK_BATCH_SIZE);
+  await linkBacklog(knex, { wait: true });
 }
 
 /**
- * The background pass: batch after batch until the backlog is linked, so the chain keeps
- * up with any append rate (one batch per tick would fall behind past LINK_BATCH_SIZE per
- * tick), while no single batch holds the event loop for long. Skips if another instance
- * is linking.
+ * Batch after batch until the backlog is linked, so the chain keeps up with any append
+ * rate (one batch per tick would fall behind past LINK_BATCH_SIZE per tick), while no
+ * single batch holds the event loop for long. Without `wait` (the background pass) it
+ * skips if another instance is linking; `shouldStop` ends it after the batch in hand.
  */
-export async function linkBacklog(knex: Knex, shouldStop: () => boolean = () => false): Promise<number> {
+export async function linkBacklog(
+  knex: Knex,
+  { wait = false, shouldStop = () => false }: { readonly wait?: boolean; readonly shouldStop?: () => boolean } = {},
+): Promise<number> {
   let linked = 0;
   for (;;) {
-    const count = await linkPendingEvents(knex);
+    const count = await linkPendingEvents(knex, wait);
     linked += count;
     if (count < LINK_BATCH_SIZE || shouldStop()) return linked;
   }

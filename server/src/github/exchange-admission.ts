@@ -6,8 +6,7 @@
  */
 import type { Config } from '../config.js';
 import type { AgentStatus } from '../agents/agent.js';
-import { Batcher } from '../storage/batcher.js';
-import { isDatabaseUnavailable } from '../storage/database.js';
+import { Batcher, RETRY_ALONE_UNLESS_UNAVAILABLE } from '../storage/batcher.js';
 import type { RunPrepared } from '../storage/prepared.js';
 import { usedJtiKey } from './id-token-gate.js';
 import { ASCII_FOLD, foldRepository, toPolicy, type PolicyRow, type StoredTrustPolicy } from './trust-policy-store.js';
@@ -87,8 +86,7 @@ export function createExchangeAdmission(query: RunPrepared, config: Config) {
     }
     return inputs.map((_input, index) => admissionOf.get(index) ?? REPLAY);
   }
-  // A failed batch spent nothing (one statement), so its calls can be retried alone.
-  const batches = new Batcher<AdmitInput, ExchangeAdmission>(admitBatch, { retryAlone: (error) => !isDatabaseUnavailable(error) });
+  const batches = new Batcher<AdmitInput, ExchangeAdmission>(admitBatch, RETRY_ALONE_UNLESS_UNAVAILABLE);
 
   return function admitExchange(claims: GitHubClaims, agentId: string): Promise<ExchangeAdmission> {
     return batches.submit({ jti: usedJtiKey(config, claims), exp: claims.exp, agentId, repository: foldRepository(claims.repository) });

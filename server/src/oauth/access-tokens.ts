@@ -15,9 +15,8 @@ import { unauthorizedClient } from '../http/errors.js';
 import { currentWindow, isOverLimit, rateLimitExceeded, rateLimitHeaders, type RateLimitState } from '../http/rate-limit.js';
 import type { RunPrepared } from '../storage/prepared.js';
 import type { AuditEventType } from '../audit/audit-log.js';
-import { Batcher } from '../storage/batcher.js';
+import { Batcher, RETRY_ALONE_UNLESS_UNAVAILABLE } from '../storage/batcher.js';
 import { issueGrantBatch, type GrantOutcome, type GrantRow } from './grant-batches.js';
-import { isDatabaseUnavailable } from '../storage/database.js';
 import { BoundedCache } from './bounded-cache.js';
 
 export interface GrantRequest {
@@ -67,10 +66,10 @@ export class AccessTokens {
   private readonly verifiedSignatures = new BoundedCache<string, JwtClaims>(20_000);
   private verifiedUnderRevision = 0;
   /** Concurrent grants share one call of issue_grants: one round trip and one commit. */
-  private readonly grants = new Batcher<GrantRow, GrantOutcome>((rows) => issueGrantBatch(this.query, this.config, rows), {
-    // A failed call of issue_grants committed nothing: its grants can be retried one by one.
-    retryAlone: (error) => !isDatabaseUnavailable(error),
-  });
+  private readonly grants = new Batcher<GrantRow, GrantOutcome>(
+    (rows) => issueGrantBatch(this.query, this.config, rows),
+    RETRY_ALONE_UNLESS_UNAVAILABLE,
+  );
   /** Concurrent token-state lookups share one query. */
   private readonly states = new Batcher<string, TokenStateRow | undefined>((jtis) => this.lookUpStates(jtis));
 

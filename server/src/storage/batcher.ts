@@ -5,6 +5,8 @@
  * one pays one round trip, one parse and one commit per batch instead of per call, and
  * every call's work still starts after the call was made.
  */
+import { isDatabaseUnavailable } from './database.js';
+
 export type RunBatch<I, O> = (inputs: I[]) => Promise<(O | Promise<O>)[]>;
 
 interface Waiting<I, O> {
@@ -22,6 +24,12 @@ export interface BatcherOptions {
    */
   readonly retryAlone?: (error: unknown) => boolean;
 }
+
+/**
+ * For a run that is one statement: if it fails, nothing of it was committed, so unless the
+ * database is out of reach each call can be retried alone.
+ */
+export const RETRY_ALONE_UNLESS_UNAVAILABLE: BatcherOptions = { retryAlone: (error) => !isDatabaseUnavailable(error) };
 
 export class Batcher<I, O> {
   private waiting: Waiting<I, O>[] = [];

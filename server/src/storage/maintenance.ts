@@ -38,7 +38,7 @@ export function startMaintenance(knex: Knex, logger: Logger): () => Promise<void
       .finally(() => running.delete(job));
     running.set(job, pass);
   };
-  const link = setInterval(guard('audit-link', () => linkBacklog(knex, () => isStopped)), AUDIT_LINK_INTERVAL_MS);
+  const link = setInterval(guard('audit-link', () => linkBacklog(knex, { shouldStop: () => isStopped })), AUDIT_LINK_INTERVAL_MS);
   const prune = setInterval(guard('prune', () => pruneExpiredRows(knex)), PRUNE_INTERVAL_MS);
   link.unref();
   prune.unref();
