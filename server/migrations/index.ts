@@ -3,6 +3,7 @@
 import type { Knex } from 'knex';
 import * as initial from './20261123000000_initial.js';
 import * as grantBatches from './20261123120000_grant_batches.js';
+import * as setBasedGrants from './20261124090000_set_based_grants.js';
 
 export interface Migration {
   readonly name: string;
@@ -13,4 +14,5 @@ export interface Migration {
 export const migrations: readonly Migration[] = [
   { name: '20261123000000_initial', ...initial },
   { name: '20261123120000_grant_batches', ...grantBatches },
+  { name: '20261124090000_set_based_grants', ...setBasedGrants },
 ];

@@ -73,7 +73,7 @@ describe('sentryagent-idp usage and errors', () => {
 
 describe('sentryagent-idp migrate, keys and serve', () => {
   it('migrates an empty database, reports nothing to do after, and reverts with --down', async () => {
-    const all = ['20261123000000_initial', '20261123120000_grant_batches'];
+    const all = ['20261123000000_initial', '20261123120000_grant_batches', '20261124090000_set_based_grants'];
     expect(await cli('migrate')).toMatchObject({ code: 0, stdout: `applied: ${all.join(', ')}\n` });
     expect(await cli('migrate')).toMatchObject({ code: 0, stdout: 'nothing to do\n' });
     expect((await cli('migrate', '--down', '--json')).json()).toEqual({ reverted: [...all].reverse() });

@@ -1,7 +1,8 @@
 /**
  * The bookkeeping of a batch of grants in one call of issue_grants (migration
- * 20261123120000_grant_batches, which says how each grant is decided): one round trip and
- * one commit for all of them, each grant decided as if it ran alone.
+ * 20261124090000_set_based_grants, which says how each grant is decided): one round trip,
+ * one commit and a fixed number of statements for all of them, each grant decided as if
+ * it ran alone.
  */
 import type { Config } from '../config.js';
 import type { RunPrepared } from '../storage/prepared.js';

@@ -1,0 +1,230 @@
+/**
+ * issue_grants decides a batch exactly as the same grants taken one at a time, in agent
+ * order: the same outcome for every grant and the same counters, tokens and audit events
+ * after. Each case builds two identical worlds of agents (same statuses, scopes,
+ * credentials and counters, ids in the same order) in one database; one world gets the
+ * batch in a single call, the other each grant alone. Both must also agree with a model
+ * of the rules written out here (gate, rate window, monthly quota).
+ */
+import crypto from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+import type { Config } from '../../server/src/config.js';
+import { issueGrantBatch, type GrantRow } from '../../server/src/oauth/grant-batches.js';
+import { migrateToLatest, type Database } from '../../server/src/storage/database.js';
+import { preparedStatements, type RunPrepared } from '../../server/src/storage/prepared.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { SEED } from '../support/fast-check.js';
+
+const SCOPES = ['agents:read', 'tokens:read'];
+const WINDOWS = [1_800_000_000 - 60, 1_800_000_000]; // a minute boundary can fall inside a batch
+const MONTHS = ['2026-11', '2026-12'];
+
+const scopeSet = fc.subarray(SCOPES);
+const agentArbitrary = fc.record({
+  status: fc.constantFrom('active', 'active', 'suspended'),
+  scopes: scopeSet,
+  rateCount: fc.nat(4), // in the window WINDOWS[0] before the batch
+  quotaCount: fc.nat(4), // in the month MONTHS[0] before the batch
+});
+const caseArbitrary = fc.record({
+  agents: fc.array(agentArbitrary, { minLength: 1, maxLength: 3 }),
+  rateLimit: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 6 })),
+  monthlyLimit: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 6 })),
+  grants: fc.array(
+    fc.record({
+      agent: fc.nat(2),
+      credential: fc.constantFrom('live', 'revoked', 'another agent', 'none'),
+      scopes: scopeSet,
+      window: fc.nat(1),
+      month: fc.constantFrom(0, 0, 1),
+    }),
+    { minLength: 1, maxLength: 12 },
+  ),
+});
+type Case = typeof caseArbitrary extends fc.Arbitrary<infer T> ? T : never;
+
+interface Decision {
+  gate: number;
+  rate_count: number | null;
+  quota_count: number | null;
+  issued: number;
+}
+
+/** The rules, one grant at a time in agent order (agent ids sort by agent index). */
+function model(spec: Case) {
+  const rate = new Map(spec.agents.map((agent, i) => [`${i}/${WINDOWS[0]}`, agent.rateCount]));
+  const quota = new Map(spec.agents.map((agent, i) => [`${i}/${MONTHS[0]}`, agent.quotaCount]));
+  const decisions: Decision[] = new Array(spec.grants.length);
+  const agentOf = (i: number) => spec.grants[i].agent % spec.agents.length;
+  const order = spec.grants.map((_grant, i) => i).sort((a, b) => agentOf(a) - agentOf(b) || a - b);
+  for (const i of order) {
+    const grant = spec.grants[i];
+    const a = agentOf(i);
+    const agent = spec.agents[a];
+    const credentialOk = grant.credential === 'live' || grant.credential === 'none' || (grant.credential === 'another agent' && spec.agents.length === 1);
+    if (agent.status !== 'active' || !grant.scopes.every((scope) => agent.scopes.includes(scope)) || !credentialOk) {
+      decisions[i] = { gate: 0, rate_count: null, quota_count: null, issued: 0 };
+      continue;
+    }
+    let rateCount: number | null = null;
+    if (spec.rateLimit > 0) {
+      const key = `${a}/${WINDOWS[grant.window]}`;
+      rateCount = (rate.get(key) ?? 0) + 1;
+      rate.set(key, rateCount);
+      if (rateCount > spec.rateLimit) {
+        decisions[i] = { gate: 1, rate_count: rateCount, quota_count: null, issued: 0 };
+        continue;
+      }
+    }
+    let quotaCount: number | null = null;
+    if (spec.monthlyLimit > 0) {
+      const key = `${a}/${MONTHS[grant.month]}`;
+      const before = quota.get(key) ?? 0;
+      if (before >= spec.monthlyLimit) {
+        decisions[i] = { gate: 1, rate_count: rateCount, quota_count: null, issued: 0 };
+        continue;
+      }
+      quotaCount = before + 1;
+      quota.set(key, quotaCount);
+    }
+    decisions[i] = { gate: 1, rate_count: rateCount, quota_count: quotaCount, issued: 1 };
+  }
+  // The counters after, as stateOf lists them: by agent, then window or month.
+  const counters = (map: Map<string, number>) =>
+    [...map]
+      .filter(([, count]) => count > 0)
+      .map(([key, count]) => {
+        const [agent, period] = key.split('/');
+        return [Number(agent), period, count] as const;
+      })
+      .sort((x, y) => x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0));
+  return {
+    decisions,
+    windows: counters(rate).map(([agent, window, count]) => [agent, Number(window), count]),
+    quotas: counters(quota),
+  };
+}
+
+interface World {
+  readonly agentIds: string[];
+  readonly live: string[];
+  readonly revoked: string[];
+}
+
+describe('issue_grants', () => {
+  let testDatabase: TestDatabase;
+  let database: Database;
+  let query: RunPrepared;
+  beforeAll(async () => {
+    testDatabase = await createTestDatabase();
+    database = testDatabase.open();
+    await migrateToLatest(database);
+    query = preparedStatements(database.knex, database.isEmbedded);
+  });
+  afterAll(async () => {
+    await database.close();
+    await testDatabase.drop();
+  });
+
+  /** Agents whose ids sort in the order given (index first), so both worlds share one agent order. */
+  async function buildWorld(spec: Case): Promise<World> {
+    const tail = crypto.randomUUID().slice(8);
+    const agentIds = spec.agents.map((_agent, index) => `${index.toString(16).padStart(8, '0')}${tail}`);
+    const live = agentIds.map(() => crypto.randomUUID());
+    const revoked = agentIds.map(() => crypto.randomUUID());
+    const knex = database.knex;
+    await knex('agents').insert(spec.agents.map((agent, i) => ({ id: agentIds[i], name: `a${i}`, status: agent.status, scopes: agent.scopes })));
+    await knex('credentials').insert([
+      ...agentIds.map((agentId, i) => ({ id: live[i], agent_id: agentId, secret_hash: Buffer.alloc(32) })),
+      ...agentIds.map((agentId, i) => ({ id: revoked[i], agent_id: agentId, secret_hash: Buffer.alloc(32), revoked_at: new Date() })),
+    ]);
+    const counted = spec.agents.map((agent, i) => ({ agent, id: agentIds[i] }));
+    const rateRows = counted.filter(({ agent }) => agent.rateCount > 0);
+    if (rateRows.length > 0) {
+      await knex('rate_limit_windows').insert(rateRows.map(({ agent, id }) => ({ client_id: id, window_start: WINDOWS[0], count: agent.rateCount })));
+    }
+    const quotaRows = counted.filter(({ agent }) => agent.quotaCount > 0);
+    if (quotaRows.length > 0) {
+      await knex('token_quotas').insert(quotaRows.map(({ agent, id }) => ({ agent_id: id, month: MONTHS[0], count: agent.quotaCount })));
+    }
+    return { agentIds, live, revoked };
+  }
+
+  function rowsFor(spec: Case, world: World): GrantRow[] {
+    return spec.grants.map((grant) => {
+      const agent = grant.agent % spec.agents.length;
+      const credentialId = {
+        live: world.live[agent],
+        revoked: world.revoked[agent],
+        'another agent': world.live[(agent + 1) % spec.agents.length],
+        none: null,
+      }[grant.credential];
+      const jti = crypto.randomUUID();
+      return {
+        agentId: world.agentIds[agent],
+        credentialId,
+        scope: grant.scopes.join(' '),
+        windowStart: WINDOWS[grant.window],
+        month: MONTHS[grant.month],
+        jti,
+        grantType: 'client_credentials',
+        issuedAt: WINDOWS[grant.window],
+        expiresAt: WINDOWS[grant.window] + 900,
+        auditType: 'token.issued',
+        auditActor: `agent:${world.agentIds[agent]}`,
+        auditData: JSON.stringify({ jti }),
+      };
+    });
+  }
+
+  /** Everything the grants wrote, with each world's ids replaced by the agent's index. */
+  async function stateOf(world: World) {
+    const knex = database.knex;
+    const index = (id: string) => world.agentIds.indexOf(id);
+    const windows = await knex('rate_limit_windows').whereIn('client_id', world.agentIds).orderBy(['client_id', 'window_start']);
+    const quotas = await knex('token_quotas').whereIn('agent_id', world.agentIds).orderBy(['agent_id', 'month']);
+    const tokens = await knex('access_tokens').whereIn('agent_id', world.agentIds).orderBy(['agent_id', 'issued_at']);
+    const events = await knex('audit_events').whereIn('agent_id', world.agentIds).orderBy('id');
+    const jtis = new Set(tokens.map((token) => token.jti));
+    return {
+      windows: windows.map((w) => [index(w.client_id), Number(w.window_start), w.count]),
+      quotas: quotas.map((q) => [index(q.agent_id), q.month, q.count]),
+      tokens: tokens.map((t) => [index(t.agent_id), t.scope, t.credential_id === null ? 'none' : 'some']).sort(),
+      // In the order the chain will link them, each the event of a recorded token.
+      events: events.map((e) => [index(e.agent_id), e.type, jtis.has(e.data.jti)]),
+    };
+  }
+
+  it('decides a batch exactly as its grants one at a time, in agent order', async () => {
+    await fc.assert(
+      fc.asyncProperty(caseArbitrary, async (spec) => {
+        const config = { rateLimitPerMinute: spec.rateLimit, monthlyTokenLimit: spec.monthlyLimit } as Config;
+        const batchWorld = await buildWorld(spec);
+        const aloneWorld = await buildWorld(spec);
+
+        const batched = await issueGrantBatch(query, config, rowsFor(spec, batchWorld));
+
+        const aloneRows = rowsFor(spec, aloneWorld);
+        const order = aloneRows.map((_row, i) => i).sort((a, b) => aloneRows[a].agentId.localeCompare(aloneRows[b].agentId) || a - b);
+        const alone = new Array(aloneRows.length);
+        for (const i of order) [alone[i]] = await issueGrantBatch(query, config, [aloneRows[i]]);
+
+        const decisions = (outcomes: typeof batched) => outcomes.map(({ ord: _ord, ...decision }) => decision);
+        const expected = model(spec);
+        expect(decisions(alone)).toEqual(expected.decisions);
+        expect(decisions(batched)).toEqual(expected.decisions);
+        const state = await stateOf(batchWorld);
+        expect(state).toEqual(await stateOf(aloneWorld));
+        expect(state.windows).toEqual(expected.windows);
+        expect(state.quotas).toEqual(expected.quotas);
+        expect(state.tokens).toHaveLength(expected.decisions.filter((decision) => decision.issued === 1).length);
+      }),
+      { ...SEED, numRuns: 150 },
+    );
+  }, 120_000);
+
+  it('returns nothing for an empty batch', async () => {
+    expect(await issueGrantBatch(query, { rateLimitPerMinute: 5, monthlyTokenLimit: 5 } as Config, [])).toEqual([]);
+  });
+});
