@@ -30,7 +30,7 @@ export async function up(knex: Knex): Promise<void> {
       n int := coalesce(array_length(p_agent, 1), 0);
       passed boolean[];    -- passed[i]: grant i got through the gate
       rates int[];         -- rates[i]: the window's count with grant i counted
-      admitted boolean[];  -- admitted[i]: grant i is within the rate limit
+      admitted boolean[];  -- admitted[i]: grant i passed every step so far
       quotas int[];        -- quotas[i]: the month's count with grant i, when it fits
       q_agent uuid[]; q_month text[]; q_before int[];
     begin
@@ -103,8 +103,8 @@ export async function up(knex: Knex): Promise<void> {
           from generate_series(1, n) as s(i) where admitted[s.i] order by p_agent[s.i], s.i;
 
       return query
-        select s.i, passed[s.i]::int, case when p_rate_limit > 0 and passed[s.i] then rates[s.i] end,
-               quotas[s.i], coalesce(admitted[s.i], false)::int
+        -- rates and quotas hold nothing for a grant their step did not count.
+        select s.i, passed[s.i]::int, rates[s.i], quotas[s.i], coalesce(admitted[s.i], false)::int
           from generate_series(1, n) as s(i);
     end
     $fn$

@@ -1,38 +1,27 @@
 /** The background linker keeps up with any backlog, a batch at a time. */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { LINK_BATCH_SIZE, linkBacklog, verifyAuditChain } from '../../server/src/audit/audit-chain.js';
-import { migrateToLatest, type Database } from '../../server/src/storage/database.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { useMigratedDatabase } from '../support/database.js';
 
 describe('linkBacklog', () => {
-  let testDatabase: TestDatabase;
-  let database: Database;
-  beforeAll(async () => {
-    testDatabase = await createTestDatabase();
-    database = testDatabase.open();
-    await migrateToLatest(database);
-  });
-  afterAll(async () => {
-    await database.close();
-    await testDatabase.drop();
-  });
+  const database = useMigratedDatabase();
 
   const append = (count: number) =>
-    database.knex('audit_events').insert(
+    database().knex('audit_events').insert(
       Array.from({ length: count }, (_, i) => ({ type: 'token.issued', actor: 'agent:test', data: JSON.stringify({ i }) })),
     );
 
   it('links a backlog of several batches in one pass, in order, and the chain verifies', async () => {
     const backlog = 3 * LINK_BATCH_SIZE + 7;
     await append(backlog);
-    expect(await linkBacklog(database.knex)).toBe(backlog);
-    expect(await linkBacklog(database.knex)).toBe(0);
-    expect(await verifyAuditChain(database.knex)).toEqual({ valid: true, checked: backlog });
+    expect(await linkBacklog(database().knex)).toBe(backlog);
+    expect(await linkBacklog(database().knex)).toBe(0);
+    expect(await verifyAuditChain(database().knex)).toEqual({ valid: true, checked: backlog });
   });
 
   it('stops after the batch in hand when asked to', async () => {
     await append(2 * LINK_BATCH_SIZE);
-    expect(await linkBacklog(database.knex, { shouldStop: () => true })).toBe(LINK_BATCH_SIZE);
-    expect(await linkBacklog(database.knex)).toBe(LINK_BATCH_SIZE);
+    expect(await linkBacklog(database().knex, { shouldStop: () => true })).toBe(LINK_BATCH_SIZE);
+    expect(await linkBacklog(database().knex)).toBe(LINK_BATCH_SIZE);
   });
 });

@@ -7,13 +7,12 @@
  * of the rules written out here (gate, rate window, monthly quota).
  */
 import crypto from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import type { Config } from '../../server/src/config.js';
 import { issueGrantBatch, type GrantRow } from '../../server/src/oauth/grant-batches.js';
-import { migrateToLatest, type Database } from '../../server/src/storage/database.js';
 import { preparedStatements, type RunPrepared } from '../../server/src/storage/prepared.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { useMigratedDatabase } from '../support/database.js';
 import { SEED } from '../support/fast-check.js';
 
 const SCOPES = ['agents:read', 'tokens:read'];
@@ -113,18 +112,10 @@ interface World {
 }
 
 describe('issue_grants', () => {
-  let testDatabase: TestDatabase;
-  let database: Database;
+  const database = useMigratedDatabase();
   let query: RunPrepared;
-  beforeAll(async () => {
-    testDatabase = await createTestDatabase();
-    database = testDatabase.open();
-    await migrateToLatest(database);
-    query = preparedStatements(database.knex, database.isEmbedded);
-  });
-  afterAll(async () => {
-    await database.close();
-    await testDatabase.drop();
+  beforeAll(() => {
+    query = preparedStatements(database().knex, database().isEmbedded);
   });
 
   /** Agents whose ids sort in the order given (index first), so both worlds share one agent order. */
@@ -133,7 +124,7 @@ describe('issue_grants', () => {
     const agentIds = spec.agents.map((_agent, index) => `${index.toString(16).padStart(8, '0')}${tail}`);
     const live = agentIds.map(() => crypto.randomUUID());
     const revoked = agentIds.map(() => crypto.randomUUID());
-    const knex = database.knex;
+    const knex = database().knex;
     await knex('agents').insert(spec.agents.map((agent, i) => ({ id: agentIds[i], name: `a${i}`, status: agent.status, scopes: agent.scopes })));
     await knex('credentials').insert([
       ...agentIds.map((agentId, i) => ({ id: live[i], agent_id: agentId, secret_hash: Buffer.alloc(32) })),
@@ -180,7 +171,7 @@ describe('issue_grants', () => {
 
   /** Everything the grants wrote, with each world's ids replaced by the agent's index. */
   async function stateOf(world: World) {
-    const knex = database.knex;
+    const knex = database().knex;
     const index = (id: string) => world.agentIds.indexOf(id);
     const windows = await knex('rate_limit_windows').whereIn('client_id', world.agentIds).orderBy(['client_id', 'window_start']);
     const quotas = await knex('token_quotas').whereIn('agent_id', world.agentIds).orderBy(['agent_id', 'month']);

@@ -4,8 +4,9 @@
  * DATABASE_URL, an in-memory embedded PostgreSQL.
  */
 import crypto from 'node:crypto';
+import { afterAll, beforeAll } from '@jest/globals';
 import knexFactory from 'knex';
-import { openDatabase, type Database } from '../../server/src/storage/database.js';
+import { migrateToLatest, openDatabase, type Database } from '../../server/src/storage/database.js';
 
 export interface TestDatabase {
   /** The URL of this file's own database, or undefined when embedded. */
@@ -33,5 +34,27 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await admin.raw(`drop database if exists ${name} with (force)`);
       await admin.destroy();
     },
+  };
+}
+
+/**
+ * For a test file that works on the schema directly: its own database, migrated before its
+ * tests and dropped after them. Returns the open database (call it inside a test or hook).
+ */
+export function useMigratedDatabase(): () => Database {
+  let testDatabase: TestDatabase | undefined;
+  let database: Database | undefined;
+  beforeAll(async () => {
+    testDatabase = await createTestDatabase();
+    database = testDatabase.open();
+    await migrateToLatest(database);
+  });
+  afterAll(async () => {
+    await database?.close();
+    await testDatabase?.drop();
+  });
+  return () => {
+    if (!database) throw new Error('the migrated database is opened in beforeAll');
+    return database;
   };
 }
