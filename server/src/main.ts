@@ -8,6 +8,7 @@ import { formatGeneratedAdmin, type GeneratedAdmin } from './agents/bootstrap-ad
 import { createLogger } from './logger.js';
 import { startServer } from './server.js';
 import { runPrimary } from './workers.js';
+import { DataDirBusy, DataDirError } from './storage/data-dir.js';
 
 const announceGeneratedAdmin = (admin: GeneratedAdmin) => process.stdout.write(formatGeneratedAdmin(admin) + '\n');
 
@@ -63,6 +64,11 @@ function onShutdownSignal(shutdown: (signal: string) => void): void {
 }
 
 main().catch((error: unknown) => {
+  // A DATA_DIR that cannot be used, or that another server holds: its own line, naming why.
+  if (error instanceof DataDirError || error instanceof DataDirBusy) {
+    process.stderr.write(`sentryagent-idp: ${error.message}\n`);
+    process.exit(error instanceof DataDirError ? 2 : 1);
+  }
   process.stderr.write(`sentryagent-idp: failed to start: ${(error as Error).message}\n`);
   process.exit(1);
 });

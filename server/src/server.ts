@@ -16,6 +16,9 @@ import { startMaintenance } from './storage/maintenance.js';
 import { preparedStatements } from './storage/prepared.js';
 import { ClientDirectory } from './agents/client-directory.js';
 import type { AppDeps } from './app.js';
+import { runForwardedCommand } from './cli/command-line.js';
+import { serveOperatorSocket, type OperatorSocket } from './cli/operator-socket.js';
+import { acquireDataDirLock, type DataDirLock } from './storage/data-dir.js';
 
 export interface RunningServer {
   readonly url: string;
@@ -58,43 +61,83 @@ export async function prepareDatabase(
   return { generatedAdmin, keys };
 }
 
+/** How long a starting server waits for a CLI command that holds the embedded database. */
+const WAIT_FOR_COMMAND_MS = 60_000;
+
+/**
+ * The embedded database is one process's: a server on it holds DATA_DIR's lock, refusing
+ * to start beside another server and waiting for a CLI command to finish.
+ */
+function lockDataDir(config: Config, logger: Logger): Promise<DataDirLock> {
+  return acquireDataDirLock(config.dataDir, 'server', {
+    shouldWait: (holder) => holder.role === 'cli',
+    timeoutMs: WAIT_FOR_COMMAND_MS,
+    onWaiting: (holder) => logger.info({ holderPid: holder.pid }, 'waiting for a sentryagent-idp command to finish with DATA_DIR'),
+  });
+}
+
 export async function startServer(config: Config, options: StartOptions): Promise<RunningServer> {
   const { logger } = options;
-  const database = options.database ?? openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
   const ownsDatabase = options.database === undefined;
-  const { generatedAdmin, keys } = await prepareDatabase(database, config, logger);
-  const metrics = createMetrics();
-  const query = preparedStatements(database.knex, database.isEmbedded);
-  const tokens = new AccessTokens(query, keys, config, (grantType) => metrics.tokensIssued.inc({ grant_type: grantType }));
-  const clients = new ClientDirectory(query);
-  const githubJwks = new GitHubJwksCache({ issuer: config.githubOidcIssuer });
-  const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query };
-  const stopMaintenance = startMaintenance(database.knex, logger);
+  const dataDirLock = ownsDatabase && config.databaseUrl === undefined ? await lockDataDir(config, logger) : undefined;
+  // What a failed start has to undo, last first.
+  const undo: (() => unknown)[] = [() => dataDirLock?.release()];
+  try {
+    const database = options.database ?? openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+    if (ownsDatabase) undo.push(() => database.close());
+    const { generatedAdmin, keys } = await prepareDatabase(database, config, logger);
+    undo.push(() => keys.stop());
+    const metrics = createMetrics();
+    const query = preparedStatements(database.knex, database.isEmbedded);
+    const tokens = new AccessTokens(query, keys, config, (grantType) => metrics.tokensIssued.inc({ grant_type: grantType }));
+    const clients = new ClientDirectory(query);
+    const githubJwks = new GitHubJwksCache({ issuer: config.githubOidcIssuer });
+    const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query };
+    const stopMaintenance = startMaintenance(database.knex, logger);
+    undo.push(stopMaintenance);
 
-  const lifecycle: Lifecycle = { draining: false };
-  const httpServer = http.createServer(createApp(deps, lifecycle).callback());
-  httpServer.keepAliveTimeout = 65_000;
-  httpServer.on('clientError', answerUnparsableRequest);
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(config.port, config.host, () => resolve());
-  });
-  const port = (httpServer.address() as AddressInfo).port;
-  if (generatedAdmin) options.announceGeneratedAdmin?.(generatedAdmin);
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  logger.info({ port, host: config.host, database: database.isEmbedded ? 'embedded' : 'postgres', alg: config.signingAlg }, options.listeningMessage ?? 'listening');
-  logger.flush();
+    // On the embedded database, CLI commands on this DATA_DIR are run here (cli/operator-socket.ts).
+    let operatorSocket: OperatorSocket | undefined;
+    if (dataDirLock) {
+      operatorSocket = await serveOperatorSocket(config.dataDir, async (request) => {
+        const reply = await runForwardedCommand(request, config, database);
+        logger.info({ command: request.argv.slice(0, 2).join(' '), exitCode: reply.exitCode }, 'operator command');
+        return reply;
+      });
+      undo.push(operatorSocket.close);
+      dataDirLock.announce({ socket: operatorSocket.path });
+    }
 
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    (closing ??= (async () => {
-      await drain(httpServer, lifecycle, options.idleGraceMs ?? IDLE_GRACE_MS);
-      keys.stop();
-      await stopMaintenance();
-      if (ownsDatabase) await database.close();
-      logger.flush();
-    })());
-  return { url: `http://${host}:${port}`, port, deps, database, generatedAdmin, httpServer, close };
+    const lifecycle: Lifecycle = { draining: false };
+    const httpServer = http.createServer(createApp(deps, lifecycle).callback());
+    httpServer.keepAliveTimeout = 65_000;
+    httpServer.on('clientError', answerUnparsableRequest);
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(config.port, config.host, () => resolve());
+    });
+    const port = (httpServer.address() as AddressInfo).port;
+    dataDirLock?.announce({ port });
+    if (generatedAdmin) options.announceGeneratedAdmin?.(generatedAdmin);
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    logger.info({ port, host: config.host, database: database.isEmbedded ? 'embedded' : 'postgres', alg: config.signingAlg }, options.listeningMessage ?? 'listening');
+    logger.flush();
+
+    let closing: Promise<void> | undefined;
+    const close = () =>
+      (closing ??= (async () => {
+        await Promise.all([drain(httpServer, lifecycle, options.idleGraceMs ?? IDLE_GRACE_MS), operatorSocket?.close()]);
+        keys.stop();
+        await stopMaintenance();
+        if (ownsDatabase) await database.close();
+        dataDirLock?.release();
+        logger.flush();
+      })());
+    return { url: `http://${host}:${port}`, port, deps, database, generatedAdmin, httpServer, close };
+  } catch (error) {
+    for (const step of undo.reverse()) await Promise.resolve(step()).catch(() => undefined);
+    throw error;
+  }
 }
 
 /** How long a keep-alive connection that was idle when shutdown began may still send one last request. */

@@ -71,6 +71,7 @@ export const agentCommands: Command[] = [
   {
     name: 'agents list',
     summary: 'list every agent, oldest first',
+    readsOnly: true,
     synopsis: '[--status active|suspended|decommissioned]',
     options: { status: { type: 'string' } },
     run: async ({ knex, output }, { options }) => {
@@ -91,6 +92,7 @@ export const agentCommands: Command[] = [
   {
     name: 'agents show',
     summary: 'show one agent',
+    readsOnly: true,
     arguments: ['agentId'],
     run: async ({ knex, output }, { args }) => {
       const agent = await findAgent(knex, requireUuid(args[0], 'agentId'));

@@ -6,6 +6,7 @@ export const auditCommands: Command[] = [
   {
     name: 'audit verify',
     summary: 'verify the audit hash chain (exit 1 when it is broken)',
+    readsOnly: true,
     run: async ({ knex, output }) => {
       const verification = await verifyAuditChain(knex);
       output.result(verification, () =>

@@ -6,7 +6,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import type { Knex } from 'knex';
 import type { Config } from '../config.js';
-import type { Database } from '../storage/database.js';
+import { migrateToLatest, type Database } from '../storage/database.js';
 import type { Output } from './output.js';
 
 /** The `actor` of every audit event the command line writes. */
@@ -64,6 +64,13 @@ interface CommandInfo {
 export interface DatabaseCommand extends CommandInfo {
   /** false: does not bring the schema up to date first (`migrate` does that itself). */
   readonly migratesFirst?: boolean;
+  /**
+   * Only reads: on an embedded DATA_DIR that holds no database it refuses, rather than
+   * create an empty database to report on.
+   */
+  readonly readsOnly?: boolean;
+  /** True when this invocation cannot run beside a server on the same embedded database (`migrate --down`). */
+  needsDatabaseAlone?(invocation: Invocation): boolean;
   /** Resolves to the exit code; `undefined` means success. */
   run(context: CommandContext, invocation: Invocation): Promise<number | void>;
 }
@@ -83,4 +90,10 @@ export function listOption(value: string | boolean | string[] | undefined): stri
 
 export function textOption(value: string | boolean | string[] | undefined): string | undefined {
   return typeof value === 'string' ? value : undefined;
+}
+
+/** Runs a database command on an open database, bringing its schema up to date first unless the command says not to. */
+export async function runOnDatabase(command: DatabaseCommand, invocation: Invocation, config: Config, database: Database, output: Output): Promise<number> {
+  if (command.migratesFirst !== false) await migrateToLatest(database);
+  return (await command.run({ config, database, knex: database.knex, output }, invocation)) ?? EXIT.ok;
 }

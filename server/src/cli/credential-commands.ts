@@ -29,6 +29,7 @@ export const credentialCommands: Command[] = [
   {
     name: 'credentials list',
     summary: 'list the credentials of an agent (never secrets)',
+    readsOnly: true,
     arguments: ['agentId'],
     run: async ({ knex, output }, { args }) => {
       const agentId = requireUuid(args[0], 'agentId');

@@ -1,7 +1,7 @@
 /** Human-readable output by default, JSON (one document on stdout) with --json. */
 export interface Streams {
-  readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream;
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: { write(text: string): unknown };
 }
 
 export class Output {
@@ -17,6 +17,12 @@ export class Output {
 
   error(code: string, message: string): void {
     this.streams.stderr.write(this.isJson ? `${JSON.stringify({ error: code, message })}\n` : `sentryagent-idp: ${message}\n`);
+  }
+
+  /** Writes what another process printed for this command (the server, through the operator socket). */
+  relay(stdout: string, stderr: string): void {
+    if (stdout) this.streams.stdout.write(stdout);
+    if (stderr) this.streams.stderr.write(stderr);
   }
 
   /** Plain text on stdout (help), whatever the mode. */
@@ -36,4 +42,12 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
 export function formatFields(fields: readonly (readonly [string, string])[]): string {
   const width = Math.max(...fields.map(([name]) => name.length)) + 1;
   return fields.map(([name, value]) => `  ${`${name}:`.padEnd(width)} ${value}`).join('\n');
+}
+
+/** An Output that keeps what is written, to be sent elsewhere (the operator socket's reply). */
+export function bufferedOutput(isJson: boolean): { output: Output; printed(): { stdout: string; stderr: string } } {
+  let stdout = '';
+  let stderr = '';
+  const output = new Output(isJson, { stdout: { write: (text: string) => (stdout += text) }, stderr: { write: (text: string) => (stderr += text) } });
+  return { output, printed: () => ({ stdout, stderr }) };
 }

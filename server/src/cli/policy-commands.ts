@@ -90,6 +90,7 @@ export const policyCommands: Command[] = [
   {
     name: 'policies list',
     summary: 'list the trust policies (--agent: of one agent)',
+    readsOnly: true,
     synopsis: '[--agent <agentId>]',
     options: { agent: { type: 'string' } },
     run: async ({ knex, output }, { options }) => {

@@ -21,6 +21,7 @@ export const serverCommands: Command[] = [
     synopsis: '[--down]',
     options: { down: { type: 'boolean' } },
     migratesFirst: false,
+    needsDatabaseAlone: ({ options }) => options.down === true,
     run: async ({ database, output }, { options }) => {
       const isDown = options.down === true;
       const names = isDown ? await migrateDown(database) : await migrateToLatest(database);
@@ -47,6 +48,7 @@ export const serverCommands: Command[] = [
   {
     name: 'keys list',
     summary: 'list the signing keys, newest first',
+    readsOnly: true,
     run: async ({ knex, output }) => {
       const keys = await listSigningKeys(knex);
       output.result(keys, () =>

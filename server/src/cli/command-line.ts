@@ -1,0 +1,138 @@
+/**
+ * Parsing a command line and running it: in the CLI's own process (`runCommandLine`), or
+ * inside the server that holds the embedded database, for a CLI that handed its command
+ * over through the operator socket (`runForwardedCommand`). Both run the same command
+ * code with the same authority (`operator`), so a command's answer does not depend on
+ * whether a server was running.
+ */
+import { inspect, parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from '../config.js';
+import { ApiError, type ApiErrorCode } from '../http/errors.js';
+import { DataDirBusy, DataDirError } from '../storage/data-dir.js';
+import { isDatabaseUnavailable, openDatabase, type Database } from '../storage/database.js';
+import { agentCommands } from './agent-commands.js';
+import { auditCommands } from './audit-commands.js';
+import { credentialCommands } from './credential-commands.js';
+import { runOnEmbeddedDatabase } from './embedded-session.js';
+import type { OperatorReply, OperatorRequest } from './operator-socket.js';
+import { policyCommands } from './policy-commands.js';
+import { serverCommands } from './server-commands.js';
+import { CliError, EXIT, runOnDatabase, usageError, type Command, type Invocation } from './command.js';
+import { bufferedOutput, type Output } from './output.js';
+
+const COMMANDS: readonly Command[] = [...serverCommands, ...agentCommands, ...credentialCommands, ...policyCommands, ...auditCommands];
+
+function usageLine(command: Command): string {
+  return [`sentryagent-idp ${command.name}`, ...(command.arguments ?? []).map((name) => `<${name}>`), command.synopsis ?? '']
+    .join(' ')
+    .trim();
+}
+
+const USAGE = [
+  'usage: sentryagent-idp <command> [options] [--json]',
+  '',
+  ...COMMANDS.map((command) => `  ${command.name.padEnd(24)} ${command.summary}`),
+  '',
+  'Configuration comes from the environment, as for the server (DATABASE_URL, DATA_DIR, SIGNING_ALG, …).',
+  'On the embedded database, while a server runs on DATA_DIR, commands are run by that server.',
+  '--json prints one JSON document for scripts. `sentryagent-idp <command> --help` shows a command\'s options.',
+  'Exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 not found, 4 conflict.',
+].join('\n');
+
+function findCommand(words: readonly string[]): Command | undefined {
+  return COMMANDS.find((command) => command.name === words.slice(0, 2).join(' ')) ?? COMMANDS.find((command) => command.name === words[0]);
+}
+
+function parseInvocation(command: Command, rest: string[]): Invocation & { isHelp: boolean } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw usageError(`${(error as Error).message.split('\n')[0]}\nusage: ${usageLine(command)}`);
+  }
+  const { help, ...options } = parsed.values;
+  const expected = command.arguments ?? [];
+  if (!help && parsed.positionals.length !== expected.length) {
+    throw usageError(`expected ${expected.map((name) => `<${name}>`).join(' ') || 'no arguments'}\nusage: ${usageLine(command)}`);
+  }
+  return { args: parsed.positionals, options, isHelp: help === true };
+}
+
+type Parsed = { help: string; exitCode: number } | { command: Command; invocation: Invocation };
+
+function parseCommandLine(argv: readonly string[]): Parsed {
+  if (argv.length === 0 || ['help', '--help', '-h'].includes(argv[0])) {
+    return { help: USAGE, exitCode: argv.length === 0 ? EXIT.usage : EXIT.ok };
+  }
+  const command = findCommand(argv);
+  if (!command) throw usageError(`unknown command "${argv.slice(0, 2).join(' ')}"\n${USAGE}`);
+  const { isHelp, ...invocation } = parseInvocation(command, argv.slice(command.name.split(' ').length));
+  if (isHelp) return { help: `usage: ${usageLine(command)}\n  ${command.summary}`, exitCode: EXIT.ok };
+  return { command, invocation };
+}
+
+/** The CLI: `argv` without `--json` (which `output` carries), configured by `env`. */
+export async function runCommandLine(argv: readonly string[], output: Output, env: NodeJS.ProcessEnv): Promise<number> {
+  const parsed = parseCommandLine(argv);
+  if ('help' in parsed) {
+    output.text(parsed.help);
+    return parsed.exitCode;
+  }
+  const { command, invocation } = parsed;
+  const config = loadConfig(env);
+  if ('start' in command) return command.start();
+  if (config.databaseUrl === undefined) return runOnEmbeddedDatabase({ command, invocation, argv, config, output });
+  const database = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: 2 });
+  try {
+    return await runOnDatabase(command, invocation, config, database, output);
+  } finally {
+    await database.close();
+  }
+}
+
+/** A command handed over through the operator socket, run by the server that holds the embedded database. */
+export async function runForwardedCommand(request: OperatorRequest, config: Config, database: Database): Promise<OperatorReply> {
+  const { output, printed } = bufferedOutput(request.json);
+  let exitCode: number;
+  try {
+    const parsed = parseCommandLine(request.argv);
+    if ('help' in parsed) {
+      output.text(parsed.help);
+      exitCode = parsed.exitCode;
+    } else if ('start' in parsed.command || parsed.command.needsDatabaseAlone?.(parsed.invocation)) {
+      throw new CliError(`${parsed.command.name} needs DATA_DIR to itself, and this server (pid ${process.pid}) is running on it: stop the server first`, EXIT.failure);
+    } else {
+      // The server migrated the database at its start.
+      exitCode = (await parsed.command.run({ config, database, knex: database.knex, output }, parsed.invocation)) ?? EXIT.ok;
+    }
+  } catch (error) {
+    const failure = toCliError(error);
+    output.error(failure.code, failure.message);
+    exitCode = failure.exitCode;
+  }
+  return { ...printed(), exitCode };
+}
+
+const EXIT_CODE_OF: Partial<Record<ApiErrorCode, number>> = { VALIDATION_ERROR: EXIT.usage, NOT_FOUND: EXIT.notFound, CONFLICT: EXIT.conflict };
+
+/** Every failure as one clear line (two for usage errors) and an exit code a script can act on. */
+export function toCliError(error: unknown): CliError {
+  if (error instanceof CliError) return error;
+  if (error instanceof ConfigError || error instanceof DataDirError) return new CliError(error.message, EXIT.usage, 'configuration');
+  if (error instanceof DataDirBusy) return new CliError(error.message, EXIT.failure, 'data_dir_busy');
+  if (error instanceof ApiError) return new CliError(error.message, EXIT_CODE_OF[error.code] ?? EXIT.failure, error.code.toLowerCase());
+  if (isDatabaseUnavailable(error)) {
+    return new CliError(`cannot reach the database: ${(error as Error).message}`, EXIT.failure, 'database_unavailable');
+  }
+  return new CliError(`failed: ${describeUnexpected(error)}`, EXIT.failure);
+}
+
+/** One line for an unexpected failure: never `[object Object]`, and a database error without the SQL Knex prefixes to it. */
+function describeUnexpected(error: unknown): string {
+  if (!(error instanceof Error)) return inspect(error, { depth: 1, breakLength: Infinity });
+  const sqlState = (error as { code?: unknown }).code;
+  if (typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState)) {
+    return `database error ${sqlState}: ${error.message.split(' - ').pop()?.split('\n')[0]}`;
+  }
+  return error.message.split('\n')[0];
+}
