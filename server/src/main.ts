@@ -8,7 +8,8 @@ import { formatGeneratedAdmin, type GeneratedAdmin } from './agents/bootstrap-ad
 import { createLogger } from './logger.js';
 import { startServer } from './server.js';
 import { runPrimary } from './workers.js';
-import { DataDirBusy, DataDirError } from './storage/data-dir.js';
+import { DataDirError } from './storage/data-dir.js';
+import { DataDirBusy } from './storage/data-dir-lock.js';
 
 const announceGeneratedAdmin = (admin: GeneratedAdmin) => process.stdout.write(formatGeneratedAdmin(admin) + '\n');
 

@@ -18,7 +18,7 @@ import { ClientDirectory } from './agents/client-directory.js';
 import type { AppDeps } from './app.js';
 import { runForwardedCommand } from './cli/command-line.js';
 import { serveOperatorSocket, type OperatorSocket } from './cli/operator-socket.js';
-import { acquireDataDirLock, type DataDirLock } from './storage/data-dir.js';
+import { acquireDataDirLock, type DataDirLock } from './storage/data-dir-lock.js';
 
 export interface RunningServer {
   readonly url: string;
@@ -126,6 +126,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
     let closing: Promise<void> | undefined;
     const close = () =>
       (closing ??= (async () => {
+        // A command started from now on waits for DATA_DIR instead of trying the closing socket.
+        dataDirLock?.announce({ socket: undefined });
         await Promise.all([drain(httpServer, lifecycle, options.idleGraceMs ?? IDLE_GRACE_MS), operatorSocket?.close()]);
         keys.stop();
         await stopMaintenance();

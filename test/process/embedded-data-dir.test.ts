@@ -14,7 +14,7 @@ import { startFakeGitHubIssuer, type FakeGitHubIssuer } from '../support/fake-gi
 import { loadClaimFixture } from '../support/github-claims.js';
 import { runCli } from '../support/cli-process.js';
 import { runToExit, startServerProcess, type ServerProcess } from '../support/server-process.js';
-import { ADMIN } from '../support/test-server.js';
+import { acquireDataDirLock } from '../../server/src/storage/data-dir-lock.js';
 
 // Real processes on the embedded database, on a busy 2-core machine.
 jest.setTimeout(180_000);
@@ -117,6 +117,11 @@ describe('the README quick start on the embedded database, with the server runni
       // The socket that carries the operator's authority is the owner's alone.
       expect(fs.statSync(path.join(dataDir, 'control')).mode & 0o777).toBe(0o700);
       expect(fs.statSync(path.join(dataDir, 'control', 'operator.sock')).mode & 0o777).toBe(0o600);
+      // Failures come back as they would from a CLI on the database: same line, same exit code.
+      const missing = await cli('agents', 'show', '11111111-1111-4111-8111-111111111111');
+      expect(missing).toMatchObject({ code: 3, stdout: '', stderr: 'sentryagent-idp: Agent not found.\n' });
+      const missingJson = await cli('agents', 'show', '11111111-1111-4111-8111-111111111111', '--json');
+      expect(missingJson).toMatchObject({ code: 3, stdout: '', stderr: '{"error":"not_found","message":"Agent not found."}\n' });
       // The first server is unharmed.
       expect((await send(first, '/readyz')).status).toBe(200);
     } finally {
@@ -176,14 +181,17 @@ describe('a DATA_DIR that cannot serve', () => {
   it('refuses a DATA_DIR that is a file', async () => {
     const file = path.join(freshDataDir(), 'a-file');
     fs.writeFileSync(file, '');
-    const result = await runCli(['agents', 'create', '--name', 'x'], { DATA_DIR: file });
-    expect(result).toMatchObject({ code: 2, stderr: `sentryagent-idp: DATA_DIR ${file} cannot be used: ${file} is not a directory\n` });
+    for (const args of [['agents', 'create', '--name', 'x'], ['agents', 'list']]) {
+      const result = await runCli(args, { DATA_DIR: file });
+      expect(result).toMatchObject({ code: 2, stderr: `sentryagent-idp: DATA_DIR ${file} cannot be used: ${file} is not a directory\n` });
+    }
   });
 
   it('serialises CLI commands that start at once on a fresh DATA_DIR: each succeeds, nothing is lost', async () => {
     const dataDir = freshDataDir();
     const names = ['first', 'second', 'third'];
-    const results = await Promise.all(names.map((name) => runCli(['agents', 'create', '--name', name, '--json'], { DATA_DIR: dataDir })));
+    // They run one after another: allow each the time of a first run (creating the database) and more.
+    const results = await Promise.all(names.map((name) => runCli(['agents', 'create', '--name', name, '--json'], { DATA_DIR: dataDir }, 150_000)));
     for (const result of results) expect(result).toMatchObject({ code: 0 });
     // Waiting for another command is said on stderr; no raw error (`[object Object]`, SQL) ever is.
     for (const result of results) expect(result.stderr).toMatch(/^(sentryagent-idp: waiting for another sentryagent-idp command \(pid \d+\) to finish with DATA_DIR…\n)?$/);
@@ -194,19 +202,19 @@ describe('a DATA_DIR that cannot serve', () => {
 
   it('has a server that starts while a command holds DATA_DIR wait for it, then start', async () => {
     const dataDir = freshDataDir();
-    // A command that takes the lock first (a first run creates the database: seconds).
-    const command = runCli(['agents', 'create', '--name', 'early', '--json'], { DATA_DIR: dataDir });
-    await waitFor(() => fs.existsSync(path.join(dataDir, 'sentryagent.lock')));
-    // The database holds an agent by then, so the admin comes from the environment (none is generated).
-    const server = await startServerProcess({ DATA_DIR: dataDir, BOOTSTRAP_ADMIN_CLIENT_ID: ADMIN.clientId, BOOTSTRAP_ADMIN_CLIENT_SECRET: ADMIN.clientSecret });
+    // This test process holds DATA_DIR as a command would, until the server says it waits.
+    const command = await acquireDataDirLock(dataDir, 'cli', { shouldWait: () => false, timeoutMs: 0 });
+    const server = await startServerProcess({ DATA_DIR: dataDir }, (output) => {
+      if (output.includes('waiting for a sentryagent-idp command to finish with DATA_DIR')) command.release();
+    });
     try {
-      expect((await command).code).toBe(0);
-      expect(server.stdout()).toContain('waiting for a sentryagent-idp command to finish with DATA_DIR');
-      const { clientId, clientSecret } = ADMIN;
-      const token = await getToken(server, clientId, clientSecret);
-      const agents = await send(server, '/api/v1/agents', bearer(token));
-      expect(agents.body.data.map((agent: { name: string }) => agent.name)).toContain('early');
+      const waited = server.stdout().indexOf(`"holderPid":${process.pid},"msg":"waiting for a sentryagent-idp command to finish with DATA_DIR"`);
+      expect(waited).toBeGreaterThan(-1);
+      expect(server.stdout().indexOf('"msg":"listening"')).toBeGreaterThan(waited);
+      const { clientId, clientSecret } = adminOf(server);
+      expect((await send(server, '/api/v1/agents', bearer(await getToken(server, clientId, clientSecret)))).status).toBe(200);
     } finally {
+      command.release();
       expect(await server.stop()).toBe(0);
     }
   });

@@ -2,12 +2,14 @@
  * DATA_DIR's lock (storage/data-dir.ts): one holder at a time, stale holdings taken over,
  * another's holding never removed; and a DATA_DIR that cannot be used refused at once.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { acquireDataDirLock, DataDirBusy, DataDirError, LOCK_FILE, prepareDataDir, readLiveHolder, type LockHolder } from '../../server/src/storage/data-dir.js';
+import { DataDirError, prepareDataDir } from '../../server/src/storage/data-dir.js';
+import { acquireDataDirLock, DataDirBusy, LOCK_FILE, readLiveHolder, removeStaleLock, type LockHolder } from '../../server/src/storage/data-dir-lock.js';
 
 const dirs: string[] = [];
 const freshDir = () => {
@@ -36,7 +38,7 @@ describe('the DATA_DIR lock', () => {
     await expect(second).rejects.toThrow(`DATA_DIR ${dir} is in use by a running server (pid ${process.pid}, port 3000)`);
     lock.release();
     expect(fs.existsSync(lockFileOf(dir))).toBe(false);
-    expect(readLiveHolder(dir)).toBeUndefined();
+    expect(await readLiveHolder(dir)).toBeUndefined();
   });
 
   it('waits for a holder it was told to wait for, and takes the lock when it lets go', async () => {
@@ -61,9 +63,10 @@ describe('the DATA_DIR lock', () => {
 
   it.each([
     ['a process that has exited', () => ({ pid: deadPid() })],
-    ['a pid now used by a process started later (reused)', () => ({ pid: process.pid === 1 ? 2 : 1, processStart: 'not-its-start-time' })],
+    ['a pid now used by a process started later (reused)', () => ({ pid: process.ppid, processStart: 'not-its-start-time' })],
     ['this process, in a holding it no longer has', () => ({ pid: process.pid })],
     ['no process at all (pid 0)', () => ({ pid: 0 })],
+    ['a process of an earlier boot of the machine', () => ({ pid: process.ppid, bootId: 'an-earlier-boot' })],
   ])('takes over a stale lock held by %s', async (_, holder) => {
     const dir = freshDir();
     writeHolder(dir, holder());
@@ -78,6 +81,56 @@ describe('the DATA_DIR lock', () => {
     const lock = await acquireDataDirLock(dir, 'server', dontWait);
     lock.release();
     expect(fs.existsSync(lockFileOf(dir))).toBe(false);
+  });
+
+  it('takes over a lock held by a zombie (killed, not yet reaped by its parent)', async () => {
+    const dir = freshDir();
+    // sh starts a child that exits shortly, and meanwhile becomes sleep, which never reaps it.
+    const parent = spawn('sh', ['-c', 'sleep 0.2 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (chunk) => resolve(String(chunk)))));
+      await waitFor(() => /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${zombie}/stat`, 'utf8')));
+      writeHolder(dir, { pid: zombie });
+      const lock = await acquireDataDirLock(dir, 'cli', dontWait);
+      expect(lock.holder.pid).toBe(process.pid);
+      lock.release();
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
+
+  it('does not remove the fresh lock of a process that took over a stale one first', async () => {
+    const dir = freshDir();
+    const dead: LockHolder = { pid: deadPid(), role: 'server', nonce: 'dead-holder' };
+    writeHolder(dir, dead);
+    // Another process saw the dead holder too, took the lock over and holds it now…
+    const fresh = await acquireDataDirLock(dir, 'server', dontWait);
+    // …when this one, late, removes what it judged stale: it checks again and leaves it.
+    await removeStaleLock(dir, dead, { pid: process.pid, role: 'cli', nonce: 'late' });
+    expect(JSON.parse(fs.readFileSync(lockFileOf(dir), 'utf8')).nonce).toBe(fresh.holder.nonce);
+    await expect(acquireDataDirLock(dir, 'cli', dontWait)).rejects.toBeInstanceOf(DataDirBusy);
+    fresh.release();
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('judges a holder in another pid namespace (a container on the same volume) by its socket, not its pid', async () => {
+    const dir = freshDir();
+    const elsewhere = { pid: process.pid, pidNamespace: 'pid:[1]', nonce: 'in-a-container' };
+    // A server whose socket answers is alive, whatever its pid means here.
+    const socketPath = path.join(dir, 'other.sock');
+    const listening = net.createServer().listen(socketPath);
+    await new Promise((resolve) => listening.once('listening', resolve));
+    writeHolder(dir, { ...elsewhere, role: 'server', socket: socketPath });
+    await expect(acquireDataDirLock(dir, 'cli', dontWait)).rejects.toBeInstanceOf(DataDirBusy);
+    // Once nothing listens there, the holding is stale.
+    await new Promise((resolve) => listening.close(resolve));
+    const lock = await acquireDataDirLock(dir, 'cli', dontWait);
+    lock.release();
+    // A command there cannot be judged at all: taken as alive, and the message says how to clear it.
+    writeHolder(dir, { ...elsewhere, role: 'cli' });
+    await expect(acquireDataDirLock(dir, 'cli', dontWait)).rejects.toThrow(
+      `(pid ${process.pid} in another pid namespace; if it has stopped, remove ${lockFileOf(dir)})`,
+    );
   });
 
   it('never removes a lock that another holder took meanwhile', async () => {
@@ -98,6 +151,21 @@ describe('prepareDataDir', () => {
     expect(fs.statSync(path.dirname(dir)).mode & 0o777).toBe(0o700);
   });
 
+  it('refuses a DATA_DIR that others may write: they could plant a lock naming their own socket', () => {
+    const dir = freshDir();
+    fs.chmodSync(dir, 0o777);
+    expect(() => prepareDataDir(dir)).toThrow(`DATA_DIR ${dir} cannot be used: ${dir} is writable by other users (mode 777); make it owner-only: chmod 700 ${dir}`);
+    fs.chmodSync(dir, 0o755);
+    expect(() => prepareDataDir(dir)).not.toThrow();
+  });
+
+  const runsAsRoot = process.getuid?.() === 0;
+  (runsAsRoot ? it : it.skip)('refuses a DATA_DIR that belongs to another user (needs root to give one away)', () => {
+    const dir = freshDir();
+    fs.chownSync(dir, 65534, 65534);
+    expect(() => prepareDataDir(dir)).toThrow(`DATA_DIR ${dir} cannot be used: ${dir} belongs to another user (uid 65534)`);
+  });
+
   it('refuses at once a DATA_DIR the kernel will not create, a file, and a path under a file', () => {
     expect(() => prepareDataDir('/proc/nope/data')).toThrow(new DataDirError('DATA_DIR /proc/nope/data cannot be created: mkdir /proc/nope: ENOENT'));
     const file = path.join(freshDir(), 'file');
@@ -106,3 +174,11 @@ describe('prepareDataDir', () => {
     expect(() => prepareDataDir(path.join(file, 'below'))).toThrow(`${file} is not a directory`);
   });
 });
+
+async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

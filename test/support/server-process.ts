@@ -11,7 +11,8 @@ export interface ServerProcess {
 
 export const MAIN = 'build/server/src/main.js';
 
-export function startServerProcess(env: Record<string, string | undefined>): Promise<ServerProcess> {
+/** `onStdout` sees the whole output so far at each chunk, before the server listens too. */
+export function startServerProcess(env: Record<string, string | undefined>, onStdout?: (output: string) => void): Promise<ServerProcess> {
   const child = spawn(process.execPath, [MAIN], {
     env: { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -26,6 +27,7 @@ export function startServerProcess(env: Record<string, string | undefined>): Pro
     child.stderr.on('data', (chunk) => (err += chunk));
     child.stdout.on('data', (chunk) => {
       out += chunk;
+      onStdout?.(out);
       const listening = /"port":(\d+).*"msg":"listening"/.exec(out);
       if (listening) {
         clearTimeout(timer);

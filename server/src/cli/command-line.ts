@@ -8,7 +8,8 @@
 import { inspect, parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { ApiError, type ApiErrorCode } from '../http/errors.js';
-import { DataDirBusy, DataDirError } from '../storage/data-dir.js';
+import { DataDirError } from '../storage/data-dir.js';
+import { DataDirBusy } from '../storage/data-dir-lock.js';
 import { isDatabaseUnavailable, openDatabase, type Database } from '../storage/database.js';
 import { agentCommands } from './agent-commands.js';
 import { auditCommands } from './audit-commands.js';

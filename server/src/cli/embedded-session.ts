@@ -8,7 +8,8 @@
  *   socket, so that what it changes is what the server serves, and nothing is lost when
  *   the server writes its own copy of the files.
  */
-import { hasEmbeddedDatabase, acquireDataDirLock, DataDirBusy, readLiveHolder, type LockHolder } from '../storage/data-dir.js';
+import { hasEmbeddedDatabase } from '../storage/data-dir.js';
+import { acquireDataDirLock, DataDirBusy, readLiveHolder, type LockHolder } from '../storage/data-dir-lock.js';
 import { openDatabase } from '../storage/database.js';
 import type { Config } from '../config.js';
 import { CliError, EXIT, runOnDatabase, type DatabaseCommand, type Invocation } from './command.js';
@@ -18,7 +19,8 @@ import type { Output } from './output.js';
 /** How long a command waits for another command, or for a starting server, before it gives up. */
 const WAIT_FOR_DATA_DIR_MS = 120_000;
 /** A server that stops between our look at the lock and our connection: take DATA_DIR ourselves, a few times at most. */
-const MAX_ATTEMPTS = 3;
+const MAX_ATTEMPTS = 5;
+const RETRY_AFTER_MS = 200;
 
 export interface EmbeddedRun {
   readonly command: DatabaseCommand;
@@ -38,7 +40,7 @@ const noDatabase = (dataDir: string) =>
 
 function describeWait(holder: LockHolder): string {
   return holder.role === 'server'
-    ? `sentryagent-idp: waiting for the server (pid ${holder.pid}) to finish starting on DATA_DIR…\n`
+    ? `sentryagent-idp: waiting for the server (pid ${holder.pid}) on DATA_DIR to start or stop…\n`
     : `sentryagent-idp: waiting for another sentryagent-idp command (pid ${holder.pid}) to finish with DATA_DIR…\n`;
 }
 
@@ -46,7 +48,7 @@ export async function runOnEmbeddedDatabase(run: EmbeddedRun): Promise<number> {
   const { command, invocation, config, output } = run;
   const { dataDir } = config;
   // Don't create DATA_DIR (or a database in it) just to report that it is empty.
-  if (command.readsOnly && !hasEmbeddedDatabase(dataDir) && !readLiveHolder(dataDir)) throw noDatabase(dataDir);
+  if (command.readsOnly && !hasEmbeddedDatabase(dataDir) && !(await readLiveHolder(dataDir))) throw noDatabase(dataDir);
   for (let attempt = 1; ; attempt += 1) {
     let lock;
     try {
@@ -62,11 +64,16 @@ export async function runOnEmbeddedDatabase(run: EmbeddedRun): Promise<number> {
         throw new CliError(`${command.name} needs DATA_DIR to itself: stop the server (pid ${server.pid}) first`, EXIT.failure, 'data_dir_busy');
       }
       try {
-        const reply = await sendOperatorCommand(server.socket, { argv: run.argv, json: output.isJson });
+        const reply = await sendOperatorCommand(server.socket, { argv: run.argv, json: output.isJson }, () =>
+          process.stderr.write(`sentryagent-idp: waiting for the server (pid ${server.pid}) to answer…\n`),
+        );
         output.relay(reply.stdout, reply.stderr);
         return reply.exitCode;
       } catch (failure) {
-        if (failure instanceof OperatorSocketUnreachable && attempt < MAX_ATTEMPTS) continue;
+        if (failure instanceof OperatorSocketUnreachable && attempt < MAX_ATTEMPTS) {
+          await new Promise((resolve) => setTimeout(resolve, RETRY_AFTER_MS));
+          continue;
+        }
         throw failure instanceof OperatorSocketUnreachable
           ? new CliError(`cannot reach the server (pid ${server.pid}) on its operator socket: ${failure.message}`, EXIT.failure)
           : failure;
