@@ -5,18 +5,12 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { sendOperatorCommand, serveOperatorSocket, type OperatorReply, type OperatorRequest } from '../../server/src/cli/operator-socket.js';
+import { useTemporaryDirs } from '../support/temporary-dirs.js';
 
-const dirs: string[] = [];
-const freshDir = () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sentryagent-socket-'));
-  dirs.push(dir);
-  return dir;
-};
-afterAll(() => dirs.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
+const freshDir = useTemporaryDirs('sentryagent-socket-');
 
 const echo = async (request: OperatorRequest): Promise<OperatorReply> => ({ stdout: `${request.argv.join(' ')}\n`, stderr: '', exitCode: request.json ? 0 : 3 });
 

@@ -6,7 +6,6 @@
  * DATA_DIR can be wrong each fail at once with one clear line.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { bearer, getToken, json, send } from '../support/api.js';
@@ -15,17 +14,13 @@ import { loadClaimFixture } from '../support/github-claims.js';
 import { runCli } from '../support/cli-process.js';
 import { runToExit, startServerProcess, type ServerProcess } from '../support/server-process.js';
 import { acquireDataDirLock } from '../../server/src/storage/data-dir-lock.js';
+import { useTemporaryDirs } from '../support/temporary-dirs.js';
 
 // Real processes on the embedded database, on a busy 2-core machine.
 jest.setTimeout(180_000);
 
 const AUDIENCE = 'https://idp.test/github';
-const temporaryDirs: string[] = [];
-const freshDataDir = (prefix = 'sentryagent-datadir-') => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  temporaryDirs.push(dir);
-  return dir;
-};
+const freshDataDir = useTemporaryDirs('sentryagent-datadir-');
 let github: FakeGitHubIssuer;
 
 beforeAll(async () => {
@@ -33,7 +28,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await github.close();
-  for (const dir of temporaryDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 function adminOf(server: ServerProcess): { clientId: string; clientSecret: string } {

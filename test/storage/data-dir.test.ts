@@ -5,19 +5,13 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { DataDirError, prepareDataDir } from '../../server/src/storage/data-dir.js';
 import { acquireDataDirLock, DataDirBusy, LOCK_FILE, readLiveHolder, removeStaleLock, type LockHolder } from '../../server/src/storage/data-dir-lock.js';
+import { useTemporaryDirs } from '../support/temporary-dirs.js';
 
-const dirs: string[] = [];
-const freshDir = () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sentryagent-lock-'));
-  dirs.push(dir);
-  return dir;
-};
-afterAll(() => dirs.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
+const freshDir = useTemporaryDirs('sentryagent-lock-');
 
 const dontWait = { shouldWait: () => false, timeoutMs: 0 };
 const lockFileOf = (dir: string) => path.join(dir, LOCK_FILE);
