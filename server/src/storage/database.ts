@@ -48,8 +48,9 @@ export function openDatabase(options: DatabaseOptions): Database {
   }
   let connection = {} as { filename: string };
   if (options.dataDir) {
+    // DATA_DIR exists by now (storage/data-dir.ts); a recursive mkdir could spin where the kernel refuses one.
     const filename = path.join(options.dataDir, 'pgdata');
-    fs.mkdirSync(filename, { recursive: true });
+    if (!fs.existsSync(filename)) fs.mkdirSync(filename, { mode: 0o700 });
     connection = { filename };
   }
   const knex = knexFactory({
