@@ -103,8 +103,7 @@ export async function runForwardedCommand(request: OperatorRequest, config: Conf
     } else if ('start' in parsed.command || parsed.command.needsDatabaseAlone?.(parsed.invocation)) {
       throw new CliError(`${parsed.command.name} needs DATA_DIR to itself, and this server (pid ${process.pid}) is running on it: stop the server first`, EXIT.failure);
     } else {
-      // The server migrated the database at its start.
-      exitCode = (await parsed.command.run({ config, database, knex: database.knex, output }, parsed.invocation)) ?? EXIT.ok;
+      exitCode = await runOnDatabase(parsed.command, parsed.invocation, config, database, output, true);
     }
   } catch (error) {
     const failure = toCliError(error);

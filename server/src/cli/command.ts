@@ -92,8 +92,18 @@ export function textOption(value: string | boolean | string[] | undefined): stri
   return typeof value === 'string' ? value : undefined;
 }
 
-/** Runs a database command on an open database, bringing its schema up to date first unless the command says not to. */
-export async function runOnDatabase(command: DatabaseCommand, invocation: Invocation, config: Config, database: Database, output: Output): Promise<number> {
-  if (command.migratesFirst !== false) await migrateToLatest(database);
+/**
+ * Runs a database command on an open database, bringing its schema up to date first unless
+ * the command says not to, or the caller knows it is (a server migrated at its start).
+ */
+export async function runOnDatabase(
+  command: DatabaseCommand,
+  invocation: Invocation,
+  config: Config,
+  database: Database,
+  output: Output,
+  isSchemaCurrent = false,
+): Promise<number> {
+  if (!isSchemaCurrent && command.migratesFirst !== false) await migrateToLatest(database);
   return (await command.run({ config, database, knex: database.knex, output }, invocation)) ?? EXIT.ok;
 }
