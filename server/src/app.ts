@@ -3,23 +3,30 @@ import Koa, { type Context } from 'koa';
 import Router from '@koa/router';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
+import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import { agentRoutes } from './agents/agent-routes.js';
 import { auditRoutes } from './audit/audit-routes.js';
 import { observabilityRoutes, observeRequests, type Metrics } from './http/observability.js';
-import { renderErrors } from './http/render-errors.js';
+import { endpoint, renderErrors } from './http/render-errors.js';
 import { wellKnownRoutes } from './keys/well-known-routes.js';
 import type { SigningKeys } from './keys/signing-keys.js';
 import type { AccessTokens } from './oauth/access-tokens.js';
-import type { ClientDirectory } from './agents/client-directory.js';
+import { createClientCredentialsGrant } from './oauth/client-credentials-grant.js';
+import type { ClientDirectory } from './oauth/client-directory.js';
 import { introspectionEndpoint } from './oauth/introspection-endpoint.js';
 import { revocationEndpoint } from './oauth/revocation-endpoint.js';
 import { tokenEndpoint } from './oauth/token-endpoint.js';
+import { TokenService } from './oauth/token-service.js';
 import { exchangeEndpoint } from './github/exchange-endpoint.js';
+import { createGitHubExchange } from './github/exchange-service.js';
 import type { GitHubJwks } from './github/jwks-cache.js';
 import { registerEndpoint } from './github/register-endpoint.js';
+import { createGitHubRegistration } from './github/registration-service.js';
 import { trustPolicyRoutes } from './github/trust-policy-routes.js';
 import { openApiRoutes } from './openapi/openapi-routes.js';
+import { createOperatorServices } from './services.js';
+import { pingDatabase } from './storage/database.js';
 import type { RunPrepared } from './storage/prepared.js';
 
 export interface AppDeps {
@@ -33,6 +40,8 @@ export interface AppDeps {
   readonly githubJwks: GitHubJwks;
   /** Prepared statements of the hot paths. */
   readonly query: RunPrepared;
+  /** The time source of every decision that depends on time. */
+  readonly clock: Clock;
 }
 
 /** Set by the server on shutdown: every answer from then on tells its client to close the connection. */
@@ -40,8 +49,16 @@ export interface Lifecycle {
   draining: boolean;
 }
 
+const GRANT = { family: 'oauth', isNoStore: true } as const;
+const TOKEN_MANAGEMENT = { family: 'api', isNoStore: true } as const;
+
 export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: false }): Koa {
-  const { config, knex, logger, keys, tokens, clients, metrics, githubJwks, query } = deps;
+  const { config, knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock } = deps;
+  const { agents, trustPolicies, audit } = createOperatorServices(knex, clock);
+  const tokenService = new TokenService({ config, query, tokens, clock });
+  const authenticate = tokenService.authenticate;
+  const gitHubDeps = { knex, config, jwks: githubJwks, query, clock };
+
   const app = new Koa();
   app.silent = true;
 
@@ -64,13 +81,14 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
 
   // The hot endpoints, also reached directly by exact method and path ahead of the
   // routers (which try every router's patterns in turn); any other spelling of the path,
-  // a trailing slash say, goes through the routers to the same handler.
+  // a trailing slash say, goes through the routers to the same handler. Each says which
+  // error family it answers in.
   const endpoints: [method: 'POST', path: string, handler: (ctx: Context) => Promise<void>][] = [
-    ['POST', '/api/v1/token', tokenEndpoint(clients, tokens)],
-    ['POST', '/api/v1/token/introspect', introspectionEndpoint(knex, tokens, config)],
-    ['POST', '/api/v1/token/revoke', revocationEndpoint(knex, tokens, config)],
-    ['POST', '/api/v1/oidc/token', exchangeEndpoint({ knex, config, jwks: githubJwks, tokens, query })],
-    ['POST', '/api/v1/oidc/register', registerEndpoint({ knex, config, jwks: githubJwks, query })],
+    ['POST', '/api/v1/token', endpoint(GRANT, tokenEndpoint(createClientCredentialsGrant(clients, tokens)))],
+    ['POST', '/api/v1/token/introspect', endpoint(TOKEN_MANAGEMENT, introspectionEndpoint(tokenService))],
+    ['POST', '/api/v1/token/revoke', endpoint(TOKEN_MANAGEMENT, revocationEndpoint(tokenService))],
+    ['POST', '/api/v1/oidc/token', endpoint(GRANT, exchangeEndpoint(createGitHubExchange({ ...gitHubDeps, tokens })))],
+    ['POST', '/api/v1/oidc/register', endpoint(GRANT, registerEndpoint(createGitHubRegistration(gitHubDeps)))],
   ];
   const direct = new Map(endpoints.map(([method, path, handler]) => [`${method} ${path}`, handler]));
   app.use((ctx, next) => {
@@ -85,11 +103,11 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
 
   const routers = [
     endpointRouter,
-    trustPolicyRoutes(knex, tokens),
-    agentRoutes(knex, tokens),
-    auditRoutes(knex, tokens),
+    trustPolicyRoutes(trustPolicies, authenticate),
+    agentRoutes(agents, authenticate),
+    auditRoutes(audit, authenticate),
     wellKnownRoutes(config, keys),
-    observabilityRoutes(knex, metrics),
+    observabilityRoutes(() => pingDatabase(knex), metrics),
     openApiRoutes(),
   ];
   for (const router of routers) {

@@ -12,9 +12,10 @@ import { SigningKeys } from './keys/signing-keys.js';
 import { GitHubJwksCache } from './github/jwks-cache.js';
 import { AccessTokens } from './oauth/access-tokens.js';
 import { migrateToLatest, openDatabase, type Database } from './storage/database.js';
-import { startMaintenance } from './storage/maintenance.js';
+import { startMaintenance } from './maintenance.js';
 import { preparedStatements } from './storage/prepared.js';
-import { ClientDirectory } from './agents/client-directory.js';
+import { ClientDirectory } from './oauth/client-directory.js';
+import { systemClock, type Clock } from './clock.js';
 import type { AppDeps } from './app.js';
 import { runForwardedCommand } from './cli/command-line.js';
 import { serveOperatorSocket, type OperatorSocket } from './cli/operator-socket.js';
@@ -41,6 +42,8 @@ export interface StartOptions {
   readonly listeningMessage?: string;
   /** How long a connection idle at shutdown may still send a last request (default 1 s). */
   readonly idleGraceMs?: number;
+  /** The time source (tests move it); the system clock by default. */
+  readonly clock?: Clock;
 }
 
 /**
@@ -52,11 +55,12 @@ export async function prepareDatabase(
   database: Database,
   config: Config,
   logger: Logger,
+  clock: Clock = systemClock,
 ): Promise<{ generatedAdmin: GeneratedAdmin | undefined; keys: SigningKeys }> {
   const applied = await migrateToLatest(database);
   if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
   const generatedAdmin = await ensureBootstrapAdmin(database.knex, config);
-  const keys = new SigningKeys(database.knex, config.signingAlg, config.tokenTtlSeconds);
+  const keys = new SigningKeys(database.knex, config.signingAlg, config.tokenTtlSeconds, clock);
   await keys.start();
   return { generatedAdmin, keys };
 }
@@ -78,6 +82,7 @@ function lockDataDir(config: Config, logger: Logger): Promise<DataDirLock> {
 
 export async function startServer(config: Config, options: StartOptions): Promise<RunningServer> {
   const { logger } = options;
+  const clock = options.clock ?? systemClock;
   const ownsDatabase = options.database === undefined;
   const dataDirLock = ownsDatabase && config.databaseUrl === undefined ? await lockDataDir(config, logger) : undefined;
   // What a failed start has to undo, last first.
@@ -85,22 +90,22 @@ export async function startServer(config: Config, options: StartOptions): Promis
   try {
     const database = options.database ?? openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
     if (ownsDatabase) undo.push(() => database.close());
-    const { generatedAdmin, keys } = await prepareDatabase(database, config, logger);
+    const { generatedAdmin, keys } = await prepareDatabase(database, config, logger, clock);
     undo.push(() => keys.stop());
     const metrics = createMetrics();
     const query = preparedStatements(database.knex, database.isEmbedded);
-    const tokens = new AccessTokens(query, keys, config, (grantType) => metrics.tokensIssued.inc({ grant_type: grantType }));
+    const tokens = new AccessTokens(query, keys, config, clock, (grantType) => metrics.tokensIssued.inc({ grant_type: grantType }));
     const clients = new ClientDirectory(query);
-    const githubJwks = new GitHubJwksCache({ issuer: config.githubOidcIssuer });
-    const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query };
-    const stopMaintenance = startMaintenance(database.knex, logger);
+    const githubJwks = new GitHubJwksCache({ issuer: config.githubOidcIssuer, now: () => clock.now() });
+    const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock };
+    const stopMaintenance = startMaintenance(database.knex, logger, clock);
     undo.push(stopMaintenance);
 
     // On the embedded database, CLI commands on this DATA_DIR are run here (cli/operator-socket.ts).
     let operatorSocket: OperatorSocket | undefined;
     if (dataDirLock) {
       operatorSocket = await serveOperatorSocket(config.dataDir, async (request) => {
-        const reply = await runForwardedCommand(request, config, database);
+        const reply = await runForwardedCommand(request, config, database, { clock });
         logger.info({ command: request.argv.slice(0, 2).join(' '), exitCode: reply.exitCode }, 'operator command');
         return reply;
       });

@@ -6,7 +6,7 @@
  * limit, timestamps at the edges of what PostgreSQL stores.
  */
 import fc from 'fast-check';
-import { KNOWN_SCOPES } from '../../server/src/oauth/scopes.js';
+import { KNOWN_SCOPES } from '../../server/src/authorization/scopes.js';
 
 /** What the arbitraries may point at: real ids and tokens, so that requests get past lookups. */
 export interface World {

@@ -1,13 +1,22 @@
-/** Agent and credential lifecycle: the rules, each change audited in its own transaction. */
+/**
+ * Agents and their credentials: every rule of their lifecycle, the authorization of each
+ * change (no escalation: authorization/escalation.ts), and the change and its audit row
+ * in one transaction. The API and the CLI both call these; neither decides anything itself.
+ */
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
+import { actorOf, requireScope, type Caller } from '../authorization/caller.js';
+import { assertMayManage } from '../authorization/escalation.js';
 import { appendAuditEvent } from '../audit/audit-log.js';
-import { conflict, notFound } from '../http/errors.js';
+import type { Clock } from '../clock.js';
+import { Conflict, NotFound } from '../errors.js';
+import { generateClientSecret } from '../oauth/client-secrets.js';
+import { revokeLiveTokens } from '../oauth/token-store.js';
 import type { Agent } from './agent.js';
-import { findAgent, insertAgent, revokeLiveTokensOfAgent, updateAgent, type AgentPatch } from './agent-store.js';
+import { findAgent, insertAgent, listAgents, updateAgent, type AgentPageQuery } from './agent-store.js';
 import {
-  generateClientSecret,
   insertCredential,
+  listCredentials,
   revokeAllCredentials,
   revokeCredential as revokeStoredCredential,
   type Credential,
@@ -19,101 +28,140 @@ export interface CreateAgentInput {
   readonly scopes?: readonly string[];
 }
 
-export async function createAgent(knex: Knex, input: CreateAgentInput, actor: string): Promise<Agent> {
-  return knex.transaction(async (trx) => {
-    const agent = await insertAgent(trx, {
-      id: crypto.randomUUID(),
-      name: input.name,
-      description: input.description ?? null,
-      scopes: input.scopes ?? [],
-    });
-    await appendAuditEvent(trx, { type: 'agent.created', agentId: agent.agentId, actor, data: { name: agent.name, scopes: agent.scopes } });
-    return agent;
-  });
-}
-
-async function lockAgent(trx: Knex.Transaction, agentId: string): Promise<Agent> {
-  const agent = await findAgent(trx, agentId, true);
-  if (!agent) throw notFound('Agent');
-  return agent;
-}
-
-function assertNotDecommissioned(agent: Agent): void {
-  if (agent.status === 'decommissioned') throw conflict('The agent has been decommissioned.');
-}
-
-export async function updateAgentDetails(knex: Knex, agentId: string, patch: AgentPatch, actor: string): Promise<Agent> {
-  return knex.transaction(async (trx) => {
-    assertNotDecommissioned(await lockAgent(trx, agentId));
-    const agent = await updateAgent(trx, agentId, patch);
-    await appendAuditEvent(trx, { type: 'agent.updated', agentId, actor, data: { changed: Object.keys(patch) } });
-    return agent;
-  });
-}
-
-/** Suspension revokes the agent's live tokens: they stay dead after a reactivation. */
-export async function suspendAgent(knex: Knex, agentId: string, actor: string): Promise<Agent> {
-  return knex.transaction(async (trx) => {
-    const current = await lockAgent(trx, agentId);
-    assertNotDecommissioned(current);
-    if (current.status === 'suspended') return current;
-    const agent = await updateAgent(trx, agentId, { status: 'suspended' });
-    const revokedTokens = await revokeLiveTokensOfAgent(trx, agentId);
-    await appendAuditEvent(trx, { type: 'agent.suspended', agentId, actor, data: { revokedTokens } });
-    return agent;
-  });
-}
-
-export async function reactivateAgent(knex: Knex, agentId: string, actor: string): Promise<Agent> {
-  return knex.transaction(async (trx) => {
-    const current = await lockAgent(trx, agentId);
-    assertNotDecommissioned(current);
-    if (current.status === 'active') return current;
-    const agent = await updateAgent(trx, agentId, { status: 'active' });
-    await appendAuditEvent(trx, { type: 'agent.reactivated', agentId, actor });
-    return agent;
-  });
-}
-
-/** Final: every credential and live token dies with it. Repeating it changes nothing. */
-export async function decommissionAgent(knex: Knex, agentId: string, actor: string): Promise<Agent> {
-  return knex.transaction(async (trx) => {
-    const current = await lockAgent(trx, agentId);
-    if (current.status === 'decommissioned') return current;
-    const agent = await updateAgent(trx, agentId, { status: 'decommissioned' });
-    const revokedCredentials = await revokeAllCredentials(trx, agentId);
-    const revokedTokens = await revokeLiveTokensOfAgent(trx, agentId);
-    await appendAuditEvent(trx, { type: 'agent.decommissioned', agentId, actor, data: { revokedCredentials, revokedTokens } });
-    return agent;
-  });
+export interface AgentDetailsPatch {
+  readonly name?: string;
+  readonly description?: string | null;
+  readonly scopes?: readonly string[];
 }
 
 export interface NewCredential extends Credential {
   readonly clientSecret: string;
 }
 
-export async function createCredential(
-  knex: Knex,
-  agentId: string,
-  actor: string,
-  secret: string = generateClientSecret(),
-): Promise<NewCredential> {
-  return knex.transaction(async (trx) => {
-    assertNotDecommissioned(await lockAgent(trx, agentId));
-    const credential = await insertCredential(trx, agentId, secret);
-    await appendAuditEvent(trx, { type: 'credential.created', agentId, actor, data: { credentialId: credential.credentialId } });
-    return { ...credential, clientSecret: secret };
-  });
+export interface AgentServiceDeps {
+  readonly knex: Knex;
+  readonly clock: Clock;
 }
 
-export async function revokeCredential(knex: Knex, agentId: string, credentialId: string, actor: string): Promise<Credential> {
-  return knex.transaction(async (trx) => {
-    await lockAgent(trx, agentId);
-    const revoked = await revokeStoredCredential(trx, agentId, credentialId);
-    if (!revoked) throw notFound('Credential');
-    if (revoked.isNewlyRevoked) {
-      await appendAuditEvent(trx, { type: 'credential.revoked', agentId, actor, data: { credentialId } });
-    }
-    return revoked.credential;
-  });
+export class AgentService {
+  constructor(private readonly deps: AgentServiceDeps) {}
+
+  async create(caller: Caller, input: CreateAgentInput): Promise<Agent> {
+    requireScope(caller, 'agents:write');
+    const scopes = input.scopes ?? [];
+    const agentId = crypto.randomUUID();
+    assertMayManage(caller, { agentId, scopes: [] }, scopes);
+    return this.deps.knex.transaction(async (trx) => {
+      const agent = await insertAgent(trx, { id: agentId, name: input.name, description: input.description ?? null, scopes });
+      await appendAuditEvent(trx, { type: 'agent.created', agentId, actor: actorOf(caller), data: { name: agent.name, scopes: agent.scopes } });
+      return agent;
+    });
+  }
+
+  async list(caller: Caller, query: AgentPageQuery): Promise<{ agents: Agent[]; hasMore: boolean }> {
+    requireScope(caller, 'agents:read');
+    return listAgents(this.deps.knex, query);
+  }
+
+  async get(caller: Caller, agentId: string): Promise<Agent> {
+    requireScope(caller, 'agents:read');
+    const agent = await findAgent(this.deps.knex, agentId);
+    if (!agent) throw new NotFound('Agent');
+    return agent;
+  }
+
+  async update(caller: Caller, agentId: string, patch: AgentDetailsPatch): Promise<Agent> {
+    return this.change(caller, agentId, async (trx, current) => {
+      assertMayManage(caller, current, patch.scopes);
+      assertNotDecommissioned(current);
+      const agent = await updateAgent(trx, agentId, patch);
+      await appendAuditEvent(trx, { type: 'agent.updated', agentId, actor: actorOf(caller), data: { changed: Object.keys(patch) } });
+      return agent;
+    });
+  }
+
+  /** Suspension revokes the agent's live tokens: they stay dead after a reactivation. */
+  async suspend(caller: Caller, agentId: string): Promise<Agent> {
+    return this.change(caller, agentId, async (trx, current) => {
+      assertMayManage(caller, current);
+      assertNotDecommissioned(current);
+      if (current.status === 'suspended') return current;
+      const agent = await updateAgent(trx, agentId, { status: 'suspended' });
+      const revokedTokens = await revokeLiveTokens(trx, { agentId }, this.deps.clock.now());
+      await appendAuditEvent(trx, { type: 'agent.suspended', agentId, actor: actorOf(caller), data: { revokedTokens } });
+      return agent;
+    });
+  }
+
+  async reactivate(caller: Caller, agentId: string): Promise<Agent> {
+    return this.change(caller, agentId, async (trx, current) => {
+      assertMayManage(caller, current);
+      assertNotDecommissioned(current);
+      if (current.status === 'active') return current;
+      const agent = await updateAgent(trx, agentId, { status: 'active' });
+      await appendAuditEvent(trx, { type: 'agent.reactivated', agentId, actor: actorOf(caller) });
+      return agent;
+    });
+  }
+
+  /** Final: every credential and live token dies with it. Repeating it changes nothing. */
+  async decommission(caller: Caller, agentId: string): Promise<Agent> {
+    return this.change(caller, agentId, async (trx, current) => {
+      assertMayManage(caller, current);
+      if (current.status === 'decommissioned') return current;
+      const nowMs = this.deps.clock.now();
+      const agent = await updateAgent(trx, agentId, { status: 'decommissioned' });
+      const revokedCredentials = await revokeAllCredentials(trx, agentId, nowMs);
+      const revokedTokens = await revokeLiveTokens(trx, { agentId }, nowMs);
+      await appendAuditEvent(trx, { type: 'agent.decommissioned', agentId, actor: actorOf(caller), data: { revokedCredentials, revokedTokens } });
+      return agent;
+    });
+  }
+
+  /** A new credential; its secret is in the result this once and stored only as a hash. */
+  async createCredential(caller: Caller, agentId: string): Promise<NewCredential> {
+    return this.change(caller, agentId, async (trx, current) => {
+      assertMayManage(caller, current);
+      assertNotDecommissioned(current);
+      const secret = generateClientSecret();
+      const credential = await insertCredential(trx, agentId, secret);
+      await appendAuditEvent(trx, { type: 'credential.created', agentId, actor: actorOf(caller), data: { credentialId: credential.credentialId } });
+      return { ...credential, clientSecret: secret };
+    });
+  }
+
+  async listCredentials(caller: Caller, agentId: string): Promise<Credential[]> {
+    requireScope(caller, 'agents:read');
+    if (!(await findAgent(this.deps.knex, agentId))) throw new NotFound('Agent');
+    return listCredentials(this.deps.knex, agentId);
+  }
+
+  /** Revokes one credential and the live tokens it obtained. */
+  async revokeCredential(caller: Caller, agentId: string, credentialId: string): Promise<Credential> {
+    return this.change(caller, agentId, async (trx, current) => {
+      assertMayManage(caller, current);
+      const nowMs = this.deps.clock.now();
+      const revoked = await revokeStoredCredential(trx, agentId, credentialId, nowMs);
+      if (!revoked) throw new NotFound('Credential');
+      if (revoked.isNewlyRevoked) {
+        await revokeLiveTokens(trx, { credentialId }, nowMs);
+        await appendAuditEvent(trx, { type: 'credential.revoked', agentId, actor: actorOf(caller), data: { credentialId } });
+      }
+      return revoked.credential;
+    });
+  }
+
+  /** A change to one agent: agents:write, the agent locked for the transaction, and 404 when there is none. */
+  private change<T>(caller: Caller, agentId: string, work: (trx: Knex.Transaction, current: Agent) => Promise<T>): Promise<T> {
+    requireScope(caller, 'agents:write');
+    return this.deps.knex.transaction(async (trx) => {
+      const current = await findAgent(trx, agentId, true);
+      if (!current) throw new NotFound('Agent');
+      return work(trx, current);
+    });
+  }
+}
+
+function assertNotDecommissioned(agent: Agent): void {
+  if (agent.status === 'decommissioned') throw new Conflict('The agent has been decommissioned.');
 }

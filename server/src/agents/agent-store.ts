@@ -52,7 +52,7 @@ export interface AgentPageQuery {
 }
 
 /** Oldest first, keyset-paginated on (created_at, id). */
-export async function listAgents(db: Knex, query: AgentPageQuery): Promise<{ agents: Agent[]; hasMore: boolean }> {
+export async function listAgents(db: Knex | Knex.Transaction, query: AgentPageQuery): Promise<{ agents: Agent[]; hasMore: boolean }> {
   const rows: AgentRow[] = await db<AgentRow>('agents')
     .modify((builder) => {
       if (query.status) builder.where('status', query.status);
@@ -78,13 +78,4 @@ export async function updateAgent(trx: Knex.Transaction, agentId: string, patch:
     .update({ ...patch, updated_at: trx.raw(`date_trunc('milliseconds', now())`) })
     .returning('*');
   return toAgent(row);
-}
-
-/** Marks every live token of the agent revoked: they stay dead even after a reactivation. */
-export async function revokeLiveTokensOfAgent(trx: Knex.Transaction, agentId: string): Promise<number> {
-  return trx('access_tokens')
-    .where({ agent_id: agentId })
-    .whereNull('revoked_at')
-    .where('expires_at', '>', trx.fn.now())
-    .update({ revoked_at: trx.fn.now() });
 }

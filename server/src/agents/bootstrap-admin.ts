@@ -8,9 +8,10 @@ import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Config } from '../config.js';
 import { appendAuditEvent } from '../audit/audit-log.js';
-import { KNOWN_SCOPES } from '../oauth/scopes.js';
+import { KNOWN_SCOPES } from '../authorization/scopes.js';
+import { generateClientSecret } from '../oauth/client-secrets.js';
 import { countAgents, findAgent, insertAgent } from './agent-store.js';
-import { generateClientSecret, insertCredential } from './credential-store.js';
+import { insertCredential } from './credential-store.js';
 
 const BOOTSTRAP_LOCK = 7_242_004;
 export const BOOTSTRAP_AGENT_NAME = 'bootstrap-admin';

@@ -1,14 +1,7 @@
-/**
- * Client secrets: 256 random bits behind an `sk_live_` prefix, shown once, stored only
- * as SHA-256. A fast hash is right for secrets of this entropy (a slow password hash
- * would cap issuance at tens per second and add nothing against brute force), and the
- * comparison is constant-time.
- */
+/** Database access for credentials: only SHA-256 hashes of secrets are stored (oauth/client-secrets.ts). */
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
-import type { AgentStatus } from './agent.js';
-
-export const SECRET_PREFIX = 'sk_live_';
+import { hashClientSecret } from '../oauth/client-secrets.js';
 
 export interface Credential {
   readonly credentialId: string;
@@ -33,14 +26,6 @@ const toCredential = (row: CredentialRow): Credential => ({
   revokedAt: row.revoked_at?.toISOString() ?? null,
 });
 
-export function generateClientSecret(): string {
-  return SECRET_PREFIX + crypto.randomBytes(32).toString('base64url');
-}
-
-export function hashClientSecret(secret: string): Buffer {
-  return crypto.createHash('sha256').update(secret, 'utf8').digest();
-}
-
 export async function insertCredential(
   trx: Knex.Transaction,
   agentId: string,
@@ -52,7 +37,7 @@ export async function insertCredential(
   return toCredential(row);
 }
 
-export async function listCredentials(db: Knex, agentId: string): Promise<Credential[]> {
+export async function listCredentials(db: Knex | Knex.Transaction, agentId: string): Promise<Credential[]> {
   const rows: CredentialRow[] = await db('credentials')
     .where({ agent_id: agentId })
     .orderBy([{ column: 'created_at' }, { column: 'id' }])
@@ -60,55 +45,23 @@ export async function listCredentials(db: Knex, agentId: string): Promise<Creden
   return rows.map(toCredential);
 }
 
-/** Revokes one credential and the live tokens it obtained; undefined when there is none. */
+/** Revokes one credential of the agent; undefined when it has none of that id. */
 export async function revokeCredential(
   trx: Knex.Transaction,
   agentId: string,
   credentialId: string,
+  nowMs: number,
 ): Promise<{ credential: Credential; isNewlyRevoked: boolean } | undefined> {
   const row: CredentialRow | undefined = await trx('credentials').where({ id: credentialId, agent_id: agentId }).forUpdate().first();
   if (!row) return undefined;
   if (row.revoked_at) return { credential: toCredential(row), isNewlyRevoked: false };
   const [revoked] = await trx('credentials')
     .where({ id: credentialId })
-    .update({ revoked_at: trx.fn.now() })
+    .update({ revoked_at: new Date(nowMs) })
     .returning(['id', 'agent_id', 'created_at', 'revoked_at']);
-  await trx('access_tokens')
-    .where({ credential_id: credentialId })
-    .whereNull('revoked_at')
-    .where('expires_at', '>', trx.fn.now())
-    .update({ revoked_at: trx.fn.now() });
   return { credential: toCredential(revoked), isNewlyRevoked: true };
 }
 
-export async function revokeAllCredentials(trx: Knex.Transaction, agentId: string): Promise<number> {
-  return trx('credentials').where({ agent_id: agentId }).whereNull('revoked_at').update({ revoked_at: trx.fn.now() });
-}
-
-export interface ClientForAuthentication {
-  readonly agentId: string;
-  readonly status: AgentStatus;
-  readonly scopes: string[];
-  readonly credentials: { readonly credentialId: string; readonly secretHash: Buffer }[];
-}
-
-const DUMMY_HASH = hashClientSecret('sk_live_dummy-for-constant-time');
-
-/**
- * The credential whose hash matches the presented secret's hash, or undefined. Every
- * stored hash is compared (and a dummy when there is none), so an unknown client costs
- * what a wrong secret costs. The caller hashes the secret once per request, however many
- * times it decides.
- */
-export function matchCredential(
-  client: ClientForAuthentication | undefined,
-  presented: Buffer,
-): { credentialId: string } | undefined {
-  const candidates = client?.credentials.length ? client.credentials : [{ credentialId: '', secretHash: DUMMY_HASH }];
-  let matched: string | undefined;
-  for (const candidate of candidates) {
-    const isEqual = candidate.secretHash.length === presented.length && crypto.timingSafeEqual(candidate.secretHash, presented);
-    if (isEqual && client) matched = candidate.credentialId;
-  }
-  return matched ? { credentialId: matched } : undefined;
+export async function revokeAllCredentials(trx: Knex.Transaction, agentId: string, nowMs: number): Promise<number> {
+  return trx('credentials').where({ agent_id: agentId }).whereNull('revoked_at').update({ revoked_at: new Date(nowMs) });
 }

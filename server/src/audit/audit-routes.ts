@@ -1,12 +1,10 @@
 /** GET /api/v1/audit and /api/v1/audit/verify (scope audit:read). */
 import Router from '@koa/router';
-import type { Knex } from 'knex';
 import { z } from 'zod';
-import { requireScope } from '../http/authenticate.js';
+import type { AgentCaller } from '../authorization/caller.js';
+import { callerOf, requireScope, type CallerLookup } from '../http/authenticate.js';
 import { isStorableInstant, pageLimit, parseWith } from '../http/validation.js';
-import type { AccessTokens } from '../oauth/access-tokens.js';
-import { verifyAuditChain } from './audit-chain.js';
-import { listAuditEvents } from './audit-log.js';
+import type { AuditService } from './audit-service.js';
 
 const auditQuery = z.strictObject({
   type: z.string().regex(/^[a-z_.]{1,64}$/, 'must be an event type such as token.issued').optional(),
@@ -16,13 +14,13 @@ const auditQuery = z.strictObject({
   cursor: z.string().regex(/^[1-9]\d{0,15}$/, 'must be a cursor this server returned').optional(),
 });
 
-export function auditRoutes(knex: Knex, tokens: AccessTokens): Router {
+export function auditRoutes(audit: AuditService, authenticate: CallerLookup<AgentCaller>): Router {
   const router = new Router({ prefix: '/api/v1/audit' });
-  const canRead = requireScope(tokens, 'audit:read');
+  const canRead = requireScope(authenticate, 'audit:read');
 
   router.get('/', canRead, async (ctx) => {
     const query = parseWith(auditQuery, ctx.query, 'The query');
-    const { events, nextCursor } = await listAuditEvents(knex, {
+    const { events, nextCursor } = await audit.list(callerOf<AgentCaller>(ctx), {
       type: query.type,
       agentId: query.agentId?.toLowerCase(),
       since: query.since ? new Date(query.since) : undefined,
@@ -33,7 +31,7 @@ export function auditRoutes(knex: Knex, tokens: AccessTokens): Router {
   });
 
   router.get('/verify', canRead, async (ctx) => {
-    ctx.body = await verifyAuditChain(knex);
+    ctx.body = await audit.verify(callerOf<AgentCaller>(ctx));
   });
 
   return router;

@@ -1,13 +1,11 @@
 /** agents create | list | show | suspend | reactivate | decommission, through the agent service. */
-import type { Knex } from 'knex';
 import type { Agent, AgentStatus } from '../agents/agent.js';
-import { createAgentBody } from '../agents/agent-routes.js';
-import { createAgent, decommissionAgent, reactivateAgent, suspendAgent } from '../agents/agent-service.js';
-import { findAgent, listAgents } from '../agents/agent-store.js';
-import { notFound } from '../http/errors.js';
+import { createAgentInput } from '../agents/agent-input.js';
+import type { AgentService } from '../agents/agent-service.js';
+import type { Caller } from '../authorization/caller.js';
 import { parseWith, requireUuid } from '../http/validation.js';
 import { formatFields, formatTable } from './output.js';
-import { OPERATOR, listOption, textOption, usageError, type Command } from './command.js';
+import { listOption, textOption, usageError, type Command } from './command.js';
 
 const STATUSES: readonly AgentStatus[] = ['active', 'suspended', 'decommissioned'];
 const PAGE_SIZE = 100;
@@ -25,11 +23,11 @@ export function describeAgent(agent: Agent): string {
   ]);
 }
 
-async function listAllAgents(knex: Knex, status: AgentStatus | undefined): Promise<Agent[]> {
+async function listAllAgents(service: AgentService, caller: Caller, status: AgentStatus | undefined): Promise<Agent[]> {
   const all: Agent[] = [];
   let after: { createdAt: string; agentId: string } | undefined;
   for (;;) {
-    const { agents, hasMore } = await listAgents(knex, { limit: PAGE_SIZE, status, after });
+    const { agents, hasMore } = await service.list(caller, { limit: PAGE_SIZE, status, after });
     all.push(...agents);
     if (!hasMore) return all;
     const last = agents[agents.length - 1];
@@ -37,15 +35,15 @@ async function listAllAgents(knex: Knex, status: AgentStatus | undefined): Promi
   }
 }
 
-type Transition = (knex: Knex, agentId: string, actor: string) => Promise<Agent>;
+type Transition = 'suspend' | 'reactivate' | 'decommission';
 
-function transitionCommand(verb: string, transition: Transition, summary: string): Command {
+function transitionCommand(verb: Transition, summary: string): Command {
   return {
     name: `agents ${verb}`,
     summary,
     arguments: ['agentId'],
-    run: async ({ knex, output }, { args }) => {
-      const agent = await transition(knex, requireUuid(args[0], 'agentId'), OPERATOR);
+    run: async ({ services, caller, output }, { args }) => {
+      const agent = await services.agents[verb](caller, requireUuid(args[0], 'agentId'));
       output.result(agent, () => `agent ${agent.agentId} (${agent.name}) is ${agent.status}`);
     },
   };
@@ -57,14 +55,14 @@ export const agentCommands: Command[] = [
     summary: 'create an agent (then give it a credential or a trust policy)',
     synopsis: '--name <name> [--description <text>] [--scope <scope>]...',
     options: { name: { type: 'string' }, description: { type: 'string' }, scope: { type: 'string', multiple: true } },
-    run: async ({ knex, output }, { options }) => {
+    run: async ({ services, caller, output }, { options }) => {
       if (options.name === undefined) throw usageError('--name is required');
       const input = parseWith(
-        createAgentBody,
+        createAgentInput,
         { name: textOption(options.name), description: textOption(options.description), scopes: listOption(options.scope) },
         'The agent',
       );
-      const agent = await createAgent(knex, input, OPERATOR);
+      const agent = await services.agents.create(caller, input);
       output.result(agent, () => `agent created\n${describeAgent(agent)}`);
     },
   },
@@ -74,12 +72,12 @@ export const agentCommands: Command[] = [
     readsOnly: true,
     synopsis: '[--status active|suspended|decommissioned]',
     options: { status: { type: 'string' } },
-    run: async ({ knex, output }, { options }) => {
+    run: async ({ services, caller, output }, { options }) => {
       const status = textOption(options.status);
       if (status !== undefined && !STATUSES.includes(status as AgentStatus)) {
         throw usageError(`--status must be one of ${STATUSES.join(', ')}`);
       }
-      const agents = await listAllAgents(knex, status as AgentStatus | undefined);
+      const agents = await listAllAgents(services.agents, caller, status as AgentStatus | undefined);
       output.result(agents, () =>
         formatTable(
           ['AGENT ID', 'NAME', 'STATUS', 'SCOPES', 'CREATED'],
@@ -94,13 +92,12 @@ export const agentCommands: Command[] = [
     summary: 'show one agent',
     readsOnly: true,
     arguments: ['agentId'],
-    run: async ({ knex, output }, { args }) => {
-      const agent = await findAgent(knex, requireUuid(args[0], 'agentId'));
-      if (!agent) throw notFound('Agent');
+    run: async ({ services, caller, output }, { args }) => {
+      const agent = await services.agents.get(caller, requireUuid(args[0], 'agentId'));
       output.result(agent, () => describeAgent(agent));
     },
   },
-  transitionCommand('suspend', suspendAgent, 'suspend an agent: no new tokens, and its live tokens are revoked'),
-  transitionCommand('reactivate', reactivateAgent, 'reactivate a suspended agent'),
-  transitionCommand('decommission', decommissionAgent, 'decommission an agent (final: its credentials and tokens die)'),
+  transitionCommand('suspend', 'suspend an agent: no new tokens, and its live tokens are revoked'),
+  transitionCommand('reactivate', 'reactivate a suspended agent'),
+  transitionCommand('decommission', 'decommission an agent (final: its credentials and tokens die)'),
 ];

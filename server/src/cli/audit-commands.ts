@@ -1,5 +1,4 @@
 /** audit verify: the whole hash chain, recomputed in order. */
-import { verifyAuditChain } from '../audit/audit-chain.js';
 import { EXIT, type Command } from './command.js';
 
 export const auditCommands: Command[] = [
@@ -7,8 +6,8 @@ export const auditCommands: Command[] = [
     name: 'audit verify',
     summary: 'verify the audit hash chain (exit 1 when it is broken)',
     readsOnly: true,
-    run: async ({ knex, output }) => {
-      const verification = await verifyAuditChain(knex);
+    run: async ({ services, caller, output }) => {
+      const verification = await services.audit.verify(caller);
       output.result(verification, () =>
         verification.valid
           ? `audit chain intact: ${verification.checked} events verified`

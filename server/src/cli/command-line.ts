@@ -7,7 +7,7 @@
  */
 import { inspect, parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config.js';
-import { ApiError, type ApiErrorCode } from '../http/errors.js';
+import { ServiceError, type ApiErrorCode } from '../errors.js';
 import { DataDirError } from '../storage/data-dir.js';
 import { DataDirBusy } from '../storage/data-dir-lock.js';
 import { isDatabaseUnavailable, openDatabase, type Database } from '../storage/database.js';
@@ -18,7 +18,7 @@ import { runOnEmbeddedDatabase } from './embedded-session.js';
 import type { OperatorReply, OperatorRequest } from './operator-socket.js';
 import { policyCommands } from './policy-commands.js';
 import { serverCommands } from './server-commands.js';
-import { CliError, EXIT, runOnDatabase, usageError, type Command, type Invocation } from './command.js';
+import { CliError, EXIT, runOnDatabase, usageError, type Command, type Invocation, type RunOptions } from './command.js';
 import { bufferedOutput, type Output } from './output.js';
 
 const COMMANDS: readonly Command[] = [...serverCommands, ...agentCommands, ...credentialCommands, ...policyCommands, ...auditCommands];
@@ -37,7 +37,7 @@ const USAGE = [
   'Configuration comes from the environment, as for the server (DATABASE_URL, DATA_DIR, SIGNING_ALG, …).',
   'On the embedded database, while a server runs on DATA_DIR, commands are run by that server.',
   '--json prints one JSON document for scripts. `sentryagent-idp <command> --help` shows a command\'s options.',
-  'Exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 not found, 4 conflict.',
+  'Exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 not found, 4 conflict, 5 forbidden.',
 ].join('\n');
 
 function findCommand(words: readonly string[]): Command | undefined {
@@ -92,35 +92,51 @@ export async function runCommandLine(argv: readonly string[], output: Output, en
 }
 
 /** A command handed over through the operator socket, run by the server that holds the embedded database. */
-export async function runForwardedCommand(request: OperatorRequest, config: Config, database: Database): Promise<OperatorReply> {
+export async function runForwardedCommand(request: OperatorRequest, config: Config, database: Database, options: RunOptions = {}): Promise<OperatorReply> {
   const { output, printed } = bufferedOutput(request.json);
+  const exitCode = await runCommandOn(request.argv, config, database, output, { ...options, isSchemaCurrent: true });
+  return { ...printed(), exitCode };
+}
+
+/**
+ * A command line run on a database that is already open, its failures written to `output`
+ * as the CLI writes them: what the server runs for a forwarded command, and what tests run
+ * in process, as the operator or as a lesser caller.
+ */
+export async function runCommandOn(argv: readonly string[], config: Config, database: Database, output: Output, options: RunOptions = {}): Promise<number> {
   let exitCode: number;
   try {
-    const parsed = parseCommandLine(request.argv);
+    const parsed = parseCommandLine(argv);
     if ('help' in parsed) {
       output.text(parsed.help);
       exitCode = parsed.exitCode;
     } else if ('start' in parsed.command || parsed.command.needsDatabaseAlone?.(parsed.invocation)) {
       throw new CliError(`${parsed.command.name} needs DATA_DIR to itself, and this server (pid ${process.pid}) is running on it: stop the server first`, EXIT.failure);
     } else {
-      exitCode = await runOnDatabase(parsed.command, parsed.invocation, config, database, output, true);
+      exitCode = await runOnDatabase(parsed.command, parsed.invocation, config, database, output, options);
     }
   } catch (error) {
     const failure = toCliError(error);
     output.error(failure.code, failure.message);
     exitCode = failure.exitCode;
   }
-  return { ...printed(), exitCode };
+  return exitCode;
 }
 
-const EXIT_CODE_OF: Partial<Record<ApiErrorCode, number>> = { VALIDATION_ERROR: EXIT.usage, NOT_FOUND: EXIT.notFound, CONFLICT: EXIT.conflict };
+const EXIT_CODE_OF: Partial<Record<ApiErrorCode, number>> = {
+  VALIDATION_ERROR: EXIT.usage,
+  NOT_FOUND: EXIT.notFound,
+  CONFLICT: EXIT.conflict,
+  FORBIDDEN: EXIT.forbidden,
+  INSUFFICIENT_SCOPE: EXIT.forbidden,
+};
 
 /** Every failure as one clear line (two for usage errors) and an exit code a script can act on. */
 export function toCliError(error: unknown): CliError {
   if (error instanceof CliError) return error;
   if (error instanceof ConfigError || error instanceof DataDirError) return new CliError(error.message, EXIT.usage, 'configuration');
   if (error instanceof DataDirBusy) return new CliError(error.message, EXIT.failure, 'data_dir_busy');
-  if (error instanceof ApiError) return new CliError(error.message, EXIT_CODE_OF[error.code] ?? EXIT.failure, error.code.toLowerCase());
+  if (error instanceof ServiceError) return new CliError(error.message, EXIT_CODE_OF[error.code] ?? EXIT.failure, error.code.toLowerCase());
   if (isDatabaseUnavailable(error)) {
     return new CliError(`cannot reach the database: ${(error as Error).message}`, EXIT.failure, 'database_unavailable');
   }

@@ -5,12 +5,12 @@
  */
 import type { ParseArgsConfig } from 'node:util';
 import type { Knex } from 'knex';
+import { OPERATOR_CALLER, type Caller } from '../authorization/caller.js';
+import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config.js';
+import { createOperatorServices, type OperatorServices } from '../services.js';
 import { migrateToLatest, type Database } from '../storage/database.js';
 import type { Output } from './output.js';
-
-/** The `actor` of every audit event the command line writes. */
-export const OPERATOR = 'operator';
 
 export const EXIT = Object.freeze({
   ok: 0,
@@ -21,6 +21,8 @@ export const EXIT = Object.freeze({
   notFound: 3,
   /** The resource's state forbids it (e.g. the agent has been decommissioned). */
   conflict: 4,
+  /** The caller may not do it (no escalation); never the operator's answer, who holds every authority. */
+  forbidden: 5,
 });
 
 export class CliError extends Error {
@@ -41,6 +43,10 @@ export interface CommandContext {
   readonly database: Database;
   readonly knex: Knex;
   readonly output: Output;
+  /** Who runs the command: the operator, whose authority is the database's (tests may pass a lesser caller). */
+  readonly caller: Caller;
+  readonly clock: Clock;
+  readonly services: OperatorServices;
 }
 
 export interface Invocation {
@@ -92,9 +98,16 @@ export function textOption(value: string | boolean | string[] | undefined): stri
   return typeof value === 'string' ? value : undefined;
 }
 
+export interface RunOptions {
+  /** The schema is known to be current (a server migrated at its start): no migration first. */
+  readonly isSchemaCurrent?: boolean;
+  readonly caller?: Caller;
+  readonly clock?: Clock;
+}
+
 /**
  * Runs a database command on an open database, bringing its schema up to date first unless
- * the command says not to, or the caller knows it is (a server migrated at its start).
+ * the command says not to, or the caller knows it is.
  */
 export async function runOnDatabase(
   command: DatabaseCommand,
@@ -102,8 +115,18 @@ export async function runOnDatabase(
   config: Config,
   database: Database,
   output: Output,
-  isSchemaCurrent = false,
+  options: RunOptions = {},
 ): Promise<number> {
-  if (!isSchemaCurrent && command.migratesFirst !== false) await migrateToLatest(database);
-  return (await command.run({ config, database, knex: database.knex, output }, invocation)) ?? EXIT.ok;
+  if (!options.isSchemaCurrent && command.migratesFirst !== false) await migrateToLatest(database);
+  const clock = options.clock ?? systemClock;
+  const context: CommandContext = {
+    config,
+    database,
+    knex: database.knex,
+    output,
+    caller: options.caller ?? OPERATOR_CALLER,
+    clock,
+    services: createOperatorServices(database.knex, clock),
+  };
+  return (await command.run(context, invocation)) ?? EXIT.ok;
 }

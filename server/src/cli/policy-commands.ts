@@ -1,13 +1,11 @@
-/** policies add | list | remove: GitHub trust policies, through the trust-policy store. */
-import type { Knex } from 'knex';
-import { appendAuditEvent } from '../audit/audit-log.js';
+/** policies add | list | remove: GitHub trust policies, through the trust-policy service. */
+import type { Caller } from '../authorization/caller.js';
+import { parseTrustPolicyInput } from '../github/trust-policy-input.js';
+import type { TrustPolicyService } from '../github/trust-policy-service.js';
 import type { StoredTrustPolicy } from '../github/trust-policy-store.js';
-import { deleteTrustPolicy, insertTrustPolicy, listTrustPolicies } from '../github/trust-policy-store.js';
-import { notFound } from '../http/errors.js';
 import { requireUuid } from '../http/validation.js';
 import { formatFields, formatTable } from './output.js';
-import { checkPolicyInput } from './policy-input.js';
-import { OPERATOR, listOption, textOption, usageError, type Command } from './command.js';
+import { listOption, textOption, usageError, type Command } from './command.js';
 
 const PAGE_SIZE = 100;
 
@@ -35,11 +33,11 @@ function describePolicy(policy: StoredTrustPolicy): string {
   ]);
 }
 
-async function listAllPolicies(knex: Knex, agentId: string | undefined): Promise<StoredTrustPolicy[]> {
+async function listAllPolicies(service: TrustPolicyService, caller: Caller, agentId: string | undefined): Promise<StoredTrustPolicy[]> {
   const all: StoredTrustPolicy[] = [];
   let afterId: string | undefined;
   for (;;) {
-    const { policies, hasMore } = await listTrustPolicies(knex, { agentId, afterId, limit: PAGE_SIZE });
+    const { policies, hasMore } = await service.list(caller, { agentId, afterId, limit: PAGE_SIZE });
     all.push(...policies);
     if (!hasMore) return all;
     afterId = policies[policies.length - 1].id;
@@ -65,9 +63,10 @@ export const policyCommands: Command[] = [
       'allow-event': { type: 'string', multiple: true },
       scope: { type: 'string', multiple: true },
     },
-    run: async ({ knex, output }, { options }) => {
+    run: async ({ services, caller, output }, { options }) => {
       if (options.repository === undefined) throw usageError('--repository is required');
-      const policy = await checkPolicyInput(knex, {
+      const policy = parseTrustPolicyInput({
+        provider: 'github',
         repository: textOption(options.repository),
         agentId: textOption(options.agent),
         branch: textOption(options.branch),
@@ -79,11 +78,7 @@ export const policyCommands: Command[] = [
         allowedEvents: listOption(options['allow-event']),
         scopes: listOption(options.scope),
       });
-      const created = await knex.transaction(async (trx) => {
-        const stored = await insertTrustPolicy(trx, policy);
-        await appendAuditEvent(trx, { type: 'trust_policy.created', agentId: stored.agentId, actor: OPERATOR, data: { policy: stored } });
-        return stored;
-      });
+      const created = await services.trustPolicies.create(caller, policy);
       output.result(created, () => `trust policy created\n${describePolicy(created)}`);
     },
   },
@@ -93,9 +88,9 @@ export const policyCommands: Command[] = [
     readsOnly: true,
     synopsis: '[--agent <agentId>]',
     options: { agent: { type: 'string' } },
-    run: async ({ knex, output }, { options }) => {
+    run: async ({ services, caller, output }, { options }) => {
       const agent = textOption(options.agent);
-      const policies = await listAllPolicies(knex, agent === undefined ? undefined : requireUuid(agent, '--agent'));
+      const policies = await listAllPolicies(services.trustPolicies, caller, agent === undefined ? undefined : requireUuid(agent, '--agent'));
       output.result(policies, () =>
         formatTable(
           ['POLICY ID', 'REPOSITORY', 'AGENT', 'BRANCH', 'CONSTRAINTS'],
@@ -109,14 +104,8 @@ export const policyCommands: Command[] = [
     name: 'policies remove',
     summary: 'remove a trust policy',
     arguments: ['policyId'],
-    run: async ({ knex, output }, { args }) => {
-      const id = requireUuid(args[0], 'policyId');
-      const removed = await knex.transaction(async (trx) => {
-        const deleted = await deleteTrustPolicy(trx, id);
-        if (!deleted) throw notFound('Trust policy');
-        await appendAuditEvent(trx, { type: 'trust_policy.deleted', agentId: deleted.agentId, actor: OPERATOR, data: { policyId: id } });
-        return deleted;
-      });
+    run: async ({ services, caller, output }, { args }) => {
+      const removed = await services.trustPolicies.delete(caller, requireUuid(args[0], 'policyId'));
       output.result(removed, () => `trust policy ${removed.id} (${removed.repository}) removed`);
     },
   },

@@ -1,9 +1,8 @@
 /** serve, migrate, keys rotate, keys list. */
-import { appendAuditEvent } from '../audit/audit-log.js';
 import { listSigningKeys, rotateSigningKey } from '../keys/signing-keys.js';
 import { migrateDown, migrateToLatest } from '../storage/database.js';
 import { formatTable } from './output.js';
-import { OPERATOR, type Command } from './command.js';
+import type { Command } from './command.js';
 
 export const serverCommands: Command[] = [
   {
@@ -33,9 +32,8 @@ export const serverCommands: Command[] = [
   {
     name: 'keys rotate',
     summary: 'make a new signing key active; the old one stays published until its tokens expire',
-    run: async ({ config, knex, output }) => {
-      const { kid, retired } = await rotateSigningKey(knex, config.signingAlg);
-      await appendAuditEvent(knex, { type: 'signing_key.rotated', actor: OPERATOR, data: { kid, retired } });
+    run: async ({ config, knex, caller, clock, output }) => {
+      const { kid, retired } = await rotateSigningKey(knex, caller, config.signingAlg, clock);
       output.result({ kid, alg: config.signingAlg, retired }, () =>
         [
           `active key: ${kid} (${config.signingAlg})`,

@@ -1,17 +1,19 @@
 /**
- * The first step of both GitHub endpoints: verify the ID token against the configured
- * issuer, then spend its jti. The jti insert is atomic, so of concurrent uses of one
- * token on any number of instances exactly one gets past here. Refusals are audited with
- * their precise reason and answered with a generic one.
+ * The first step of both GitHub services (exchange and registration): verify the ID token
+ * against the configured issuer, then spend its jti. The jti insert is atomic, so of
+ * concurrent uses of one token on any number of instances exactly one gets past here.
+ * Refusals are audited with their precise reason and answered with a generic one.
  */
 import type { Knex } from 'knex';
+import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import { appendAuditEvent, type AuditEventType } from '../audit/audit-log.js';
-import { invalidGrant, OAuthError } from '../http/errors.js';
+import { InvalidGrant, ServiceUnavailable } from '../errors.js';
 import { IssuerUnavailableError, type GitHubJwks } from './jwks-cache.js';
 import type { RunPrepared } from '../storage/prepared.js';
 import type { IdentityBinding } from './match-trust-policy.js';
 import { bindRepositoryIdentity } from './trust-policy-store.js';
+import { spendJti } from './used-jti-store.js';
 import { IdTokenRejectedError, verifyGitHubIdToken, type GitHubClaims } from './verify-id-token.js';
 
 export interface GitHubGateDeps {
@@ -19,18 +21,11 @@ export interface GitHubGateDeps {
   readonly config: Config;
   readonly jwks: GitHubJwks;
   readonly query: RunPrepared;
+  readonly clock: Clock;
 }
 
-/**
- * Spends an ID token's jti ($1: usedJtiKey, $2: its exp): one row when this request spent
- * it, none when it was spent before. Atomic on any number of instances.
- */
-export const SPEND_JTI = `insert into github_used_jtis (jti, expires_at) values ($1, to_timestamp($2)) on conflict (jti) do nothing returning 1`;
-
-export function issuerUnavailable(): OAuthError {
-  return new OAuthError(503, 'temporarily_unavailable', 'The GitHub OIDC issuer cannot be reached. Please retry shortly.', {
-    'Retry-After': '5',
-  });
+export function issuerUnavailable(): ServiceUnavailable {
+  return new ServiceUnavailable('The GitHub OIDC issuer cannot be reached. Please retry shortly.', 5);
 }
 
 export async function admitGitHubIdToken(
@@ -40,8 +35,7 @@ export async function admitGitHubIdToken(
   agentId: string | null,
 ): Promise<GitHubClaims> {
   const claims = await verifyIdTokenOrRefuse(deps, idToken, refusalType, agentId);
-  const spent = await deps.query('oidc_spend_jti', SPEND_JTI, [usedJtiKey(deps.config, claims), claims.exp]);
-  if (spent.length === 0) throw await refuseReplay(deps.knex, claims, refusalType, agentId);
+  if (!(await spendJti(deps.query, usedJtiKey(deps.config, claims), claims.exp))) throw await refuseReplay(deps.knex, claims, refusalType, agentId);
   return claims;
 }
 
@@ -53,12 +47,17 @@ export async function verifyIdTokenOrRefuse(
   agentId: string | null,
 ): Promise<GitHubClaims> {
   try {
-    return await verifyGitHubIdToken(idToken, { issuer: deps.config.githubOidcIssuer, audience: deps.config.oidcAudience, jwks: deps.jwks });
+    return await verifyGitHubIdToken(idToken, {
+      issuer: deps.config.githubOidcIssuer,
+      audience: deps.config.oidcAudience,
+      jwks: deps.jwks,
+      now: new Date(deps.clock.now()),
+    });
   } catch (error) {
     if (error instanceof IssuerUnavailableError) throw issuerUnavailable();
     if (!(error instanceof IdTokenRejectedError)) throw error;
     await appendAuditEvent(deps.knex, { type: refusalType, agentId, actor: 'github:unverified', data: { reason: error.reason } });
-    throw invalidGrant('The GitHub ID token is invalid.');
+    throw new InvalidGrant('The GitHub ID token is invalid.');
   }
 }
 
@@ -68,14 +67,14 @@ export function usedJtiKey(config: Config, claims: GitHubClaims): string {
 }
 
 /** Audits a replayed ID token and returns the answer to throw. */
-export async function refuseReplay(knex: Knex, claims: GitHubClaims, refusalType: AuditEventType, agentId: string | null): Promise<OAuthError> {
+export async function refuseReplay(knex: Knex, claims: GitHubClaims, refusalType: AuditEventType, agentId: string | null): Promise<InvalidGrant> {
   await appendAuditEvent(knex, {
     type: refusalType,
     agentId,
     actor: githubActor(claims),
     data: { reason: 'jti already used (replay)', ...provenanceOf(claims) },
   });
-  return invalidGrant('The GitHub ID token has already been used.');
+  return new InvalidGrant('The GitHub ID token has already been used.');
 }
 
 /**

@@ -62,13 +62,14 @@ export async function insertTrustPolicy(db: Knex | Knex.Transaction, policy: New
   return toPolicy(row);
 }
 
-export async function findTrustPolicy(db: Knex, id: string): Promise<StoredTrustPolicy | undefined> {
-  const row = await db<PolicyRow>('trust_policies').where({ id }).first();
+export async function findTrustPolicy(db: Knex | Knex.Transaction, id: string, forUpdate = false): Promise<StoredTrustPolicy | undefined> {
+  const query = db<PolicyRow>('trust_policies').where({ id }).first();
+  const row = await (forUpdate ? query.forUpdate() : query);
   return row ? toPolicy(row) : undefined;
 }
 
 export async function listTrustPolicies(
-  db: Knex,
+  db: Knex | Knex.Transaction,
   query: { agentId?: string; afterId?: string; limit: number },
 ): Promise<{ policies: StoredTrustPolicy[]; hasMore: boolean }> {
   const rows: PolicyRow[] = await db<PolicyRow>('trust_policies')
@@ -92,7 +93,7 @@ export const ASCII_FOLD = `translate(repository, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', '
 export const foldRepository = (repository: string): string => repository.replace(/[A-Z]/g, (letter) => letter.toLowerCase());
 
 /** The policies of one repository (ASCII case ignored, as GitHub does) for one agent (null: registration policies). */
-export async function findPoliciesFor(db: Knex, repository: string, agentId: string | null): Promise<TrustPolicy[]> {
+export async function findPoliciesFor(db: Knex | Knex.Transaction, repository: string, agentId: string | null): Promise<TrustPolicy[]> {
   const rows: PolicyRow[] = await db<PolicyRow>('trust_policies')
     .whereRaw(`${ASCII_FOLD} = ?`, [foldRepository(repository)])
     .modify((builder) => (agentId === null ? builder.whereNull('agent_id') : builder.where('agent_id', agentId)));

@@ -4,8 +4,7 @@
  */
 import type { Context } from 'koa';
 import getRawBody from 'raw-body';
-import { validationError, ApiError } from './errors.js';
-import { quotable } from './validation.js';
+import { PayloadTooLarge, quotable, ValidationFailed } from '../errors.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 const JSON_TYPE = 'application/json';
@@ -23,31 +22,31 @@ function mediaTypeOf(ctx: Context): { type: string; charset: string | undefined 
 
 async function readText(ctx: Context): Promise<string> {
   const encoding = ctx.get('Content-Encoding').trim().toLowerCase();
-  if (encoding && encoding !== 'identity') throw validationError('Content-Encoding is not supported; send the body uncompressed.');
+  if (encoding && encoding !== 'identity') throw new ValidationFailed('Content-Encoding is not supported; send the body uncompressed.');
   let raw: Buffer;
   try {
     raw = await getRawBody(ctx.req, { limit: BODY_LIMIT_BYTES, length: ctx.get('Content-Length') || undefined });
   } catch (error) {
     const type = (error as { type?: string }).type;
     if (type === 'entity.too.large') {
-      throw new ApiError(413, 'VALIDATION_ERROR', `The request body exceeds ${BODY_LIMIT_BYTES} bytes.`);
+      throw new PayloadTooLarge(`The request body exceeds ${BODY_LIMIT_BYTES} bytes.`);
     }
-    throw validationError('The request body could not be read.');
+    throw new ValidationFailed('The request body could not be read.');
   }
   try {
     return strictUtf8.decode(raw);
   } catch {
-    throw validationError('The request body is not valid UTF-8.');
+    throw new ValidationFailed('The request body is not valid UTF-8.');
   }
 }
 
 function requireMediaType(ctx: Context, accepted: readonly string[]): string {
   const media = mediaTypeOf(ctx);
   if (!media || !accepted.includes(media.type)) {
-    throw validationError(`Content-Type must be ${accepted.join(' or ')}.`);
+    throw new ValidationFailed(`Content-Type must be ${accepted.join(' or ')}.`);
   }
   if (media.charset !== undefined && media.charset !== 'utf-8' && media.charset !== 'utf8') {
-    throw validationError('Only the UTF-8 charset is supported.');
+    throw new ValidationFailed('Only the UTF-8 charset is supported.');
   }
   return media.type;
 }
@@ -74,7 +73,7 @@ export function parseForm(text: string): Record<string, string> {
   for (const [name, value] of formPairs(text)) {
     if (name in params) {
       const shown = quotable(name);
-      throw validationError(shown ? `The '${shown}' parameter must not be repeated.` : 'A parameter must not be repeated.');
+      throw new ValidationFailed(shown ? `The '${shown}' parameter must not be repeated.` : 'A parameter must not be repeated.');
     }
     params[name] = value;
   }
@@ -86,10 +85,10 @@ function parseJsonObject(text: string): Record<string, unknown> {
   try {
     value = JSON.parse(text);
   } catch {
-    throw validationError('The request body is not valid JSON.');
+    throw new ValidationFailed('The request body is not valid JSON.');
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw validationError('The request body must be a JSON object.');
+    throw new ValidationFailed('The request body must be a JSON object.');
   }
   return value as Record<string, unknown>;
 }

@@ -2,10 +2,9 @@
 import crypto from 'node:crypto';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
-import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import client from 'prom-client';
-import { serviceUnavailable } from './errors.js';
+import { ServiceUnavailable } from '../errors.js';
 
 export interface Metrics {
   readonly registry: client.Registry;
@@ -78,16 +77,17 @@ export function observeRequests(logger: Logger, metrics: Metrics) {
   };
 }
 
-export function observabilityRoutes(knex: Knex, metrics: Metrics): Router {
+/** `isReady` resolves when the database answers. */
+export function observabilityRoutes(isReady: () => Promise<void>, metrics: Metrics): Router {
   const router = new Router();
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });
   router.get('/readyz', async (ctx) => {
     try {
-      await knex.raw('select 1');
+      await isReady();
     } catch {
-      throw serviceUnavailable();
+      throw new ServiceUnavailable();
     }
     ctx.body = { status: 'ok' };
   });

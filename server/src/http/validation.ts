@@ -1,16 +1,7 @@
 /** Validation at the edge: one schema library, its errors rendered as VALIDATION_ERROR. */
 import { z } from 'zod';
 import { isUuid } from '../config.js';
-import { validationError } from './errors.js';
-
-/**
- * Text a client sent, fit to quote back in an error message or the audit log: short and
- * shaped like a name (a field, a parameter, a scope). Anything else may be a secret or a
- * token sent in the wrong place, and is not repeated.
- */
-export function quotable(text: string): string | undefined {
-  return /^[A-Za-z][A-Za-z0-9_.:-]{0,31}$/.test(text) ? text : undefined;
-}
+import { quotable, ValidationFailed } from '../errors.js';
 
 /** Zod names unknown keys in its message; only the quotable ones are named here. */
 function messageOf(issue: z.core.$ZodIssue): string {
@@ -24,13 +15,11 @@ export function parseWith<T>(schema: z.ZodType<T>, value: unknown, what = 'The r
   if (result.success) return result.data;
   const issues = result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: messageOf(issue) }));
   const first = issues[0];
-  throw validationError(`${what} is invalid${first?.path ? `: ${first.path}: ${first.message}` : first ? `: ${first.message}` : ''}.`, {
-    issues,
-  });
+  throw new ValidationFailed(`${what} is invalid${first?.path ? `: ${first.path}: ${first.message}` : first ? `: ${first.message}` : ''}.`, {}, { issues });
 }
 
 export function requireUuid(value: string, name: string): string {
-  if (!isUuid(value)) throw validationError(`${name} must be a UUID.`);
+  if (!isUuid(value)) throw new ValidationFailed(`${name} must be a UUID.`);
   return value.toLowerCase();
 }
 
@@ -72,6 +61,6 @@ export function decodeCursor<T>(cursor: string | undefined, schema: z.ZodType<T>
   try {
     return schema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
   } catch {
-    throw validationError('cursor is not a cursor this server returned.');
+    throw new ValidationFailed('cursor is not a cursor this server returned.');
   }
 }

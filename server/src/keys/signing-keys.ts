@@ -8,7 +8,11 @@
  */
 import crypto, { type KeyObject } from 'node:crypto';
 import type { Knex } from 'knex';
+import { actorOf, type Caller } from '../authorization/caller.js';
+import { appendAuditEvent } from '../audit/audit-log.js';
+import type { Clock } from '../clock.js';
 import type { SigningAlg } from '../config.js';
+import { Forbidden } from '../errors.js';
 import { base64url, encodeHeader, signJwt, verifyJwt, type JwtClaims, type VerificationKey } from './jwt.js';
 
 export const KEY_REFRESH_INTERVAL_MS = 60_000;
@@ -63,17 +67,23 @@ async function insertNewKey(trx: Knex.Transaction, alg: SigningAlg): Promise<str
   return kid;
 }
 
-/** Makes a new key of `alg` the active one and retires every other unretired key. */
-export async function rotateSigningKey(knex: Knex, alg: SigningAlg): Promise<{ kid: string; retired: string[] }> {
+/**
+ * Makes a new key of `alg` the active one and retires every other unretired key, audited.
+ * Only the operator rotates: a key is the whole server's, not any agent's.
+ */
+export async function rotateSigningKey(knex: Knex, caller: Caller, alg: SigningAlg, clock: Clock): Promise<{ kid: string; retired: string[] }> {
+  if (caller.kind !== 'operator') throw new Forbidden('Only the operator rotates signing keys.');
   return knex.transaction(async (trx) => {
     await trx.raw('select pg_advisory_xact_lock(?)', [KEY_CREATION_LOCK]);
     const kid = await insertNewKey(trx, alg);
-    const retired: { kid: string }[] = await trx('signing_keys')
+    const retiredRows: { kid: string }[] = await trx('signing_keys')
       .whereNull('retired_at')
       .whereNot({ kid })
-      .update({ retired_at: trx.fn.now() })
+      .update({ retired_at: new Date(clock.now()) })
       .returning('kid');
-    return { kid, retired: retired.map((row) => row.kid) };
+    const retired = retiredRows.map((row) => row.kid);
+    await appendAuditEvent(trx, { type: 'signing_key.rotated', actor: actorOf(caller), data: { kid, retired } });
+    return { kid, retired };
   });
 }
 
@@ -89,6 +99,7 @@ export class SigningKeys {
     private readonly knex: Knex,
     private readonly alg: SigningAlg,
     private readonly tokenTtlSeconds: number,
+    private readonly clock: Clock,
   ) {}
 
   /** Ensures an active key of our alg exists (exactly one, even when instances race) and loads the set. */
@@ -99,7 +110,7 @@ export class SigningKeys {
       if (current) return;
       const kid = await insertNewKey(trx, this.alg);
       // A change of SIGNING_ALG retires the keys of the previous alg.
-      await trx('signing_keys').whereNull('retired_at').whereNot({ kid }).update({ retired_at: trx.fn.now() });
+      await trx('signing_keys').whereNull('retired_at').whereNot({ kid }).update({ retired_at: new Date(this.clock.now()) });
     });
     await this.refresh();
     this.timer = setInterval(() => void this.refresh().catch(() => undefined), KEY_REFRESH_INTERVAL_MS);
@@ -114,7 +125,7 @@ export class SigningKeys {
     const publishedSince = this.tokenTtlSeconds + KEY_REFRESH_INTERVAL_MS / 1000 + RETIREMENT_MARGIN_SECONDS;
     const rows: KeyRow[] = await this.knex('signing_keys')
       .whereNull('retired_at')
-      .orWhere('retired_at', '>', this.knex.raw(`now() - make_interval(secs => ?)`, [publishedSince]))
+      .orWhere('retired_at', '>', new Date(this.clock.now() - publishedSince * 1000))
       .orderBy('created_at', 'desc');
     const keys = new Map<string, LoadedKey>();
     let active: LoadedKey | undefined;

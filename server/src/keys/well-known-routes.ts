@@ -1,7 +1,7 @@
 /** /.well-known/jwks.json and RFC 8414 authorization-server metadata. */
 import Router from '@koa/router';
 import type { Config } from '../config.js';
-import { KNOWN_SCOPES } from '../oauth/scopes.js';
+import { KNOWN_SCOPES } from '../authorization/scopes.js';
 import type { SigningKeys } from './signing-keys.js';
 
 export function wellKnownRoutes(config: Config, keys: SigningKeys): Router {

@@ -7,17 +7,19 @@
  * signature check is cached (a valid signature stays valid); token state never is.
  */
 import crypto from 'node:crypto';
+import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import { isUuid } from '../config.js';
+import { UnauthorizedClient } from '../errors.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
 import type { JwtClaims } from '../keys/jwt.js';
-import { unauthorizedClient } from '../http/errors.js';
-import { currentWindow, isOverLimit, rateLimitExceeded, rateLimitHeaders, type RateLimitState } from '../http/rate-limit.js';
 import type { RunPrepared } from '../storage/prepared.js';
 import type { AuditEventType } from '../audit/audit-log.js';
 import { Batcher, RETRY_ALONE_UNLESS_UNAVAILABLE } from '../storage/batcher.js';
 import { issueGrantBatch, type GrantOutcome, type GrantRow } from './grant-batches.js';
 import { BoundedCache } from './bounded-cache.js';
+import { currentWindow, isOverLimit, rateLimitExceeded, rateLimitHeaders, type RateLimitState } from './rate-limit.js';
+import { lookUpTokenStates, type TokenState } from './token-store.js';
 
 export interface GrantRequest {
   readonly agentId: string;
@@ -52,16 +54,6 @@ export class GrantGateClosed extends Error {
   }
 }
 
-interface TokenStateRow {
-  jti: string;
-  agent_id: string;
-  is_revoked: boolean;
-  status: string;
-}
-
-const TOKEN_STATE_SQL = `select t.jti, t.agent_id, t.revoked_at is not null as is_revoked, a.status
-  from access_tokens t join agents a on a.id = t.agent_id where t.jti = any($1::uuid[])`;
-
 export class AccessTokens {
   private readonly verifiedSignatures = new BoundedCache<string, JwtClaims>(20_000);
   private verifiedUnderRevision = 0;
@@ -71,18 +63,19 @@ export class AccessTokens {
     RETRY_ALONE_UNLESS_UNAVAILABLE,
   );
   /** Concurrent token-state lookups share one query. */
-  private readonly states = new Batcher<string, TokenStateRow | undefined>((jtis) => this.lookUpStates(jtis));
+  private readonly states = new Batcher<string, TokenState | undefined>((jtis) => this.lookUpStates(jtis));
 
   constructor(
     private readonly query: RunPrepared,
     private readonly keys: SigningKeys,
     private readonly config: Config,
+    private readonly clock: Clock,
     private readonly onIssued: (grantType: string) => void = () => undefined,
   ) {}
 
   /** Throws GrantGateClosed when the database no longer allows the grant. */
   async issue(request: GrantRequest): Promise<IssuedToken> {
-    const nowMs = Date.now();
+    const nowMs = this.clock.now();
     const issuedAt = Math.floor(nowMs / 1000);
     const expiresAt = issuedAt + this.config.tokenTtlSeconds;
     const jti = crypto.randomUUID();
@@ -108,7 +101,7 @@ export class AccessTokens {
     if (rateLimit && isOverLimit(rateLimit)) throw rateLimitExceeded(rateLimit, nowMs);
     if (outcome.issued !== 1) {
       // The refused request still counted in the minute's window: say so, as on any answer.
-      throw unauthorizedClient(
+      throw new UnauthorizedClient(
         `Free tier monthly token limit of ${this.config.monthlyTokenLimit.toLocaleString('en-US')} requests has been reached.`,
         rateLimit ? rateLimitHeaders(rateLimit) : {},
       );
@@ -127,8 +120,8 @@ export class AccessTokens {
     return { accessToken, expiresIn: this.config.tokenTtlSeconds, expiresAt: new Date(expiresAt * 1000), scope, jti, rateLimit };
   }
 
-  private async lookUpStates(jtis: string[]): Promise<(TokenStateRow | undefined)[]> {
-    const rows = await this.query<TokenStateRow>('token_state', TOKEN_STATE_SQL, [[...new Set(jtis)]]);
+  private async lookUpStates(jtis: string[]): Promise<(TokenState | undefined)[]> {
+    const rows = await lookUpTokenStates(this.query, [...new Set(jtis)]);
     const stateOf = new Map(rows.map((row) => [row.jti, row]));
     return jtis.map((jti) => stateOf.get(jti));
   }
@@ -148,7 +141,7 @@ export class AccessTokens {
       if (typeof claims.exp !== 'number') return undefined;
       this.verifiedSignatures.set(token, claims);
     }
-    return claims.exp > Date.now() / 1000 ? claims : undefined;
+    return claims.exp > this.clock.now() / 1000 ? claims : undefined;
   }
 
   /** The active tokens among `tokens`, looked up in one query; inactive ones are undefined. */
@@ -165,17 +158,5 @@ export class AccessTokens {
 
   async findActiveOne(token: string): Promise<ActiveToken | undefined> {
     return (await this.findActive([token]))[0];
-  }
-
-  /** RFC 7009: marks the token revoked and audits it, in one statement; true when this call revoked it. */
-  async revoke(jti: string, actor: string): Promise<boolean> {
-    const rows = await this.query(
-      'revoke_token',
-      `with r as (update access_tokens set revoked_at = now() where jti = $1::uuid and revoked_at is null returning jti, agent_id)
-       insert into audit_events (type, agent_id, actor, data)
-       select 'token.revoked', r.agent_id, $2::text, jsonb_build_object('jti', r.jti) from r returning id`,
-      [jti, actor],
-    );
-    return rows.length > 0;
   }
 }

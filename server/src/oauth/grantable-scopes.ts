@@ -1,6 +1,5 @@
-import { invalidScope, type OAuthError } from '../http/errors.js';
-import { quotable } from '../http/validation.js';
-import { isKnownScope, parseScopeParameter } from './scopes.js';
+import { InvalidScope, quotable } from '../errors.js';
+import { isKnownScope, parseScopeParameter } from '../authorization/scopes.js';
 
 /**
  * The scopes a grant carries: all the client holds when `requested` is absent or empty,
@@ -15,7 +14,7 @@ export function grantableScopes(requested: string | undefined, held: readonly st
 }
 
 /** RFC 6749 §5.2 invalid_scope, naming the refused scope when it is quotable (a client may send a secret there). */
-export function scopeNotAvailable(scope: string): OAuthError {
+export function scopeNotAvailable(scope: string): InvalidScope {
   const shown = quotable(scope);
-  return invalidScope(shown ? `Requested scope '${shown}' is not available.` : 'A requested scope is not available.');
+  return new InvalidScope(shown ? `Requested scope '${shown}' is not available.` : 'A requested scope is not available.');
 }

@@ -127,3 +127,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     /Connection terminated|connection is insecure|Client has encountered a connection error|terminating connection/i.test(message)
   );
 }
+
+/** Resolves when the database answers a trivial query (readiness). */
+export async function pingDatabase(knex: Knex): Promise<void> {
+  await knex.raw('select 1');
+}

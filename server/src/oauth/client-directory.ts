@@ -6,10 +6,9 @@
  * Every refusal costs exactly one lookup of the same cost, so an unknown client and a
  * wrong secret take the same time (test/reliability/timing.test.ts).
  */
-import { BoundedCache } from '../oauth/bounded-cache.js';
 import type { RunPrepared } from '../storage/prepared.js';
-import type { AgentStatus } from './agent.js';
-import type { ClientForAuthentication } from './credential-store.js';
+import { BoundedCache } from './bounded-cache.js';
+import type { ClientForAuthentication } from './client-secrets.js';
 
 // An unknown id costs what a known one does: the query is driven by the id, not by the
 // agent row, so both indexes are probed either way, and the missing columns come back as
@@ -28,7 +27,7 @@ const LOAD_CLIENT_SQL = `select a.id is not null as is_known,
 interface ClientRow {
   is_known: boolean;
   has_credential: boolean;
-  status: AgentStatus;
+  status: string;
   scopes: string[];
   credential_id: string;
   secret_hash: Uint8Array;

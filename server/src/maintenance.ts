@@ -6,25 +6,29 @@
  */
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import { linkBacklog } from '../audit/audit-chain.js';
-import { isDatabaseUnavailable } from './database.js';
+import { linkBacklog } from './audit/audit-chain.js';
+import type { Clock } from './clock.js';
+import { pruneUsedJtis } from './github/used-jti-store.js';
+import { pruneRateWindows } from './oauth/rate-limit-store.js';
+import { pruneExpiredTokens } from './oauth/token-store.js';
+import { isDatabaseUnavailable } from './storage/database.js';
 
 const AUDIT_LINK_INTERVAL_MS = 250;
 const PRUNE_INTERVAL_MS = 60_000;
 const PRUNE_LOCK = 7_242_005;
 
-export async function pruneExpiredRows(knex: Knex): Promise<void> {
+export async function pruneExpiredRows(knex: Knex, clock: Clock): Promise<void> {
   await knex.transaction(async (trx) => {
     const result = await trx.raw('select pg_try_advisory_xact_lock(?) as locked', [PRUNE_LOCK]);
     if (!result.rows[0].locked) return;
-    const currentWindow = Math.floor(Date.now() / 60_000);
-    await trx('rate_limit_windows').where('window_start', '<', currentWindow - 1).delete();
-    await trx('github_used_jtis').where('expires_at', '<', trx.raw(`now() - interval '10 minutes'`)).delete();
-    await trx('access_tokens').where('expires_at', '<', trx.raw(`now() - interval '1 hour'`)).delete();
+    const nowMs = clock.now();
+    await pruneRateWindows(trx, nowMs);
+    await pruneUsedJtis(trx, nowMs);
+    await pruneExpiredTokens(trx, nowMs);
   });
 }
 
-export function startMaintenance(knex: Knex, logger: Logger): () => Promise<void> {
+export function startMaintenance(knex: Knex, logger: Logger, clock: Clock): () => Promise<void> {
   let isStopped = false;
   const running = new Map<string, Promise<void>>();
   const guard = (job: string, work: () => Promise<unknown>) => () => {
@@ -39,7 +43,7 @@ export function startMaintenance(knex: Knex, logger: Logger): () => Promise<void
     running.set(job, pass);
   };
   const link = setInterval(guard('audit-link', () => linkBacklog(knex, { shouldStop: () => isStopped })), AUDIT_LINK_INTERVAL_MS);
-  const prune = setInterval(guard('prune', () => pruneExpiredRows(knex)), PRUNE_INTERVAL_MS);
+  const prune = setInterval(guard('prune', () => pruneExpiredRows(knex, clock)), PRUNE_INTERVAL_MS);
   link.unref();
   prune.unref();
   return async () => {

@@ -1,0 +1,51 @@
+/**
+ * What a client may send to create a trust policy: one schema, and one parse, for the API
+ * and the CLI, so that both give the same answer to the same invalid policy.
+ */
+import { z } from 'zod';
+import { KNOWN_SCOPES } from '../authorization/scopes.js';
+import { exactText, parseWith } from '../http/validation.js';
+import type { NewTrustPolicy } from './trust-policy-store.js';
+
+// GitHub's rules: owners are 1–39 alphanumerics or single hyphens; repository names 1–100 of [A-Za-z0-9._-].
+const REPOSITORY = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}\/[A-Za-z0-9._-]{1,100}$/;
+// A branch name, not a ref: `main`, `release/v1`; never `refs/heads/main`.
+const BRANCH = /^(?!refs\/)(?!\/)(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)[^\s~^:?*[\\\u0000-\u001f\u007f]{1,255}(?<![/.])$/;
+const WORKFLOW_REF = /^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+\/[^\s@]+@[^\s]+$/;
+const WORKFLOW_REF_HINT = 'must look like owner/repo/.github/workflows/file.yml@refs/heads/main';
+// GitHub's ids are numbers; JSON may carry them as numbers or strings, a command line only as strings.
+const NUMERIC_ID = z
+  .union([z.string().regex(/^[1-9]\d{0,19}$/, 'must be a positive whole number'), z.number().int().positive().max(Number.MAX_SAFE_INTEGER)])
+  .transform(String);
+const PRIVILEGED_EVENTS = ['pull_request_target', 'workflow_run'] as const;
+
+const trustPolicyInput = z
+  .strictObject({
+    provider: z.literal('github'),
+    repository: z.string().regex(REPOSITORY, 'must be owner/name'),
+    agentId: z.uuid().optional(),
+    branch: exactText(255).regex(BRANCH, 'must be a branch name such as main (not a ref)').optional(),
+    environment: exactText(255).optional(),
+    workflowRef: exactText(1024).regex(WORKFLOW_REF, WORKFLOW_REF_HINT).optional(),
+    jobWorkflowRef: exactText(1024).regex(WORKFLOW_REF, WORKFLOW_REF_HINT).optional(),
+    repositoryId: NUMERIC_ID.optional(),
+    repositoryOwnerId: NUMERIC_ID.optional(),
+    allowedEvents: z.array(z.enum(PRIVILEGED_EVENTS)).max(2).optional(),
+    scopes: z.array(z.enum(KNOWN_SCOPES)).max(KNOWN_SCOPES.length).optional(),
+  })
+  // A registration policy decides what every agent registered under it may hold: it says so.
+  .refine((policy) => policy.agentId !== undefined || policy.scopes !== undefined, {
+    path: ['scopes'],
+    message: 'a registration policy (one without agentId) must name its scopes',
+  });
+
+/** The policy to store, or VALIDATION_ERROR naming the first problem. */
+export function parseTrustPolicyInput(value: unknown): NewTrustPolicy {
+  const parsed = parseWith(trustPolicyInput, value, 'The trust policy');
+  return {
+    ...parsed,
+    agentId: parsed.agentId?.toLowerCase() ?? null,
+    allowedEvents: [...new Set(parsed.allowedEvents ?? [])],
+    scopes: parsed.scopes ? [...new Set(parsed.scopes)] : null,
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * The access_tokens table: the state of issued tokens (recorded by issue_grants, see
+ * grant-batches.ts), revocation, and pruning. Every statement whose outcome depends on
+ * expiry takes the instant from the caller's clock.
+ */
+import type { Knex } from 'knex';
+import type { RunPrepared } from '../storage/prepared.js';
+
+export interface TokenState {
+  readonly jti: string;
+  readonly agent_id: string;
+  readonly is_revoked: boolean;
+  readonly status: string;
+}
+
+const TOKEN_STATE_SQL = `select t.jti, t.agent_id, t.revoked_at is not null as is_revoked, a.status
+  from access_tokens t join agents a on a.id = t.agent_id where t.jti = any($1::uuid[])`;
+
+/** The recorded state of each distinct jti; absent ones are not in the result. */
+export function lookUpTokenStates(query: RunPrepared, jtis: readonly string[]): Promise<TokenState[]> {
+  return query<TokenState>('token_state', TOKEN_STATE_SQL, [jtis]);
+}
+
+const HOLDER_SQL = `select a.id as agent_id, a.scopes from access_tokens t join agents a on a.id = t.agent_id where t.jti = $1::uuid`;
+
+/** The agent a recorded token was issued to, with the scopes that agent holds now. */
+export async function findTokenHolder(query: RunPrepared, jti: string): Promise<{ agentId: string; scopes: string[] } | undefined> {
+  const [row] = await query<{ agent_id: string; scopes: string[] }>('token_holder', HOLDER_SQL, [jti]);
+  return row ? { agentId: row.agent_id, scopes: row.scopes } : undefined;
+}
+
+const REVOKE_SQL = `with r as (
+    update access_tokens set revoked_at = to_timestamp($3::float8 / 1000) where jti = $1::uuid and revoked_at is null returning jti, agent_id
+  )
+  insert into audit_events (type, agent_id, actor, data)
+  select 'token.revoked', r.agent_id, $2::text, jsonb_build_object('jti', r.jti) from r returning id`;
+
+/** RFC 7009: marks the token revoked and writes its audit row, in one statement; true when this call revoked it. */
+export async function revokeTokenAudited(query: RunPrepared, jti: string, actor: string, nowMs: number): Promise<boolean> {
+  const rows = await query('revoke_token', REVOKE_SQL, [jti, actor, nowMs]);
+  return rows.length > 0;
+}
+
+/** Marks the live tokens of an agent (or of one of its credentials) revoked: they stay dead after a reactivation. */
+export async function revokeLiveTokens(
+  trx: Knex.Transaction,
+  of: { readonly agentId: string } | { readonly credentialId: string },
+  nowMs: number,
+): Promise<number> {
+  const now = new Date(nowMs);
+  return trx('access_tokens')
+    .where('agentId' in of ? { agent_id: of.agentId } : { credential_id: of.credentialId })
+    .whereNull('revoked_at')
+    .where('expires_at', '>', now)
+    .update({ revoked_at: now });
+}
+
+/** Tokens an hour past their expiry can no longer be presented or introspected as anything but inactive. */
+export async function pruneExpiredTokens(trx: Knex.Transaction, nowMs: number): Promise<void> {
+  await trx('access_tokens').where('expires_at', '<', new Date(nowMs - 3_600_000)).delete();
+}

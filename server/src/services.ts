@@ -1,0 +1,24 @@
+/**
+ * The services every edge calls: the HTTP API, the CLI (which has no signing keys or
+ * GitHub issuer of its own, so only the first group) and registration. One instance of each
+ * per process.
+ */
+import type { Knex } from 'knex';
+import { AgentService } from './agents/agent-service.js';
+import { AuditService } from './audit/audit-service.js';
+import type { Clock } from './clock.js';
+import { TrustPolicyService } from './github/trust-policy-service.js';
+
+export interface OperatorServices {
+  readonly agents: AgentService;
+  readonly trustPolicies: TrustPolicyService;
+  readonly audit: AuditService;
+}
+
+export function createOperatorServices(knex: Knex, clock: Clock): OperatorServices {
+  return {
+    agents: new AgentService({ knex, clock }),
+    trustPolicies: new TrustPolicyService({ knex }),
+    audit: new AuditService({ knex }),
+  };
+}
