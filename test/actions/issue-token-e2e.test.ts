@@ -261,7 +261,7 @@ describe('issue-token against an IdP whose OIDC_AUDIENCE is not its URL', () => 
 // Each test starts its own IdP: the 503 comes only from a server that has no GitHub keys cached yet.
 describe('issue-token while the GitHub issuer cannot be reached (the IdP answers 503)', () => {
   const RETRY_NOTE =
-    'failed (HTTP 503 temporarily_unavailable: The GitHub OIDC issuer cannot be reached. Please retry shortly.); ' +
+    'failed (HTTP 503 SERVICE_UNAVAILABLE: The GitHub OIDC issuer cannot be reached. Please retry shortly.); ' +
     'retrying in 5.0 s.';
 
   it("retries with a fresh ID token per attempt, honouring Retry-After, and succeeds once the issuer is back", async () => {
@@ -299,7 +299,7 @@ describe('issue-token while the GitHub issuer cannot be reached (the IdP answers
       expect(main.commands.errors).toHaveLength(1);
       expect(main.commands.errors[0]).toMatch(
         new RegExp(
-          `^Could not reach SentryAgent IdP at ${idp.apiUrl}: HTTP 503 temporarily_unavailable: The GitHub OIDC ` +
+          `^Could not reach SentryAgent IdP at ${idp.apiUrl}: HTTP 503 SERVICE_UNAVAILABLE: The GitHub OIDC ` +
             'issuer cannot be reached\\. Please retry shortly\\., after 2 attempts over (\\d+\\.\\d) s\\. The IdP answers ' +
             'but is failing; check its health \\(/readyz\\) and logs\\.$',
         ),

@@ -70,14 +70,14 @@ describe('sentryagent-idp policies', () => {
     }
   });
 
-  it('refuses a ref for a branch, a bad repository and scopes the agent lacks (2), an unknown agent (3)', async () => {
+  it('refuses a ref for a branch, a bad repository and scopes the agent lacks, an unknown agent (2, as the API answers 400)', async () => {
     const ref = await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', agentId, '--branch', 'refs/heads/main');
     expect(ref).toMatchObject({ code: 2, stderr: 'sentryagent-idp: The trust policy is invalid: branch: must be a branch name such as main (not a ref).\n' });
     expect((await cli('policies', 'add', '--repository', 'octo-org', '--agent', agentId)).code).toBe(2);
     const scope = await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', agentId, '--scope', 'audit:read');
     expect(scope).toMatchObject({ code: 2, stderr: "sentryagent-idp: The agent does not hold the scope 'audit:read'.\n" });
     const unknown = await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', '11111111-1111-4111-8111-111111111111');
-    expect(unknown).toMatchObject({ code: 3, stderr: 'sentryagent-idp: Agent not found.\n' });
+    expect(unknown).toMatchObject({ code: 2, stderr: 'sentryagent-idp: agentId does not name an existing agent.\n' });
     expect((await cli('policies', 'add', '--agent', agentId)).code).toBe(2);
   });
 

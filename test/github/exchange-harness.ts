@@ -18,7 +18,7 @@ export const REFUSAL = Object.freeze({
   replayed: { error: 'invalid_grant', error_description: 'The GitHub ID token has already been used.' },
   violation: { error: 'access_denied', error_description: 'Trust policy violation' },
   branch: { error: 'access_denied', error_description: 'Branch not permitted' },
-  unavailable: { error: 'temporarily_unavailable', error_description: 'The GitHub OIDC issuer cannot be reached. Please retry shortly.' },
+  unavailable: { code: 'SERVICE_UNAVAILABLE', message: 'The GitHub OIDC issuer cannot be reached. Please retry shortly.' },
 });
 
 export interface Harness {

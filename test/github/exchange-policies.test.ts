@@ -242,7 +242,7 @@ describe('agents', () => {
   });
 
   it('does not let a registration policy admit an exchange for an agent', async () => {
-    await createPolicy(h, { repository: 'octo-org/registry-only' });
+    await createPolicy(h, { repository: 'octo-org/registry-only', scopes: ['agents:read'] });
     const { agentId } = await agentWithPolicy(h, { repository: 'octo-org/elsewhere' });
     expectOutcome(await exchangeAs(agentId, 'push-main', { repository: 'octo-org/registry-only' }), 'violation');
   });

@@ -214,9 +214,18 @@ describe('scopes', () => {
     expect(agents.body.data.map((agent: { name: string }) => agent.name)).not.toContain('greedy-bot');
   });
 
+  it('refuses a registration policy that does not name its scopes', async () => {
+    const reply = await send(h.server, '/api/v1/oidc/trust-policies', json('POST', { provider: 'github', repository: newRepository().name }, h.admin));
+    expect(reply.status).toBe(400);
+    expect(reply.body).toMatchObject({
+      code: 'VALIDATION_ERROR',
+      message: 'The trust policy is invalid: scopes: a registration policy (one without agentId) must name its scopes.',
+    });
+  });
+
   it('grants no scope under a registration policy that names none', async () => {
     const repository = newRepository();
-    await createPolicy(h, { repository: repository.name });
+    await createPolicy(h, { repository: repository.name, scopes: [] });
     expect((await registerFrom(repository, 'bare-bot')).body).toMatchObject({ created: true, scopes: [] });
     expect((await registerFrom(repository, 'wanting-bot', { scopes: ['agents:read'] })).body).toEqual({
       error: 'invalid_scope',

@@ -84,7 +84,7 @@ describe('the issuer keys', () => {
     await issuer.close();
   });
 
-  it('answers 503 temporarily_unavailable while the issuer is down with nothing cached, then recovers by itself', async () => {
+  it('answers 503 SERVICE_UNAVAILABLE while the issuer is down with nothing cached, then recovers by itself', async () => {
     issuer.setAvailable(false);
     instance = await h.startPeer({}, issuer);
     const { agentId } = await agentWithPolicy(h);
@@ -133,7 +133,7 @@ describe('the issuer keys', () => {
 
 describe('registration uses the same gate', () => {
   it('refuses a replayed registration token', async () => {
-    await createPolicy(h, { repository: 'octo-org/gate-repo' });
+    await createPolicy(h, { repository: 'octo-org/gate-repo', scopes: [] });
     const token = await mintIdToken(h.github, 'push-main', { repository: 'octo-org/gate-repo', repository_id: '700000001' });
     expect((await register(h.server, token, 'gate-bot')).status).toBe(201);
     const replay = await register(h.server, token, 'gate-bot');

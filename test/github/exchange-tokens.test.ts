@@ -161,7 +161,7 @@ describe('limits', () => {
     const limited = await exchangeFor(agentId, {}, peer);
     expect({ status: limited.status, body: limited.body }).toEqual({
       status: 429,
-      body: { error: 'rate_limit_exceeded', error_description: 'Too many requests. Please retry after the rate limit window resets.' },
+      body: { code: 'RATE_LIMIT_EXCEEDED', message: 'Too many requests. Please retry after the rate limit window resets.' },
     });
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
   }, 60_000); // awaitRoomInMinute() alone may sleep 16 s

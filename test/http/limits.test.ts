@@ -1,13 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { adminToken, bearer, createAgent, form, send } from '../support/api.js';
+import { startOfNextMinute, testClock } from '../support/clock.js';
 
 describe('rate limit per client_id', () => {
   let server: TestServer;
   let peer: TestServer;
+  // Both instances see one clock, set clear of a window boundary: every request falls in one minute.
+  const clock = testClock(startOfNextMinute());
   beforeAll(async () => {
-    server = await startTestServer({ env: { RATE_LIMIT_PER_MINUTE: '20' } });
-    peer = await startTestServer({ env: { RATE_LIMIT_PER_MINUTE: '20' }, shareWith: server });
+    server = await startTestServer({ env: { RATE_LIMIT_PER_MINUTE: '20' }, clock });
+    peer = await startTestServer({ env: { RATE_LIMIT_PER_MINUTE: '20' }, shareWith: server, clock });
   });
   afterAll(async () => {
     await peer.stop();
@@ -15,9 +18,6 @@ describe('rate limit per client_id', () => {
   });
 
   it('counts exactly across two instances under concurrency, then answers 429 with Retry-After', async () => {
-    // Keep clear of a window boundary so that all requests fall in one minute.
-    const secondsIntoMinute = (Date.now() / 1000) % 60;
-    if (secondsIntoMinute > 50) await new Promise((resolve) => setTimeout(resolve, (61 - secondsIntoMinute) * 1000));
     const admin = await adminToken(server);
     const agent = await createAgent(server, admin);
     const request = (instance: TestServer) =>
@@ -30,13 +30,30 @@ describe('rate limit per client_id', () => {
     const remaining = granted.map((reply) => Number(reply.headers.get('x-ratelimit-remaining'))).sort((a, b) => a - b);
     expect(remaining).toEqual(Array.from({ length: 20 }, (_, i) => i));
     const refusal = limited[0];
-    expect(refusal.body).toEqual({ error: 'rate_limit_exceeded', error_description: 'Too many requests. Please retry after the rate limit window resets.' });
+    expect(refusal.body).toEqual({ code: 'RATE_LIMIT_EXCEEDED', message: 'Too many requests. Please retry after the rate limit window resets.' });
     expect(refusal.headers.get('x-ratelimit-limit')).toBe('20');
     expect(refusal.headers.get('x-ratelimit-remaining')).toBe('0');
     const reset = Number(refusal.headers.get('x-ratelimit-reset'));
     expect(reset % 60).toBe(0);
     expect(Number(refusal.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(Number(refusal.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+  });
+
+  it('opens a new window when the minute turns, without waiting for it', async () => {
+    const admin = await adminToken(server);
+    const agent = await createAgent(server, admin);
+    const request = () => send(server, '/api/v1/token', form({ grant_type: 'client_credentials', client_id: agent.agentId, client_secret: agent.clientSecret }));
+    clock.set(startOfNextMinute(clock.now()));
+    for (let i = 0; i < 20; i += 1) expect((await request()).status).toBe(200);
+    const limited = await request();
+    expect(limited.status).toBe(429);
+    const reset = Number(limited.headers.get('x-ratelimit-reset'));
+    expect(reset).toBe(Math.floor(clock.now() / 60_000) * 60 + 60);
+    clock.set(reset * 1000);
+    const next = await request();
+    expect(next.status).toBe(200);
+    expect(next.headers.get('x-ratelimit-remaining')).toBe('19');
+    expect(next.headers.get('x-ratelimit-reset')).toBe(String(reset + 60));
   });
 });
 

@@ -105,7 +105,7 @@ describeWithPostgres('database outage', () => {
       expect(api.body).toEqual({ code: 'SERVICE_UNAVAILABLE', message: expect.any(String) });
       const tokenReply = await send(instance, '/api/v1/token', form({ grant_type: 'client_credentials', client_id: ADMIN.clientId, client_secret: ADMIN.clientSecret }));
       expect(tokenReply.status).toBe(503);
-      expect(tokenReply.body).toEqual({ error: 'temporarily_unavailable', error_description: expect.any(String) });
+      expect(tokenReply.body).toEqual({ code: 'SERVICE_UNAVAILABLE', message: 'The service is temporarily unavailable. Please retry shortly.' });
       expect((await send(instance, '/readyz')).status).toBe(503);
       expect((await send(instance, '/healthz')).status).toBe(200);
       proxy.restore();

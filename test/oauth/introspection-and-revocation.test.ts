@@ -54,17 +54,18 @@ describe('POST /api/v1/token/introspect (RFC 7662)', () => {
     const token = await getToken(server, worker.agentId, worker.clientSecret);
     const anonymous = await send(server, '/api/v1/token/introspect', form({ token }));
     expect(anonymous.status).toBe(401);
-    expect(anonymous.body.error).toBe('invalid_token');
+    expect(anonymous.body).toEqual({ code: 'UNAUTHORIZED', message: 'A valid Bearer token is required to access this resource.' });
     expect(anonymous.headers.get('www-authenticate')).toMatch(/^Bearer/);
     const withoutScope = await introspect(token, token);
     expect(withoutScope.status).toBe(403);
-    expect(withoutScope.body).toEqual({ error: 'insufficient_scope', error_description: "The 'tokens:read' scope is required." });
+    expect(withoutScope.body).toEqual({ code: 'INSUFFICIENT_SCOPE', message: "The 'tokens:read' scope is required." });
+    expect(withoutScope.headers.get('www-authenticate')).toMatch(/error="insufficient_scope"/);
   });
 
-  it('answers a missing token parameter with invalid_request', async () => {
+  it('answers a missing token parameter with VALIDATION_ERROR (seed 002)', async () => {
     const reply = await send(server, '/api/v1/token/introspect', bearer(inspector, form({})));
     expect(reply.status).toBe(400);
-    expect(reply.body).toEqual({ error: 'invalid_request', error_description: "The 'token' parameter is required." });
+    expect(reply.body).toEqual({ code: 'VALIDATION_ERROR', message: "The 'token' parameter is required." });
   });
 });
 
@@ -96,7 +97,7 @@ describe('POST /api/v1/token/revoke (RFC 7009)', () => {
     const workerToken = await getToken(server, worker.agentId, worker.clientSecret);
     const refused = await revoke(workerToken, othersToken);
     expect(refused.status).toBe(403);
-    expect(refused.body).toEqual({ error: 'unauthorized_client', error_description: 'You do not have permission to revoke this token.' });
+    expect(refused.body).toEqual({ code: 'FORBIDDEN', message: 'You do not have permission to revoke this token.' });
     expect((await introspect(inspector, othersToken)).body.active).toBe(true);
     expect((await revoke(admin, othersToken)).status).toBe(200);
     expect((await introspect(inspector, othersToken)).body.active).toBe(false);
@@ -105,7 +106,8 @@ describe('POST /api/v1/token/revoke (RFC 7009)', () => {
   it('requires a Bearer token', async () => {
     const reply = await send(server, '/api/v1/token/revoke', form({ token: 'x' }));
     expect(reply.status).toBe(401);
-    expect(reply.body.error).toBe('invalid_token');
+    expect(reply.body).toEqual({ code: 'UNAUTHORIZED', message: 'A valid Bearer token is required to access this resource.' });
+    expect(reply.headers.get('www-authenticate')).toBe('Bearer realm="sentryagent"');
   });
 });
 

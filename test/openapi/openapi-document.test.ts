@@ -204,7 +204,7 @@ describe('the reply oracle in support/api.ts', () => {
     expect(() => assertDocumentedReply('POST', '/api/v1/token', reply(200, tokenReply, undefined, { ...noStore, 'x-ratelimit-remaining': 'many' }))).toThrow(
       /the header X-RateLimit-Remaining is "many", not an integer/,
     );
-    const limited = { error: 'rate_limit_exceeded', error_description: 'x' };
+    const limited = { code: 'RATE_LIMIT_EXCEEDED', message: 'x' };
     expect(() => assertDocumentedReply('POST', '/api/v1/token', reply(429, limited, undefined, noStore))).toThrow(/the required header Retry-After is missing/);
     expect(() => assertDocumentedReply('GET', '/healthz', { ...reply(200, health), headers: new Headers({ 'content-type': 'application/json' }) })).toThrow(/no X-Request-Id/);
   });

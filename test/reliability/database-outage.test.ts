@@ -105,11 +105,9 @@ describeWithPostgres('database outage under load', () => {
 
   function expectDocumentedUnavailable(reply: Reply, family: Family): void {
     expect(reply.headers.get('retry-after')).toBe('1');
-    if (family === 'oauth') {
-      expect(reply.body).toEqual({ error: 'temporarily_unavailable', error_description: 'The service is temporarily unavailable. Please retry shortly.' });
-    } else {
-      expect(reply.body).toEqual({ code: 'SERVICE_UNAVAILABLE', message: 'The service is temporarily unavailable. Please retry shortly.' });
-    }
+    // Seed 002: a 503 is {code, message} on every endpoint, the grant endpoints' included.
+    expect(reply.body).toEqual({ code: 'SERVICE_UNAVAILABLE', message: 'The service is temporarily unavailable. Please retry shortly.' });
+    if (family === 'oauth') expect(reply.headers.get('cache-control')).toBe('no-store');
   }
 
   it('answers 503 in each shape while the link is down, never 500, and recovers without a restart', async () => {

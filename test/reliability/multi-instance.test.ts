@@ -10,9 +10,10 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import { startFakeGitHubIssuer, type FakeGitHubIssuer } from '../support/fake-github-issuer.js';
 import { loadClaimFixture } from '../support/github-claims.js';
 import { isRealPostgres } from '../support/database.js';
+import { startOfNextMinute, testClock, type TestClock } from '../support/clock.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { adminToken, bearer, createAgent, form, getToken, json, send, type AgentWithSecret, type Reply } from '../support/api.js';
-import { awaitFreshMinute, claimsOfJwt, mapLimit, readWholeAuditLog, sleep, startLoad } from '../support/load.js';
+import { claimsOfJwt, mapLimit, readWholeAuditLog, sleep, startLoad } from '../support/load.js';
 
 const AUDIENCE = 'https://idp.test/github';
 const REPOSITORY = 'octo-org/octo-repo';
@@ -23,10 +24,10 @@ beforeAll(async () => {
 });
 afterAll(() => github.close());
 
-async function startPair(env: Record<string, string> = {}): Promise<[TestServer, TestServer]> {
+async function startPair(env: Record<string, string> = {}, clock?: TestClock): Promise<[TestServer, TestServer]> {
   const fullEnv = { GITHUB_OIDC_ISSUER: github.issuer, OIDC_AUDIENCE: AUDIENCE, ...env };
-  const first = await startTestServer({ env: fullEnv });
-  const second = await startTestServer({ env: fullEnv, shareWith: first });
+  const first = await startTestServer({ env: fullEnv, clock });
+  const second = await startTestServer({ env: fullEnv, shareWith: first, clock });
   return [first, second];
 }
 
@@ -85,13 +86,13 @@ describeWithPostgres('exact counters across two instances', () => {
   });
 
   it('counts every token endpoint of one client in one rate-limit window across both instances', async () => {
-    const [first, second] = await startPair({ RATE_LIMIT_PER_MINUTE: '20' });
+    // One clock for both, one second into a minute: every request falls in one window.
+    const [first, second] = await startPair({ RATE_LIMIT_PER_MINUTE: '20' }, testClock(startOfNextMinute()));
     try {
       const admin = await adminToken(first);
       const agent = await createAgent(first, admin, { scopes: ['tokens:read'] });
       await trustRepository(first, admin, agent.agentId);
       const idTokens = await Promise.all(Array.from({ length: 10 }, mintIdToken));
-      await awaitFreshMinute();
       const own = await getToken(second, agent.agentId, agent.clientSecret); // the first request of the window
       const instance = (i: number) => (i % 2 ? first : second);
       const requests = [
@@ -108,7 +109,7 @@ describeWithPostgres('exact counters across two instances', () => {
       const remaining = allowed.map((reply) => Number(reply.headers.get('x-ratelimit-remaining'))).sort((a, b) => a - b);
       expect(remaining).toEqual(Array.from({ length: 19 }, (_, i) => i));
       for (const refusal of replies.filter((reply) => reply.status === 429)) {
-        expect(refusal.body).toEqual({ error: 'rate_limit_exceeded', error_description: 'Too many requests. Please retry after the rate limit window resets.' });
+        expect(refusal.body).toEqual({ code: 'RATE_LIMIT_EXCEEDED', message: 'Too many requests. Please retry after the rate limit window resets.' });
         expect(refusal.headers.get('x-ratelimit-remaining')).toBe('0');
         expect(Number(refusal.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
       }
@@ -124,7 +125,7 @@ describeWithPostgres('exact counters across two instances', () => {
       await second.stop();
       await first.stop();
     }
-  }, 90_000); // awaitFreshMinute() alone may sleep 16 s
+  });
 });
 
 describeWithPostgres('security state shared by two instances', () => {

@@ -65,7 +65,7 @@ describe('batched grants and exchange admissions', () => {
     const forAgent = settled.slice(0, MONTHLY_LIMIT + 2);
     expect(forAgent.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(MONTHLY_LIMIT);
     for (const outcome of forAgent.filter((o) => o.status === 'rejected')) {
-      expect((outcome as PromiseRejectedResult).reason).toMatchObject({ error: 'unauthorized_client' });
+      expect((outcome as PromiseRejectedResult).reason).toMatchObject({ oauthCode: 'unauthorized_client', status: 403 });
     }
     expect(settled.at(-1)).toMatchObject({ status: 'rejected', reason: expect.any(GrantGateClosed) });
     const quota = await server.deps.knex('token_quotas').where({ agent_id: agent.agentId }).first();

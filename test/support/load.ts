@@ -60,12 +60,6 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, task: (
   return results;
 }
 
-/** Rate-limit windows are calendar minutes: start a counted burst well inside one. */
-export async function awaitFreshMinute(neededSeconds = 15): Promise<void> {
-  const secondsIntoMinute = (Date.now() / 1000) % 60;
-  if (secondsIntoMinute > 60 - neededSeconds) await sleep((61 - secondsIntoMinute) * 1000);
-}
-
 export function claimsOfJwt(token: string): Record<string, any> {
   return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
 }

@@ -13,8 +13,11 @@ export interface SoundnessOptions {
   readonly documented?: boolean;
 }
 
-const OAUTH_ENDPOINTS = new Set(['/api/v1/token', '/api/v1/token/introspect', '/api/v1/token/revoke', '/api/v1/oidc/token', '/api/v1/oidc/register']);
-const OAUTH_CODES = new Set(['invalid_request', 'invalid_client', 'invalid_grant', 'unauthorized_client', 'unsupported_grant_type', 'invalid_scope', 'access_denied', 'invalid_token', 'insufficient_scope', 'rate_limit_exceeded']);
+// The grant endpoints answer what goes wrong with the grant in RFC 6749's shape; everything
+// else, on every endpoint (429 and 5xx included), is {code, message, details?}.
+const GRANT_ENDPOINTS = new Set(['/api/v1/token', '/api/v1/oidc/token', '/api/v1/oidc/register']);
+const GRANT_ERROR_STATUSES = new Set([400, 401, 403, 413]);
+const OAUTH_CODES = new Set(['invalid_request', 'invalid_client', 'invalid_grant', 'unauthorized_client', 'unsupported_grant_type', 'invalid_scope', 'access_denied']);
 const API_STATUS_OF: Record<string, number[]> = {
   VALIDATION_ERROR: [400, 405, 413],
   UNAUTHORIZED: [401],
@@ -101,7 +104,9 @@ export function checkSoundReply(request: RawRequest, reply: RawReply, options: S
     if (!body || typeof body !== 'object' || Array.isArray(body)) return fail('an error that is not a JSON object');
     if (!/^application\/json/.test(reply.headers['content-type']?.[0] ?? '')) fail('an error that is not application/json');
     const isOAuthShape = typeof body.error === 'string';
-    if (OAUTH_ENDPOINTS.has(pathname) && !isOAuthShape) fail('a token endpoint answered an error in the API shape');
+    const isGrantError = GRANT_ENDPOINTS.has(pathname) && GRANT_ERROR_STATUSES.has(reply.status);
+    if (isGrantError && !isOAuthShape) fail('a grant endpoint answered a grant error in the API shape');
+    if (!isGrantError && isOAuthShape) fail('an error outside a grant in the OAuth shape');
     if (isOAuthShape) {
       if (Object.keys(body).sort().join() !== 'error,error_description') fail('an OAuth error with other members than error and error_description');
       if (typeof body.error_description !== 'string' || !OAUTH_CODES.has(body.error as string)) fail('an OAuth error with an unknown code');

@@ -6,6 +6,7 @@
 import { Writable } from 'node:stream';
 import { loadConfig, type Config } from '../../server/src/config.js';
 import { createLogger } from '../../server/src/logger.js';
+import type { Clock } from '../../server/src/clock.js';
 import { startServer, type RunningServer } from '../../server/src/server.js';
 import type { Database } from '../../server/src/storage/database.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
@@ -29,6 +30,8 @@ export interface TestServerOptions {
   /** Run on this real-PostgreSQL test database and leave dropping it to the caller, so that
    * an instance can stop and a new one start on the same data (restart tests). */
   readonly testDatabase?: TestDatabase;
+  /** The server's time source (test/support/clock.ts); the system clock by default. */
+  readonly clock?: Clock;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -56,6 +59,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const server = await startServer(config, {
     logger: createLogger(config.logLevel, sink),
     database,
+    clock: options.clock,
     idleGraceMs: 0, // tests close servers with idle keep-alive sockets of their own; the grace is covered by test/reliability/sigterm
   });
   const isDatabaseOwner = !options.shareWith && !options.testDatabase;
