@@ -4,7 +4,7 @@ import { migrateDown, migrateToLatest } from '../../server/src/storage/database.
 import { createTestDatabase, isRealPostgres } from '../support/database.js';
 import { startTestServer } from '../support/test-server.js';
 
-const ALL = ['20261123000000_initial', '20261123120000_grant_batches', '20261124090000_set_based_grants'];
+const ALL = ['20261123000000_initial', '20261123120000_grant_batches', '20261124090000_set_based_grants', '20261130090000_registration_policy_scopes'];
 
 describe('migrations', () => {
   it('apply, revert and re-apply', async () => {
@@ -21,6 +21,25 @@ describe('migrations', () => {
       expect(await database.knex.schema.hasTable('agents')).toBe(false);
       expect(await hasIssueGrants()).toBe(false);
       expect(await migrateToLatest(database)).toEqual(ALL);
+    } finally {
+      await database.close();
+      await testDatabase.drop();
+    }
+  });
+
+  it('makes every registration policy name its scopes: none, for one stored without', async () => {
+    const testDatabase = await createTestDatabase();
+    const database = testDatabase.open();
+    const migration = migrations.find((candidate) => candidate.name === '20261130090000_registration_policy_scopes')!;
+    const registrationPolicy = { id: '00000000-0000-4000-8000-00000000beef', provider: 'github', repository: 'octo-org/reg', agent_id: null, scopes: null };
+    try {
+      await migrateToLatest(database);
+      const { knex } = database;
+      await expect(knex('trust_policies').insert(registrationPolicy)).rejects.toThrow(/registration_policy_names_scopes/);
+      await migration.down(knex);
+      await knex('trust_policies').insert(registrationPolicy);
+      await migration.up(knex);
+      expect(await knex('trust_policies').where({ id: registrationPolicy.id }).first('scopes')).toEqual({ scopes: [] });
     } finally {
       await database.close();
       await testDatabase.drop();
