@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { migrations } from '../../server/migrations/index.js';
 import { bearer, send } from '../support/api.js';
 import { ADMIN } from '../support/test-server.js';
 import { CLI, CLI_TEST_TIMEOUT_MS, cliDatabase, runCli, startCliServer, startServerOn, type CliDatabase } from '../support/cli-process.js';
@@ -73,7 +74,7 @@ describe('sentryagent-idp usage and errors', () => {
 
 describe('sentryagent-idp migrate, keys and serve', () => {
   it('migrates an empty database, reports nothing to do after, and reverts with --down', async () => {
-    const all = ['20261123000000_initial', '20261123120000_grant_batches', '20261124090000_set_based_grants'];
+    const all = migrations.map((migration) => migration.name);
     expect(await cli('migrate')).toMatchObject({ code: 0, stdout: `applied: ${all.join(', ')}\n` });
     expect(await cli('migrate')).toMatchObject({ code: 0, stdout: 'nothing to do\n' });
     expect((await cli('migrate', '--down', '--json')).json()).toEqual({ reverted: [...all].reverse() });
