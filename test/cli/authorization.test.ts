@@ -41,6 +41,8 @@ describe('every CLI write, as a caller holding less than its target, and as the 
   const lesser = agentCaller('00000000-0000-4000-8000-0000000000c1', ['agents:read', 'agents:write', 'tokens:read']);
   const commands: [name: string, argv: (target: AgentWithSecret, policyId: string) => string[]][] = [
     ['agents create with a scope the caller lacks', () => ['agents', 'create', '--name', 'cli-root', '--scope', 'audit:read']],
+    ['agents update', (t) => ['agents', 'update', t.agentId, '--name', 'renamed']],
+    ['agents update --scope', (t) => ['agents', 'update', t.agentId, '--scope', 'agents:read']],
     ['agents suspend', (t) => ['agents', 'suspend', t.agentId]],
     ['agents reactivate', (t) => ['agents', 'reactivate', t.agentId]],
     ['agents decommission', (t) => ['agents', 'decommission', t.agentId]],
@@ -66,6 +68,22 @@ describe('every CLI write, as a caller holding less than its target, and as the 
     const allowed = await runAs(OPERATOR_CALLER, ...argv);
     expect(allowed).toMatchObject({ exitCode: 0, stderr: '' });
     expect(await auditedSince(before)).not.toEqual([]);
+  });
+
+  it('refuses the four attacks of an agents:write caller, as the API does', async () => {
+    const attacker = await createAgent(server, admin, { name: 'cli-attacker', scopes: ['agents:read', 'agents:write'] });
+    const as = agentCaller(attacker.agentId, ['agents:read', 'agents:write']);
+    const adminId = '00000000-0000-4000-8000-00000000a0a0';
+    const before = await lastAuditId();
+    const attempts = [
+      await runAs(as, 'agents', 'create', '--name', 'root', '--scope', 'agents:read,agents:write,tokens:read,audit:read,webhooks:read,webhooks:write,admin:orgs'),
+      await runAs(as, 'agents', 'update', attacker.agentId, '--scope', 'agents:read,agents:write,audit:read,admin:orgs'),
+      await runAs(as, 'credentials', 'create', adminId),
+      await runAs(as, 'policies', 'add', '--repository', 'attacker/any', '--agent', adminId),
+    ];
+    expect(attempts.map((attempt) => attempt.exitCode)).toEqual([5, 5, 5, 5]);
+    expect(attempts.map((attempt) => attempt.stdout).join('')).toBe('');
+    expect(await auditedSince(before)).toEqual([]);
   });
 
   it('reads as the caller too: a caller without agents:read is refused', async () => {

@@ -35,7 +35,7 @@ describe('sentryagent-idp usage and errors', () => {
 
   it('shows every command\'s own usage with --help, exit 0, without touching the database', async () => {
     const listed = (await runCli(['--help'], {})).stdout.split('\n').filter((line) => /^ {2}\S/.test(line));
-    expect(listed).toHaveLength(17);
+    expect(listed).toHaveLength(18);
     for (const line of listed) {
       const [, name, summary] = /^ {2}(.+?) {2,}(.+)$/.exec(line) ?? [];
       // A database nobody can reach: --help must not need one.

@@ -1,6 +1,6 @@
 /** agents create | list | show | suspend | reactivate | decommission, through the agent service. */
 import type { Agent, AgentStatus } from '../agents/agent.js';
-import { createAgentInput } from '../agents/agent-input.js';
+import { agentPatchInput, createAgentInput } from '../agents/agent-input.js';
 import type { AgentService } from '../agents/agent-service.js';
 import type { Caller } from '../authorization/caller.js';
 import { parseWith, requireUuid } from '../http/validation.js';
@@ -95,6 +95,26 @@ export const agentCommands: Command[] = [
     run: async ({ services, caller, output }, { args }) => {
       const agent = await services.agents.get(caller, requireUuid(args[0], 'agentId'));
       output.result(agent, () => describeAgent(agent));
+    },
+  },
+  {
+    name: 'agents update',
+    summary: "change an agent's name, description or scopes (--scope replaces them all)",
+    arguments: ['agentId'],
+    synopsis: "[--name <name>] [--description <text>] [--scope <scope>]...  (--scope '' for none)",
+    options: { name: { type: 'string' }, description: { type: 'string' }, scope: { type: 'string', multiple: true } },
+    run: async ({ services, caller, output }, { args, options }) => {
+      const patch = parseWith(
+        agentPatchInput,
+        Object.fromEntries(
+          Object.entries({ name: textOption(options.name), description: textOption(options.description), scopes: listOption(options.scope) }).filter(
+            ([, value]) => value !== undefined,
+          ),
+        ),
+        'The change',
+      );
+      const agent = await services.agents.update(caller, requireUuid(args[0], 'agentId'), patch);
+      output.result(agent, () => `agent updated\n${describeAgent(agent)}`);
     },
   },
   transitionCommand('suspend', 'suspend an agent: no new tokens, and its live tokens are revoked'),
