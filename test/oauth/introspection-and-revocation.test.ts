@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { adminToken, bearer, createAgent, form, getToken, send, type AgentWithSecret } from '../support/api.js';
+import { testClock } from '../support/clock.js';
 
+// The server's clock: a test moves it past a token's expiry instead of waiting for it.
+const clock = testClock();
 let server: TestServer;
 let admin: string;
 let inspector: string;
@@ -11,7 +14,7 @@ const introspect = (callerToken: string, token: string) => send(server, '/api/v1
 const revoke = (callerToken: string, token: string) => send(server, '/api/v1/token/revoke', bearer(callerToken, form({ token })));
 
 beforeAll(async () => {
-  server = await startTestServer();
+  server = await startTestServer({ env: { TOKEN_TTL_SECONDS: '600' }, clock });
   admin = await adminToken(server);
   const inspectorAgent = await createAgent(server, admin, { name: 'inspector', scopes: ['tokens:read'] });
   inspector = await getToken(server, inspectorAgent.agentId, inspectorAgent.clientSecret);
@@ -136,5 +139,19 @@ describe('tokens of suspended, decommissioned and rotated-out credentials', () =
     const token = await getToken(server, target.agentId, target.clientSecret);
     await send(server, `/api/v1/agents/${target.agentId}/credentials/${target.credentialId}`, bearer(admin, { method: 'DELETE' }));
     expect((await introspect(inspector, token)).body).toEqual({ active: false });
+  });
+});
+
+describe("expiry, by the server's clock", () => {
+  it('makes a token inactive the second its exp passes, for introspection and as a Bearer token', async () => {
+    const token = await getToken(server, worker.agentId, worker.clientSecret);
+    const { exp } = (await introspect(inspector, token)).body;
+    clock.set(exp * 1000 - 1_000);
+    const lateAdmin = await adminToken(server); // issued at the new instant: it outlives `token`
+    expect((await introspect(lateAdmin, token)).body.active).toBe(true);
+    expect((await send(server, '/api/v1/agents', bearer(token))).status).toBe(200);
+    clock.set(exp * 1000);
+    expect((await introspect(lateAdmin, token)).body).toEqual({ active: false });
+    expect((await send(server, '/api/v1/agents', bearer(token))).status).toBe(401);
   });
 });
