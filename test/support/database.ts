@@ -1,12 +1,23 @@
 /**
  * A fresh database per test file: on the real PostgreSQL named by DATABASE_URL (what CI
  * runs), a new database created for the file and dropped after it; without
- * DATABASE_URL, an in-memory embedded PostgreSQL.
+ * DATABASE_URL, an embedded PostgreSQL (PGlite).
+ *
+ * Empty by default. With `{ migrated: true }` it starts as a copy of the database that
+ * global-setup.ts migrated once for the whole run, so that each file does not pay for the
+ * migrations (and, embedded, for PGlite's initdb): on PostgreSQL a database created from the
+ * template database; embedded, PGlite on a copy of the template DATA_DIR. Whoever opens it
+ * still runs migrateToLatest (the server does at every start): a no-op on the copy. The
+ * migrations themselves, from an empty database, are tested on empty databases
+ * (test/storage/migrations, the CLI's migrate, the server processes).
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll } from '@jest/globals';
 import knexFactory from 'knex';
 import { migrateToLatest, openDatabase, type Database } from '../../server/src/storage/database.js';
+import { TEMPLATE_DATABASE_ENV, TEMPLATE_DATA_DIR_ENV, TEST_ROOT_ENV } from './global-setup.js';
 
 export interface TestDatabase {
   /** The URL of this file's own database, or undefined when embedded. */
@@ -15,16 +26,20 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
+export interface TestDatabaseOptions {
+  /** Start from a copy of the migrated template (global-setup.ts) instead of an empty database. */
+  readonly migrated?: boolean;
+}
+
 export const isRealPostgres = Boolean(process.env.DATABASE_URL);
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
   const adminUrl = process.env.DATABASE_URL;
-  if (!adminUrl) {
-    return { url: undefined, open: () => openDatabase({ databaseUrl: undefined }), drop: async () => undefined };
-  }
+  if (!adminUrl) return options.migrated ? embeddedCopyOfTemplate() : embeddedInMemory();
   const name = `idp_test_${crypto.randomBytes(6).toString('hex')}`;
+  const template = options.migrated ? process.env[TEMPLATE_DATABASE_ENV] : undefined;
   const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
-  await admin.raw(`create database ${name}`);
+  await admin.raw(template ? `create database ${name} template ${template}` : `create database ${name}`);
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return {
@@ -37,6 +52,39 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
+/** A new, empty in-memory PGlite at each open(). */
+function embeddedInMemory(): TestDatabase {
+  return { url: undefined, open: () => openDatabase({ databaseUrl: undefined }), drop: async () => undefined };
+}
+
+/** PGlite on this file's own copy of the migrated template DATA_DIR: opened once at a time. */
+function embeddedCopyOfTemplate(): TestDatabase {
+  const template = process.env[TEMPLATE_DATA_DIR_ENV];
+  const root = process.env[TEST_ROOT_ENV];
+  if (!template || !root) return embeddedInMemory(); // no global setup ran: the opener migrates
+  const dataDir = fs.mkdtempSync(path.join(root, 'db-'));
+  fs.cpSync(path.join(template, 'pgdata'), path.join(dataDir, 'pgdata'), { recursive: true });
+  let isOpen = false;
+  return {
+    url: undefined,
+    open: () => {
+      // Two PGlite instances on one directory would corrupt it; instances that share the
+      // database share the handle (test-server.ts).
+      if (isOpen) throw new Error(`the embedded test database in ${dataDir} is already open`);
+      const database = openDatabase({ databaseUrl: undefined, dataDir });
+      isOpen = true;
+      return {
+        ...database,
+        close: async () => {
+          await database.close();
+          isOpen = false;
+        },
+      };
+    },
+    drop: async () => fs.rmSync(dataDir, { recursive: true, force: true }),
+  };
+}
+
 /**
  * For a test file that works on the schema directly: its own database, migrated before its
  * tests and dropped after them. Returns the open database (call it inside a test or hook).
@@ -45,7 +93,7 @@ export function useMigratedDatabase(): () => Database {
   let testDatabase: TestDatabase | undefined;
   let database: Database | undefined;
   beforeAll(async () => {
-    testDatabase = await createTestDatabase();
+    testDatabase = await createTestDatabase({ migrated: true });
     database = testDatabase.open();
     await migrateToLatest(database);
   });

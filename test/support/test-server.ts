@@ -1,7 +1,8 @@
 /**
  * Whole server instances for integration tests: real HTTP on an ephemeral loopback port,
- * a real database (see database.ts), the bootstrap admin with known credentials, and
- * every log line captured so tests can assert what was (never) logged.
+ * a real database (see database.ts: a server's own starts as a copy of the migrated
+ * template), the bootstrap admin with known credentials, and every log line captured so
+ * tests can assert what was (never) logged.
  */
 import { Writable } from 'node:stream';
 import { loadConfig, type Config } from '../../server/src/config.js';
@@ -35,7 +36,7 @@ export interface TestServerOptions {
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
-  const testDatabase = options.shareWith?.testDatabase ?? options.testDatabase ?? (await createTestDatabase());
+  const testDatabase = options.shareWith?.testDatabase ?? options.testDatabase ?? (await createTestDatabase({ migrated: true }));
   const config = loadConfig({
     PORT: '0',
     PUBLIC_URL: 'http://idp.test',
