@@ -8,12 +8,10 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { loadConfig } from '../../server/src/config.js';
 import { createLogger } from '../../server/src/logger.js';
 import { startServer, type RunningServer } from '../../server/src/server.js';
-import { createTestDatabase } from './database.js';
+import { createTestDatabase, temporaryDataDir } from './database.js';
 
 export const CLI = 'bin/sentryagent-idp.js';
 /** An embedded database costs seconds per CLI run (PGlite opens its files each time). */
@@ -55,7 +53,7 @@ export interface CliDatabase {
 export async function cliDatabase(): Promise<CliDatabase> {
   const testDatabase = await createTestDatabase();
   if (testDatabase.url) return { env: { DATABASE_URL: testDatabase.url }, isEmbedded: false, drop: () => testDatabase.drop() };
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sentryagent-cli-'));
+  const dataDir = temporaryDataDir('sentryagent-cli-');
   return { env: { DATA_DIR: dataDir }, isEmbedded: true, drop: async () => fs.rmSync(dataDir, { recursive: true, force: true }) };
 }
 

@@ -13,6 +13,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll } from '@jest/globals';
 import knexFactory from 'knex';
@@ -57,12 +58,19 @@ function embeddedInMemory(): TestDatabase {
   return { url: undefined, open: () => openDatabase({ databaseUrl: undefined }), drop: async () => undefined };
 }
 
+/**
+ * A new directory in this run's temporary directory (in memory, /dev/shm, where the machine
+ * has one: see global-setup.ts), for embedded databases' files. The caller removes it.
+ */
+export function temporaryDataDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(process.env[TEST_ROOT_ENV] ?? os.tmpdir(), prefix));
+}
+
 /** PGlite on this file's own copy of the migrated template DATA_DIR: opened once at a time. */
 function embeddedCopyOfTemplate(): TestDatabase {
   const template = process.env[TEMPLATE_DATA_DIR_ENV];
-  const root = process.env[TEST_ROOT_ENV];
-  if (!template || !root) return embeddedInMemory(); // no global setup ran: the opener migrates
-  const dataDir = fs.mkdtempSync(path.join(root, 'db-'));
+  if (!template) return embeddedInMemory(); // no global setup ran: the opener migrates
+  const dataDir = temporaryDataDir('db-');
   fs.cpSync(path.join(template, 'pgdata'), path.join(dataDir, 'pgdata'), { recursive: true });
   let isOpen = false;
   return {

@@ -25,7 +25,7 @@ import knexFactory from 'knex';
 export const TEMPLATE_DATABASE_ENV = 'IDP_TEST_TEMPLATE_DATABASE';
 /** The migrated embedded DATA_DIR to copy (no DATABASE_URL). */
 export const TEMPLATE_DATA_DIR_ENV = 'IDP_TEST_TEMPLATE_DATA_DIR';
-/** This run's temporary directory: the embedded template and the test files' copies of it. */
+/** This run's temporary directory: the embedded template, the test files' copies of it, the CLI tests' DATA_DIRs. */
 export const TEST_ROOT_ENV = 'IDP_TEST_ROOT';
 
 type DatabaseModule = typeof import('../../server/src/storage/database.js');
@@ -76,9 +76,19 @@ async function embeddedTemplate({ openDatabase, migrateToLatest }: DatabaseModul
   process.env[TEMPLATE_DATA_DIR_ENV] = dataDir;
 }
 
+/** /dev/shm where there is one (Linux): the embedded databases' files go to memory, not to disk. */
+function memoryBackedTmpdir(): string {
+  try {
+    fs.accessSync('/dev/shm', fs.constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return os.tmpdir();
+  }
+}
+
 export default async function globalSetup(): Promise<void> {
   await build();
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sentryagent-jest-'));
+  const root = fs.mkdtempSync(path.join(memoryBackedTmpdir(), 'sentryagent-jest-'));
   process.env[TEST_ROOT_ENV] = root;
   const removeRoot = async () => fs.rmSync(root, { recursive: true, force: true });
   const database: DatabaseModule = await import(new URL('../../build/server/src/storage/database.js', import.meta.url).href);
