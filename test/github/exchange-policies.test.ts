@@ -181,6 +181,7 @@ describe('events', () => {
   it.each([
     ['pull-request-target', 'pull_request_target'],
     ['workflow-run', 'workflow_run'],
+    ['issue-comment', 'issue_comment'],
   ] as const)('refuses %s unless the policy lists it in allowedEvents', async (fixture, event) => {
     const { agentId } = await agentWithPolicy(h, { branch: 'main' });
     expectOutcome(await exchangeAs(agentId, fixture), 'violation');

@@ -51,7 +51,7 @@ const CLAIM_VALUES: Record<string, fc.Arbitrary<unknown>> = {
   environment: fc.oneof(fc.constant(ABSENT), fc.constantFrom('production', ''), text(20)),
   workflow_ref: claimValue('workflow_ref'),
   job_workflow_ref: claimValue('job_workflow_ref'),
-  event_name: claimValue('event_name', 'pull_request', 'pull_request_target', 'workflow_run'),
+  event_name: claimValue('event_name', 'pull_request', 'pull_request_target', 'workflow_run', 'issue_comment'),
   sha: claimValue('sha'),
   run_id: claimValue('run_id'),
   actor: claimValue('actor'),
@@ -118,7 +118,7 @@ function fieldsOf(endpoint: Endpoint): fc.Arbitrary<Record<string, unknown>> {
         jobWorkflowRef: field(text(30).map((tail) => `o/r/w${tail}@refs/heads/main`)),
         repositoryId: field(fc.oneof(fc.bigInt({ min: 1n, max: 10n ** 20n - 1n }).map(String), fc.integer({ min: 1 }))),
         repositoryOwnerId: field(fc.oneof(fc.nat().map((id) => String(id + 1)), fc.integer({ min: 1 }))),
-        allowedEvents: field(fc.subarray(['pull_request_target', 'workflow_run'])),
+        allowedEvents: field(fc.subarray(['pull_request_target', 'workflow_run', 'issue_comment'])),
         scopes: field(fc.subarray(['agents:read', 'tokens:read'])),
       });
     case '/api/v1/agents':

@@ -56,8 +56,9 @@ export type TrustPolicyDecision =
     }
   | { readonly isGranted: false; readonly refusal: TrustPolicyRefusal; readonly reason: string };
 
-// Events that run with the base repository's privileges on behalf of code its owners did not write.
-const PRIVILEGED_EVENTS = new Set(['pull_request_target', 'workflow_run']);
+// Events that run with the base repository's privileges on behalf of code, or a comment,
+// its owners did not write: `issue_comment` is triggered by anyone who can comment.
+const PRIVILEGED_EVENTS = new Set(['pull_request_target', 'workflow_run', 'issue_comment']);
 
 export function matchTrustPolicy(claims: MatchableClaims, policies: readonly TrustPolicy[], agentId: string): TrustPolicyDecision {
   return decide(claims, policies, agentId);

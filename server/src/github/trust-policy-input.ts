@@ -17,7 +17,7 @@ const WORKFLOW_REF_HINT = 'must look like owner/repo/.github/workflows/file.yml@
 const NUMERIC_ID = z
   .union([z.string().regex(/^[1-9]\d{0,19}$/, 'must be a positive whole number'), z.number().int().positive().max(Number.MAX_SAFE_INTEGER)])
   .transform(String);
-const PRIVILEGED_EVENTS = ['pull_request_target', 'workflow_run'] as const;
+const PRIVILEGED_EVENTS = ['pull_request_target', 'workflow_run', 'issue_comment'] as const;
 
 const trustPolicyInput = z
   .strictObject({
@@ -30,7 +30,7 @@ const trustPolicyInput = z
     jobWorkflowRef: exactText(1024).regex(WORKFLOW_REF, WORKFLOW_REF_HINT).optional(),
     repositoryId: NUMERIC_ID.optional(),
     repositoryOwnerId: NUMERIC_ID.optional(),
-    allowedEvents: z.array(z.enum(PRIVILEGED_EVENTS)).max(2).optional(),
+    allowedEvents: z.array(z.enum(PRIVILEGED_EVENTS)).max(PRIVILEGED_EVENTS.length).optional(),
     scopes: z.array(z.enum(KNOWN_SCOPES)).max(KNOWN_SCOPES.length).optional(),
   })
   // A registration policy decides what every agent registered under it may hold: it says so.

@@ -19,7 +19,7 @@ export interface TrustPolicy {
   /** GitHub's numeric ids as strings; unset ones are bound on the first successful exchange. */
   readonly repositoryId?: string | null;
   readonly repositoryOwnerId?: string | null;
-  /** Unlocks the privileged events (`pull_request_target`, `workflow_run`); other events are always allowed. */
+  /** Unlocks the privileged events (`pull_request_target`, `workflow_run`, `issue_comment`); other events are always allowed. */
   readonly allowedEvents: readonly string[];
   /** A subset of the agent's scopes; null or undefined means all of them. */
   readonly scopes?: readonly string[] | null;
