@@ -107,7 +107,7 @@ describe('registration policy', () => {
         repositoryId: repository.id,
         repositoryOwnerId: '119938721',
         allowedEvents: ['workflow_run'],
-        scopes: null,
+        scopes: ['agents:read', 'tokens:read'],
         createdAt: expect.any(String),
       },
     ]);
@@ -212,6 +212,30 @@ describe('scopes', () => {
     });
     const agents = await send(h.server, '/api/v1/agents?limit=100', bearer(h.admin));
     expect(agents.body.data.map((agent: { name: string }) => agent.name)).not.toContain('greedy-bot');
+  });
+
+  it('follows one matching policy, never the scopes of one and the constraints of another', async () => {
+    const repository = newRepository();
+    await registrationPolicy(repository, { scopes: ['agents:read'] });
+    const strict = await registrationPolicy(repository, { branch: 'main', environment: 'production', scopes: ['agents:write', 'audit:read'] });
+    const mixed = await registerFrom(repository, 'mixed-bot', { scopes: ['agents:read', 'agents:write'] }, 'environment-production');
+    expect({ status: mixed.status, body: mixed.body }).toEqual({
+      status: 400,
+      body: { error: 'invalid_scope', error_description: 'The requested scopes are not available together under one registration policy.' },
+    });
+
+    const strictBot = await registerFrom(repository, 'strict-bot', { scopes: ['agents:write', 'audit:read'] }, 'environment-production');
+    expect(strictBot.body).toMatchObject({ created: true, scopes: ['agents:write', 'audit:read'] });
+    const [policy] = (await send(h.server, `/api/v1/oidc/trust-policies?agentId=${strictBot.body.agentId}`, bearer(h.admin))).body.data;
+    expect(policy).toMatchObject({ branch: 'main', environment: 'production', scopes: ['agents:write', 'audit:read'] });
+    const [registered] = await auditEvents(h, 'agent.registered', strictBot.body.agentId);
+    expect(registered.data.registrationPolicyId).toBe(strict.id);
+    // A run from another branch gets nothing for the strict agent, though the loose policy matches it.
+    const fromFeature = await exchange(h.server, await mintIdToken(h.github, 'push-feature-branch', repository.claims()), strictBot.body.agentId);
+    expect(fromFeature.status).toBe(403);
+
+    const looseBot = await registerFrom(repository, 'loose-bot', {}, 'environment-production');
+    expect(looseBot.body).toMatchObject({ created: true, scopes: ['agents:read'] });
   });
 
   it('refuses a registration policy that does not name its scopes', async () => {

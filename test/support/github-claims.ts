@@ -11,6 +11,7 @@ export type ClaimFixtureName =
   | 'tag'
   | 'pull-request'
   | 'pull-request-target'
+  | 'issue-comment'
   | 'workflow-run'
   | 'environment-production'
   | 'reusable-workflow'

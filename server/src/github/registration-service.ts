@@ -4,15 +4,20 @@
  * trust policy that carries the registration policy's constraints and pins the
  * repository's ids. Idempotent per repository id and name: a re-run returns the same
  * agent, created: false. The registration policy's own ids are pinned on its first
- * success, as a trust policy's are. The agent holds at most the registration policy's
- * scopes, which every registration policy names.
+ * success, as a trust policy's are.
+ *
+ * When several registration policies match, the registration follows one of them, never a
+ * mix: the requested scopes must all be within one matching policy, and that policy (its
+ * constraints, and the scopes granted) is the template of the trust policy created, so a
+ * loose policy's constraints cannot carry a strict policy's scopes. Without a request, the
+ * matching policy granting the fewest scopes is the template (ties: the lowest id).
  */
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Agent } from '../agents/agent.js';
 import { findRegisteredAgent, insertAgent } from '../agents/agent-store.js';
 import { appendAuditEvent } from '../audit/audit-log.js';
-import { AccessDenied, type ServiceError } from '../errors.js';
+import { AccessDenied, InvalidScope, type ServiceError } from '../errors.js';
 import { scopeNotAvailable } from '../oauth/grantable-scopes.js';
 import { admitGitHubIdToken, bindRepositoryIdentities, githubActor, provenanceOf, type GitHubGateDeps } from './id-token-gate.js';
 import { matchRegistrationPolicy } from './match-trust-policy.js';
@@ -31,6 +36,19 @@ export type GitHubRegistration = (idToken: string, request: RegistrationRequest)
 
 const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
 
+type TemplateChoice = { readonly template: TrustPolicy; readonly scopes: string[] } | { readonly refused: string | undefined };
+
+/** The one matching registration policy the agent is made after; `refused` names a scope no matching policy allows. */
+export function chooseTemplate(policies: readonly TrustPolicy[], requested: readonly string[] | undefined): TemplateChoice {
+  const allowedBy = (policy: TrustPolicy) => policy.scopes ?? [];
+  const fitting = requested ? policies.filter((policy) => requested.every((scope) => allowedBy(policy).includes(scope))) : [...policies];
+  if (fitting.length === 0) {
+    return { refused: requested?.find((scope) => !policies.some((policy) => allowedBy(policy).includes(scope))) };
+  }
+  const [template] = fitting.sort((a, b) => allowedBy(a).length - allowedBy(b).length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { template, scopes: requested ? [...new Set(requested)] : [...allowedBy(template)] };
+}
+
 export function createGitHubRegistration(deps: GitHubGateDeps): GitHubRegistration {
   const { knex } = deps;
   return async function register(idToken, request) {
@@ -48,15 +66,17 @@ export function createGitHubRegistration(deps: GitHubGateDeps): GitHubRegistrati
     // A registration policy is pinned like any other: a re-created repository or owner registers nothing.
     const bindingConflict = await bindRepositoryIdentities(knex, decision.bindings, { agentId: null, actor });
     if (bindingConflict) throw await refuse(bindingConflict, new AccessDenied('Trust policy violation'));
-    const allowed = decision.scopes ?? [];
-    const requested = request.scopes ? [...new Set(request.scopes)] : [...allowed];
-    const refused = requested.find((scope) => !allowed.includes(scope));
-    if (refused) throw await refuse(`scope ${refused} not allowed`, scopeNotAvailable(refused));
+    const choice = chooseTemplate(decision.policies, request.scopes);
+    if ('refused' in choice) {
+      const error = choice.refused ? scopeNotAvailable(choice.refused) : new InvalidScope('The requested scopes are not available together under one registration policy.');
+      throw await refuse(choice.refused ? `scope ${choice.refused} not allowed` : 'requested scopes span several registration policies', error);
+    }
+    const { template, scopes: requested } = choice;
 
     const existing = await findRegisteredAgent(knex, claims.repository_id, request.name);
     if (existing) return { agent: existing, created: false };
     try {
-      const agent = await knex.transaction((trx) => registerAgent(trx, claims, decision.policies[0], request, requested));
+      const agent = await knex.transaction((trx) => registerAgent(trx, claims, template, request, requested));
       return { agent, created: true };
     } catch (error) {
       // A concurrent run registered the same name first: that agent is the answer.
@@ -93,7 +113,7 @@ async function registerAgent(
     repositoryId: claims.repository_id,
     repositoryOwnerId: claims.repository_owner_id ?? template.repositoryOwnerId,
     allowedEvents: template.allowedEvents,
-    scopes: null,
+    scopes,
   });
   await appendAuditEvent(trx, {
     type: 'agent.registered',
