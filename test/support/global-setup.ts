@@ -86,9 +86,26 @@ function memoryBackedTmpdir(): string {
   }
 }
 
+const ROOT_PREFIX = 'sentryagent-jest-';
+
+/** Removes what runs that were killed before their teardown left (in /dev/shm, that is memory). */
+function removeLeftovers(base: string): void {
+  for (const name of fs.readdirSync(base)) {
+    const pid = Number(new RegExp(`^${ROOT_PREFIX}(\\d+)-`).exec(name)?.[1]);
+    if (!pid) continue;
+    try {
+      process.kill(pid, 0); // that run's jest is still alive (or its pid was reused): leave it
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ESRCH') fs.rmSync(path.join(base, name), { recursive: true, force: true });
+    }
+  }
+}
+
 export default async function globalSetup(): Promise<void> {
   await build();
-  const root = fs.mkdtempSync(path.join(memoryBackedTmpdir(), 'sentryagent-jest-'));
+  const base = memoryBackedTmpdir();
+  removeLeftovers(base);
+  const root = fs.mkdtempSync(path.join(base, `${ROOT_PREFIX}${process.pid}-`));
   process.env[TEST_ROOT_ENV] = root;
   const removeRoot = async () => fs.rmSync(root, { recursive: true, force: true });
   const database: DatabaseModule = await import(new URL('../../build/server/src/storage/database.js', import.meta.url).href);
