@@ -36,6 +36,7 @@ describe('sentryagent-idp policies', () => {
       repository: 'octo-org/octo-repo',
       agentId,
       branch: 'main',
+      tag: null,
       environment: null,
       workflowRef: null,
       jobWorkflowRef: null,
@@ -72,7 +73,7 @@ describe('sentryagent-idp policies', () => {
 
   it('refuses a ref for a branch, a bad repository and scopes the agent lacks, an unknown agent (2, as the API answers 400)', async () => {
     const ref = await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', agentId, '--branch', 'refs/heads/main');
-    expect(ref).toMatchObject({ code: 2, stderr: 'sentryagent-idp: The trust policy is invalid: branch: must be a branch name such as main (not a ref).\n' });
+    expect(ref).toMatchObject({ code: 2, stderr: 'sentryagent-idp: The trust policy is invalid: branch: must be a branch name or glob such as main or release/* (not a ref).\n' });
     expect((await cli('policies', 'add', '--repository', 'octo-org', '--agent', agentId)).code).toBe(2);
     const scope = await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', agentId, '--scope', 'audit:read');
     expect(scope).toMatchObject({ code: 2, stderr: "sentryagent-idp: The agent does not hold the scope 'audit:read'.\n" });
@@ -84,10 +85,10 @@ describe('sentryagent-idp policies', () => {
   it('lists policies, all or one agent\'s', async () => {
     const table = await cli('policies', 'list');
     const [header, ...rows] = table.stdout.trimEnd().split('\n');
-    expect(header).toMatch(/^POLICY ID +REPOSITORY +AGENT +BRANCH +CONSTRAINTS$/);
+    expect(header).toMatch(/^POLICY ID +REPOSITORY +AGENT +REF +CONSTRAINTS$/);
     // The two added here and the one registration made for its agent.
     expect(rows).toHaveLength(3);
-    expect(rows.find((row) => row.startsWith(policyId))).toMatch(new RegExp(`octo-org/octo-repo +${agentId} +main +-$`));
+    expect(rows.find((row) => row.startsWith(policyId))).toMatch(new RegExp(`octo-org/octo-repo +${agentId} +branch main +-$`));
     const mine = await cli('policies', 'list', '--agent', agentId, '--json');
     expect(mine.json().map((policy: { id: string }) => policy.id)).toEqual([policyId]);
     // The first exchange bound the repository's ids to the policy.
@@ -111,5 +112,13 @@ describe('sentryagent-idp policies', () => {
     } finally {
       await server.close();
     }
+  });
+
+  it('adds a tag policy, shown as such; --branch and --tag together exit 2', async () => {
+    const tagged = await cli('policies', 'add', '--repository', 'octo-org/releases', '--agent', agentId, '--tag', 'v*');
+    expect(tagged.code).toBe(0);
+    expect(tagged.stdout).toMatch(/^ +ref: +tag v\*$/m);
+    const both = await cli('policies', 'add', '--repository', 'octo-org/releases', '--agent', agentId, '--tag', 'v*', '--branch', 'main');
+    expect(both).toMatchObject({ code: 2, stderr: 'sentryagent-idp: The trust policy is invalid: tag: a policy names a branch or a tag, not both.\n' });
   });
 });

@@ -145,9 +145,37 @@ describe('branch', () => {
     expectOutcome(await exchangeAs(twoBranches, 'tag'), 'branch');
   });
 
-  it('grants any branch, tag or pull-request ref when the policy names no branch', async () => {
+  it('grants any branch, but no tag or pull-request ref, when the policy names no branch', async () => {
     const { agentId: anyBranch } = await agentWithPolicy(h);
-    for (const fixture of ['push-feature-branch', 'tag', 'pull-request'] as const) expectOutcome(await exchangeAs(anyBranch, fixture), 'granted');
+    for (const fixture of ['push-main', 'push-feature-branch'] as const) expectOutcome(await exchangeAs(anyBranch, fixture), 'granted');
+    for (const fixture of ['tag', 'pull-request'] as const) expectOutcome(await exchangeAs(anyBranch, fixture), 'branch');
+  });
+
+  it('grants the branches a glob names: * within one segment, ** across', async () => {
+    const { agentId: oneLevel } = await agentWithPolicy(h, { branch: 'release/*' });
+    expectOutcome(await exchangeAs(oneLevel, 'push-main', { ref: 'refs/heads/release/v1' }), 'granted');
+    expectOutcome(await exchangeAs(oneLevel, 'push-main', { ref: 'refs/heads/release/v1/hotfix' }), 'branch');
+    expectOutcome(await exchangeAs(oneLevel, 'push-main', { ref: 'refs/tags/release/v1' }), 'branch');
+    const { agentId: deep } = await agentWithPolicy(h, { branch: 'release/**' });
+    expectOutcome(await exchangeAs(deep, 'push-main', { ref: 'refs/heads/release/v1/hotfix' }), 'granted');
+  });
+});
+
+describe('tag', () => {
+  it('grants the tags a tag policy names, and no branch', async () => {
+    const { agentId } = await agentWithPolicy(h, { tag: 'v*' });
+    expectOutcome(await exchangeAs(agentId, 'tag'), 'granted');
+    expectOutcome(await exchangeAs(agentId, 'tag', { ref: 'refs/tags/release-1' }), 'branch');
+    expectOutcome(await exchangeAs(agentId, 'push-main'), 'branch');
+    expectOutcome(await exchangeAs(agentId, 'push-main', { ref: 'refs/heads/v1' }), 'branch');
+  });
+
+  it('refuses a policy naming both a branch and a tag, and a tag given as a ref', async () => {
+    const { agentId } = await agentWithPolicy(h);
+    const both = await send(h.server, '/api/v1/oidc/trust-policies', bearer(h.admin, json('POST', { provider: 'github', repository: 'octo-org/octo-repo', agentId, branch: 'main', tag: 'v*' })));
+    expect(both).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR', message: 'The trust policy is invalid: tag: a policy names a branch or a tag, not both.' } });
+    const ref = await send(h.server, '/api/v1/oidc/trust-policies', bearer(h.admin, json('POST', { provider: 'github', repository: 'octo-org/octo-repo', agentId, tag: 'refs/tags/v1' })));
+    expect(ref).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR' } });
   });
 });
 
@@ -193,7 +221,7 @@ describe('events', () => {
 
   it('allows ordinary events with no allowedEvents, and refuses a token without event_name', async () => {
     const { agentId } = await agentWithPolicy(h);
-    expectOutcome(await exchangeAs(agentId, 'pull-request'), 'granted');
+    expectOutcome(await exchangeAs(agentId, 'pull-request', { ref: 'refs/heads/feature/login' }), 'granted');
     expectOutcome(await exchangeAs(agentId, 'push-main', { event_name: 'workflow_dispatch' }), 'granted');
     expectOutcome(await exchangeAs(agentId, 'push-main', { event_name: undefined }), 'violation');
   });

@@ -76,6 +76,18 @@ describe('registration policy', () => {
     expect((await registerFrom(repository, 'ci-bot')).body).toEqual(REFUSAL.violation);
   });
 
+  it('carries a tag constraint into the trust policy it creates: a release workflow registers, and only tags act', async () => {
+    const repository = newRepository();
+    await registrationPolicy(repository, { tag: 'v*' });
+    expect((await registerFrom(repository, 'releaser', {}, 'push-main')).body).toEqual(REFUSAL.branch);
+    const reply = await registerFrom(repository, 'releaser', {}, 'tag');
+    expect(reply.status).toBe(201);
+    const policies = await send(h.server, `/api/v1/oidc/trust-policies?agentId=${reply.body.agentId}`, bearer(h.admin));
+    expect(policies.body.data).toMatchObject([{ branch: null, tag: 'v*' }]);
+    expect((await exchange(h.server, await mintIdToken(h.github, 'tag', repository.claims()), reply.body.agentId)).status).toBe(200);
+    expect((await exchange(h.server, await mintIdToken(h.github, 'push-main', repository.claims()), reply.body.agentId)).body).toEqual(REFUSAL.branch);
+  });
+
   it('creates an agent owned by the repository, with the policy scopes, bound by a new trust policy', async () => {
     const repository = newRepository();
     const template = await registrationPolicy(repository, { branch: 'main', environment: 'production', allowedEvents: ['workflow_run'] });
@@ -101,6 +113,7 @@ describe('registration policy', () => {
         repository: repository.name,
         agentId,
         branch: 'main',
+        tag: null,
         environment: 'production',
         workflowRef: null,
         jobWorkflowRef: null,

@@ -102,8 +102,36 @@ describe('matchTrustPolicy: branch', () => {
     expect(decision).toMatchObject({ isGranted: false, reason: 'policy policy-1: token has no ref' });
   });
 
-  it.each<ClaimFixtureName>(['push-feature-branch', 'tag', 'pull-request'])('grants any ref (%s) when the policy names no branch', (name) => {
+  it.each<ClaimFixtureName>(['push-main', 'push-feature-branch'])('grants any branch (%s) when the policy names no branch', (name) => {
     expect(matchTrustPolicy(claims(name), [policy({ branch: null })], AGENT).isGranted).toBe(true);
+  });
+
+  it.each<ClaimFixtureName>(['tag', 'pull-request'])('refuses a %s ref when the policy names no branch: "any branch" is refs/heads/* only', (name) => {
+    const decision = matchTrustPolicy(claims(name), [policy({ branch: null })], AGENT);
+    expect(decision).toMatchObject({ isGranted: false, refusal: 'Branch not permitted' });
+  });
+
+  it.each([
+    ['release/*', 'refs/heads/release/v1', true],
+    ['release/*', 'refs/heads/release/', true],
+    ['release/*', 'refs/heads/release/v1/hotfix', false],
+    ['release/*', 'refs/heads/release', false],
+    ['release/*', 'refs/heads/Release/v1', false],
+    ['release/*', 'refs/tags/release/v1', false],
+    ['release/**', 'refs/heads/release/v1/hotfix', true],
+    ['**', 'refs/heads/any/where/at/all', true],
+    ['**', 'refs/tags/v1', false],
+    ['feature-*', 'refs/heads/feature-login', true],
+    ['feature-*', 'refs/heads/feature-a/b', false],
+    ['main', 'refs/heads/main', true],
+    // Only `*` is special: the rest of a pattern, dots and brackets included, is itself.
+    ['v1.*', 'refs/heads/v1.2', true],
+    ['v1.*', 'refs/heads/v1x2', false],
+    ['a+b', 'refs/heads/a+b', true],
+    ['a+b', 'refs/heads/aab', false],
+    ['(x|y)', 'refs/heads/x', false],
+  ])('branch pattern %s against %s: %s', (branch, ref, isGranted) => {
+    expect(matchTrustPolicy(claims('push-main', { ref }), [policy({ branch })], AGENT).isGranted).toBe(isGranted);
   });
 
   it('refuses every ref other than exactly refs/heads/<branch> (property)', () => {
@@ -111,6 +139,16 @@ describe('matchTrustPolicy: branch', () => {
       fc.property(fc.string(), (ref) => {
         fc.pre(ref !== 'refs/heads/main');
         return !matchTrustPolicy(claims('push-main', { ref }), [policy({ branch: 'main' })], AGENT).isGranted;
+      }),
+      SEED,
+    );
+  });
+
+  it('a branch glob never grants a tag, a pull request or a ref outside refs/heads/ (property)', () => {
+    fc.assert(
+      fc.property(fc.constantFrom('*', '**', 'release/*', 'release/**', 'v*'), fc.string(), (branch, rest) => {
+        fc.pre(!rest.startsWith('heads/'));
+        return !matchTrustPolicy(claims('push-main', { ref: `refs/${rest}` }), [policy({ branch })], AGENT).isGranted;
       }),
       SEED,
     );
@@ -166,6 +204,35 @@ describe('matchTrustPolicy: repository and owner ids', () => {
       isGranted: false,
       refusal: 'Trust policy violation',
       reason: `policy policy-1: token has no ${claim} to bind`,
+    });
+  });
+});
+
+describe('matchTrustPolicy: tag', () => {
+  it('grants the tag push a tag policy names (fixture tag)', () => {
+    expect(matchTrustPolicy(claims('tag'), [policy({ tag: 'v1.2.0' })], AGENT).isGranted).toBe(true);
+  });
+
+  it.each([
+    ['v*', 'refs/tags/v1.2.0', true],
+    ['v*', 'refs/tags/release/v1', false],
+    ['v*', 'refs/tags/V1', false],
+    ['releases/**', 'refs/tags/releases/2026/11', true],
+    ['v1.2.0', 'refs/tags/v1.2.0', true],
+    ['v1.2.0', 'refs/tags/v1.2.0-rc1', false],
+    ['v*', 'refs/heads/v1', false],
+    ['v*', 'refs/pull/1/merge', false],
+    ['**', 'refs/heads/main', false],
+  ])('tag pattern %s against %s: %s', (tag, ref, isGranted) => {
+    expect(matchTrustPolicy(claims('tag', { ref }), [policy({ tag })], AGENT).isGranted).toBe(isGranted);
+  });
+
+  it('refuses a branch push against a tag policy as "Branch not permitted", naming the expected ref for the audit log only', () => {
+    const decision = matchTrustPolicy(claims('push-main'), [policy({ tag: 'v*' })], AGENT);
+    expect(decision).toEqual({
+      isGranted: false,
+      refusal: 'Branch not permitted',
+      reason: 'policy policy-1: ref "refs/heads/main" is not "refs/tags/v*"',
     });
   });
 });

@@ -25,12 +25,18 @@ function describePolicy(policy: StoredTrustPolicy): string {
     ['policy id', policy.id],
     ['repository', policy.repository],
     ['agent', policy.agentId ?? '(registration policy)'],
-    ['branch', policy.branch ?? '(any)'],
+    ['ref', refOf(policy)],
     ['repository id', policy.repositoryId ?? '(bound at the first exchange)'],
     ['owner id', policy.repositoryOwnerId ?? '(bound at the first exchange)'],
     ['constraints', constraintsOf(policy)],
     ['created', policy.createdAt],
   ]);
+}
+
+/** What the policy lets through as `ref`: a branch (pattern), a tag (pattern), or any branch. */
+function refOf(policy: StoredTrustPolicy): string {
+  if (policy.tag) return `tag ${policy.tag}`;
+  return policy.branch ? `branch ${policy.branch}` : 'any branch';
 }
 
 async function listAllPolicies(service: TrustPolicyService, caller: Caller, agentId: string | undefined): Promise<StoredTrustPolicy[]> {
@@ -49,12 +55,13 @@ export const policyCommands: Command[] = [
     name: 'policies add',
     summary: 'add a GitHub trust policy (without --agent: a registration policy)',
     synopsis:
-      '--repository <owner/name> [--agent <agentId>] [--branch <name>] [--environment <name>] [--workflow-ref <ref>] ' +
+      '--repository <owner/name> [--agent <agentId>] [--branch <name> | --tag <name>] [--environment <name>] [--workflow-ref <ref>] ' +
       '[--job-workflow-ref <ref>] [--repository-id <id>] [--repository-owner-id <id>] [--allow-event <event>]... [--scope <scope>]...',
     options: {
       repository: { type: 'string' },
       agent: { type: 'string' },
       branch: { type: 'string' },
+      tag: { type: 'string' },
       environment: { type: 'string' },
       'workflow-ref': { type: 'string' },
       'job-workflow-ref': { type: 'string' },
@@ -70,6 +77,7 @@ export const policyCommands: Command[] = [
         repository: textOption(options.repository),
         agentId: textOption(options.agent),
         branch: textOption(options.branch),
+        tag: textOption(options.tag),
         environment: textOption(options.environment),
         workflowRef: textOption(options['workflow-ref']),
         jobWorkflowRef: textOption(options['job-workflow-ref']),
@@ -93,8 +101,8 @@ export const policyCommands: Command[] = [
       const policies = await listAllPolicies(services.trustPolicies, caller, agent === undefined ? undefined : requireUuid(agent, '--agent'));
       output.result(policies, () =>
         formatTable(
-          ['POLICY ID', 'REPOSITORY', 'AGENT', 'BRANCH', 'CONSTRAINTS'],
-          policies.map((policy) => [policy.id, policy.repository, policy.agentId ?? '(registration)', policy.branch ?? '(any)', constraintsOf(policy)]),
+          ['POLICY ID', 'REPOSITORY', 'AGENT', 'REF', 'CONSTRAINTS'],
+          policies.map((policy) => [policy.id, policy.repository, policy.agentId ?? '(registration)', refOf(policy), constraintsOf(policy)]),
           'no trust policies',
         ),
       );

@@ -14,6 +14,7 @@
  * branch, e.g. a re-created repository on the wrong branch). `reason` is precise and meant for
  * the audit log only: it names expected values, so it must never reach the HTTP answer.
  */
+import { BRANCH_REFS, TAG_REFS, matchesRefPattern } from './ref-pattern.js';
 import type { TrustPolicy } from './trust-policy.js';
 import type { GitHubClaims } from './verify-id-token.js';
 
@@ -27,6 +28,7 @@ export type TrustPolicyConstraint =
   | 'repositoryId'
   | 'repositoryOwnerId'
   | 'branch'
+  | 'tag'
   | 'environment'
   | 'workflowRef'
   | 'jobWorkflowRef'
@@ -82,7 +84,7 @@ function decide(claims: MatchableClaims, policies: readonly TrustPolicy[], agent
   if (granted.length > 0) {
     return { isGranted: true, policies: granted, scopes: unionOfScopes(granted), bindings: bindingsFor(granted, claims) };
   }
-  const isBranchOnly = evaluations.some(({ mismatches }) => mismatches.every((m) => m.constraint === 'branch'));
+  const isBranchOnly = evaluations.some(({ mismatches }) => mismatches.every((m) => REF_CONSTRAINTS.has(m.constraint)));
   return {
     isGranted: false,
     refusal: isBranchOnly ? 'Branch not permitted' : 'Trust policy violation',
@@ -113,8 +115,8 @@ export function evaluateTrustPolicy(policy: TrustPolicy, claims: MatchableClaims
   if (isUnset(policy.repositoryOwnerId) && claims.repository_owner_id === undefined) {
     fail('repositoryOwnerId', 'token has no repository_owner_id to bind');
   }
-  // Exactly refs/heads/<branch>: no prefix or case games, no tags, no refs/pull/… (CONTRACT.md).
-  exact('branch', 'ref', isUnset(policy.branch) ? undefined : `refs/heads/${policy.branch}`);
+  const refMismatch = refMismatchOf(policy, claims.ref);
+  if (refMismatch) mismatches.push(refMismatch);
   exact('environment', 'environment', policy.environment);
   exact('workflowRef', 'workflow_ref', policy.workflowRef);
   exact('jobWorkflowRef', 'job_workflow_ref', policy.jobWorkflowRef);
@@ -123,6 +125,22 @@ export function evaluateTrustPolicy(policy: TrustPolicy, claims: MatchableClaims
     fail('event', `event_name ${quote(claims.event_name)} is not in allowedEvents`);
   }
   return mismatches;
+}
+
+// The workflow is the right one, run from the wrong ref: "Branch not permitted".
+const REF_CONSTRAINTS = new Set<TrustPolicyConstraint>(['branch', 'tag']);
+
+/**
+ * `branch`: `refs/heads/<branch>`; `tag`: `refs/tags/<tag>`; each exactly or by glob.
+ * Neither: any branch, and never a tag or a pull request's `refs/pull/…` (CONTRACT.md).
+ */
+function refMismatchOf(policy: TrustPolicy, ref: string | undefined): PolicyMismatch | undefined {
+  const [constraint, prefix, pattern] = isUnset(policy.tag)
+    ? (['branch', BRANCH_REFS, policy.branch ?? '**'] as const)
+    : (['tag', TAG_REFS, policy.tag] as const);
+  if (ref === undefined) return { constraint, reason: 'token has no ref' };
+  if (ref.startsWith(prefix) && matchesRefPattern(pattern, ref.slice(prefix.length))) return undefined;
+  return { constraint, reason: `ref ${quote(ref)} is not ${quote(`${prefix}${pattern}`)}` };
 }
 
 /** Repository names are ASCII; Unicode case folding would let "K" (U+212A, Kelvin) pass for "k". */

@@ -107,6 +107,7 @@ async function registerAgent(
     repository: claims.repository,
     agentId: agent.agentId,
     branch: template.branch,
+    tag: template.tag,
     environment: template.environment,
     workflowRef: template.workflowRef,
     jobWorkflowRef: template.jobWorkflowRef,

@@ -9,8 +9,10 @@ import type { NewTrustPolicy } from './trust-policy-store.js';
 
 // GitHub's rules: owners are 1–39 alphanumerics or single hyphens; repository names 1–100 of [A-Za-z0-9._-].
 const REPOSITORY = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}\/[A-Za-z0-9._-]{1,100}$/;
-// A branch name, not a ref: `main`, `release/v1`; never `refs/heads/main`.
-const BRANCH = /^(?!refs\/)(?!\/)(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)[^\s~^:?*[\\\u0000-\u001f\u007f]{1,255}(?<![/.])$/;
+// A branch or tag name, not a ref (`main`, `release/v1`, never `refs/heads/main`), by git's
+// rules for ref names; `*` (within a path segment) and `**` (across) make it a glob, and no
+// other character is special. Three stars in a row mean nothing more than two: refused.
+const REF_NAME = /^(?!refs\/)(?!\/)(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)(?!.*\*\*\*)[^\s~^:?[\\\u0000-\u001f\u007f]{1,255}(?<![/.])$/;
 const WORKFLOW_REF = /^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+\/[^\s@]+@[^\s]+$/;
 const WORKFLOW_REF_HINT = 'must look like owner/repo/.github/workflows/file.yml@refs/heads/main';
 // GitHub's ids are numbers; JSON may carry them as numbers or strings, a command line only as strings.
@@ -24,7 +26,8 @@ const trustPolicyInput = z
     provider: z.literal('github'),
     repository: z.string().regex(REPOSITORY, 'must be owner/name'),
     agentId: z.uuid().optional(),
-    branch: exactText(255).regex(BRANCH, 'must be a branch name such as main (not a ref)').optional(),
+    branch: exactText(255).regex(REF_NAME, 'must be a branch name or glob such as main or release/* (not a ref)').optional(),
+    tag: exactText(255).regex(REF_NAME, 'must be a tag name or glob such as v1.2.0 or v* (not a ref)').optional(),
     environment: exactText(255).optional(),
     workflowRef: exactText(1024).regex(WORKFLOW_REF, WORKFLOW_REF_HINT).optional(),
     jobWorkflowRef: exactText(1024).regex(WORKFLOW_REF, WORKFLOW_REF_HINT).optional(),
@@ -32,6 +35,10 @@ const trustPolicyInput = z
     repositoryOwnerId: NUMERIC_ID.optional(),
     allowedEvents: z.array(z.enum(PRIVILEGED_EVENTS)).max(PRIVILEGED_EVENTS.length).optional(),
     scopes: z.array(z.enum(KNOWN_SCOPES)).max(KNOWN_SCOPES.length).optional(),
+  })
+  .refine((policy) => policy.branch === undefined || policy.tag === undefined, {
+    path: ['tag'],
+    message: 'a policy names a branch or a tag, not both',
   })
   // A registration policy decides what every agent registered under it may hold: it says so.
   .refine((policy) => policy.agentId !== undefined || policy.scopes !== undefined, {

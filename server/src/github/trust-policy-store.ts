@@ -16,6 +16,7 @@ export interface PolicyRow {
   repository: string;
   agent_id: string | null;
   branch: string | null;
+  tag: string | null;
   environment: string | null;
   workflow_ref: string | null;
   job_workflow_ref: string | null;
@@ -32,6 +33,7 @@ export const toPolicy = (row: PolicyRow): StoredTrustPolicy => ({
   repository: row.repository,
   agentId: row.agent_id,
   branch: row.branch,
+  tag: row.tag,
   environment: row.environment,
   workflowRef: row.workflow_ref,
   jobWorkflowRef: row.job_workflow_ref,
@@ -50,6 +52,7 @@ export async function insertTrustPolicy(db: Knex | Knex.Transaction, policy: New
       repository: policy.repository,
       agent_id: policy.agentId,
       branch: policy.branch ?? null,
+      tag: policy.tag ?? null,
       environment: policy.environment ?? null,
       workflow_ref: policy.workflowRef ?? null,
       job_workflow_ref: policy.jobWorkflowRef ?? null,

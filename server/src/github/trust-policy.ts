@@ -11,8 +11,14 @@ export interface TrustPolicy {
   readonly repository: string;
   /** null: a registration policy (`/oidc/register`). */
   readonly agentId: string | null;
-  /** A branch name: the token's `ref` must be exactly `refs/heads/<branch>`. */
+  /**
+   * A branch name or glob (`*` within a path segment, `**` across): the token's `ref` must
+   * be `refs/heads/<branch>`. Unset, with no `tag` either: any branch, never a tag or a
+   * pull-request ref.
+   */
   readonly branch?: string | null;
+  /** Instead of `branch` (never both): the token's `ref` must be `refs/tags/<tag>`, exactly or by glob. */
+  readonly tag?: string | null;
   readonly environment?: string | null;
   readonly workflowRef?: string | null;
   readonly jobWorkflowRef?: string | null;
