@@ -6,6 +6,7 @@ import * as grantBatches from './20261123120000_grant_batches.js';
 import * as setBasedGrants from './20261124090000_set_based_grants.js';
 import * as registrationPolicyScopes from './20261130090000_registration_policy_scopes.js';
 import * as trustPolicyTag from './20261130120000_trust_policy_tag.js';
+import * as tokenProvenance from './20261130130000_token_provenance.js';
 
 export interface Migration {
   readonly name: string;
@@ -19,4 +20,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261124090000_set_based_grants', ...setBasedGrants },
   { name: '20261130090000_registration_policy_scopes', ...registrationPolicyScopes },
   { name: '20261130120000_trust_policy_tag', ...trustPolicyTag },
+  { name: '20261130130000_token_provenance', ...tokenProvenance },
 ];

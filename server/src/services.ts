@@ -18,7 +18,7 @@ export interface OperatorServices {
 export function createOperatorServices(knex: Knex, clock: Clock): OperatorServices {
   return {
     agents: new AgentService({ knex, clock }),
-    trustPolicies: new TrustPolicyService({ knex }),
+    trustPolicies: new TrustPolicyService({ knex, clock }),
     audit: new AuditService({ knex }),
   };
 }

@@ -155,6 +155,7 @@ describe('issue_grants', () => {
       return {
         agentId: world.agentIds[agent],
         credentialId,
+        trustPolicies: null,
         scope: grant.scopes.join(' '),
         windowStart: WINDOWS[grant.window],
         month: MONTHS[grant.month],

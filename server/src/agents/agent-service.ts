@@ -70,12 +70,25 @@ export class AgentService {
     return agent;
   }
 
+  /**
+   * Taking a scope away revokes the agent's live tokens, as suspension does: none of them
+   * may keep a scope the agent lost. The audit row records each changed field's old and
+   * new value.
+   */
   async update(caller: Caller, agentId: string, patch: AgentDetailsPatch): Promise<Agent> {
     return this.change(caller, agentId, async (trx, current) => {
       assertMayManage(caller, current, patch.scopes);
       assertNotDecommissioned(current);
       const agent = await updateAgent(trx, agentId, patch);
-      await appendAuditEvent(trx, { type: 'agent.updated', agentId, actor: actorOf(caller), data: { changed: Object.keys(patch) } });
+      const changes = changesBetween(current, agent, Object.keys(patch) as (keyof AgentDetailsPatch)[]);
+      const lostScopes = current.scopes.filter((scope) => !agent.scopes.includes(scope));
+      const revokedTokens = lostScopes.length > 0 ? await revokeLiveTokens(trx, { agentId }, this.deps.clock.now()) : 0;
+      await appendAuditEvent(trx, {
+        type: 'agent.updated',
+        agentId,
+        actor: actorOf(caller),
+        data: { changed: Object.keys(changes), changes, ...(lostScopes.length > 0 && { revokedTokens }) },
+      });
       return agent;
     });
   }
@@ -164,4 +177,14 @@ export class AgentService {
 
 function assertNotDecommissioned(agent: Agent): void {
   if (agent.status === 'decommissioned') throw new Conflict('The agent has been decommissioned.');
+}
+
+/** `{field: {from, to}}` for each patched field whose value changed. */
+function changesBetween(before: Agent, after: Agent, fields: readonly (keyof AgentDetailsPatch)[]): Record<string, { from: unknown; to: unknown }> {
+  const changes: Record<string, { from: unknown; to: unknown }> = {};
+  for (const field of fields) {
+    const [from, to] = [before[field] ?? null, after[field] ?? null];
+    if (JSON.stringify(from) !== JSON.stringify(to)) changes[field] = { from, to };
+  }
+  return changes;
 }

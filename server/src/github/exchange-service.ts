@@ -47,14 +47,17 @@ export function createGitHubExchange(deps: GitHubGateDeps & { readonly tokens: A
       .issue({
         agentId,
         credentialId: null,
+        trustPolicyIds: decision.policies.map((policy) => policy.id),
         grantType: 'github_oidc',
         scopes,
         extraClaims: provenance,
         audit: { type: 'oidc.exchange.granted', actor, data: { ...provenance, policyIds: decision.policies.map((policy) => policy.id) } },
       })
       .catch(async (error: unknown) => {
-        // The agent was suspended, decommissioned or lost a scope since it was read.
-        if (error instanceof GrantGateClosed) throw await refuse('agent changed during the exchange', new UnauthorizedClient('Agent cannot obtain tokens.'));
+        // The agent was suspended, decommissioned or lost a scope, or a policy was deleted, since they were read.
+        if (error instanceof GrantGateClosed) {
+          throw await refuse('agent or trust policy changed during the exchange', new UnauthorizedClient('Agent cannot obtain tokens.'));
+        }
         throw error;
       });
   };

@@ -5,11 +5,13 @@
  * in one transaction.
  */
 import type { Knex } from 'knex';
+import type { Clock } from '../clock.js';
 import { findAgent } from '../agents/agent-store.js';
 import { actorOf, requireScope, type Caller } from '../authorization/caller.js';
 import { assertMayDelegate, assertMayManage } from '../authorization/escalation.js';
 import { appendAuditEvent } from '../audit/audit-log.js';
 import { Conflict, NotFound, ValidationFailed } from '../errors.js';
+import { revokeLiveTokens } from '../oauth/token-store.js';
 import {
   deleteTrustPolicy,
   findTrustPolicy,
@@ -26,7 +28,7 @@ export interface PolicyPageQuery {
 }
 
 export class TrustPolicyService {
-  constructor(private readonly deps: { readonly knex: Knex }) {}
+  constructor(private readonly deps: { readonly knex: Knex; readonly clock: Clock }) {}
 
   async create(caller: Caller, policy: NewTrustPolicy): Promise<StoredTrustPolicy> {
     requireScope(caller, 'agents:write');
@@ -68,7 +70,9 @@ export class TrustPolicyService {
       if (agent) assertMayManage(caller, agent);
       assertMayDelegate(caller, policy.scopes ?? []);
       await deleteTrustPolicy(trx, id);
-      await appendAuditEvent(trx, { type: 'trust_policy.deleted', agentId: policy.agentId, actor: actorOf(caller), data: { policyId: id } });
+      // The tokens issued through it die with it.
+      const revokedTokens = await revokeLiveTokens(trx, { trustPolicyId: id }, this.deps.clock.now());
+      await appendAuditEvent(trx, { type: 'trust_policy.deleted', agentId: policy.agentId, actor: actorOf(caller), data: { policyId: id, revokedTokens } });
       return policy;
     });
   }

@@ -1,7 +1,8 @@
 /**
  * Issuing our access tokens and deciding whether one is active. A token is active when
  * its signature is ours, its iss is ours, it has not expired, its jti is recorded and
- * not revoked, and its agent is active: one indexed lookup per request (concurrent
+ * not revoked, its agent is active and still holds its scopes, and what it was issued
+ * through (credential, trust policies) still stands: one indexed lookup per request (concurrent
  * requests share one query, made after each of them arrived), so a revocation or
  * suspension on any instance holds on every instance at the next request. Only the
  * signature check is cached (a valid signature stays valid); token state never is.
@@ -24,6 +25,8 @@ import { lookUpTokenStates, type TokenState } from './token-store.js';
 export interface GrantRequest {
   readonly agentId: string;
   readonly credentialId: string | null;
+  /** The trust policies a GitHub exchange went through: deleting one revokes the token. */
+  readonly trustPolicyIds?: readonly string[];
   readonly grantType: 'client_credentials' | 'github_oidc';
   readonly scopes: readonly string[];
   /** Extra claims, e.g. the workflow provenance of a GitHub exchange. */
@@ -84,6 +87,7 @@ export class AccessTokens {
     const outcome = await this.grants.submit({
       agentId: request.agentId,
       credentialId: request.credentialId,
+      trustPolicies: request.trustPolicyIds?.length ? request.trustPolicyIds.join(' ') : null,
       scope,
       windowStart,
       month: new Date(nowMs).toISOString().slice(0, 7),

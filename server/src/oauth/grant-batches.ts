@@ -11,6 +11,8 @@ import type { RunPrepared } from '../storage/prepared.js';
 export interface GrantRow {
   readonly agentId: string;
   readonly credentialId: string | null;
+  /** The trust policies of a GitHub exchange, space-separated; null for other grants. */
+  readonly trustPolicies: string | null;
   readonly scope: string;
   readonly windowStart: number;
   readonly month: string;
@@ -34,7 +36,7 @@ export interface GrantOutcome {
 
 const ISSUE_GRANTS_SQL = `select ord, gate, rate_count, quota_count, issued from issue_grants(
   $1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::int, $6::text[], $7::int,
-  $8::uuid[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::jsonb[])`;
+  $8::uuid[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::jsonb[], $15::text[])`;
 
 /** The outcomes in the order of `rows`. One statement: if it fails, nothing of it is committed. */
 export async function issueGrantBatch(query: RunPrepared, config: Config, rows: readonly GrantRow[]): Promise<GrantOutcome[]> {
@@ -54,6 +56,7 @@ export async function issueGrantBatch(query: RunPrepared, config: Config, rows: 
     column('auditType'),
     column('auditActor'),
     column('auditData'),
+    column('trustPolicies'),
   ]);
   const byOrdinal = new Map(outcomes.map((outcome) => [outcome.ord, outcome]));
   return rows.map((_row, index) => {

@@ -13,7 +13,16 @@ export interface TokenState {
   readonly status: string;
 }
 
-const TOKEN_STATE_SQL = `select t.jti, t.agent_id, t.revoked_at is not null as is_revoked, a.status
+// Revoked, or as good as: the agent no longer holds one of its scopes, its credential was
+// revoked, or one of its trust policies deleted. Those changes also mark the tokens revoked
+// (agent-service.ts, trust-policy-service.ts); reading them here as well means that a grant
+// which raced the change, and was recorded after the marking, is inactive all the same.
+const TOKEN_STATE_SQL = `select t.jti, t.agent_id, a.status,
+    t.revoked_at is not null
+      or not a.scopes @> string_to_array(t.scope, ' ')
+      or (t.credential_id is not null and not exists (select 1 from credentials c where c.id = t.credential_id and c.revoked_at is null))
+      or (t.trust_policy_ids is not null
+          and (select count(*) from trust_policies p where p.id = any(t.trust_policy_ids)) <> cardinality(t.trust_policy_ids)) as is_revoked
   from access_tokens t join agents a on a.id = t.agent_id where t.jti = any($1::uuid[])`;
 
 /** The recorded state of each distinct jti; absent ones are not in the result. */
@@ -41,15 +50,22 @@ export async function revokeTokenAudited(query: RunPrepared, jti: string, actor:
   return rows.length > 0;
 }
 
-/** Marks the live tokens of an agent (or of one of its credentials) revoked: they stay dead after a reactivation. */
+/**
+ * Marks the live tokens of an agent, of one of its credentials, or issued through one trust
+ * policy, revoked: they stay dead after a reactivation.
+ */
 export async function revokeLiveTokens(
   trx: Knex.Transaction,
-  of: { readonly agentId: string } | { readonly credentialId: string },
+  of: { readonly agentId: string } | { readonly credentialId: string } | { readonly trustPolicyId: string },
   nowMs: number,
 ): Promise<number> {
   const now = new Date(nowMs);
   return trx('access_tokens')
-    .where('agentId' in of ? { agent_id: of.agentId } : { credential_id: of.credentialId })
+    .modify((query) => {
+      if ('agentId' in of) query.where({ agent_id: of.agentId });
+      else if ('credentialId' in of) query.where({ credential_id: of.credentialId });
+      else query.whereRaw('trust_policy_ids @> array[?::uuid]', [of.trustPolicyId]);
+    })
     .whereNull('revoked_at')
     .where('expires_at', '>', now)
     .update({ revoked_at: now });
