@@ -20,6 +20,7 @@ import { tokenEndpoint } from './oauth/token-endpoint.js';
 import { TokenService } from './oauth/token-service.js';
 import { exchangeEndpoint } from './github/exchange-endpoint.js';
 import { createGitHubExchange } from './github/exchange-service.js';
+import type { GitHubGateDeps } from './github/id-token-gate.js';
 import type { GitHubJwks } from './github/jwks-cache.js';
 import { registerEndpoint } from './github/register-endpoint.js';
 import { createGitHubRegistration } from './github/registration-service.js';
@@ -57,7 +58,14 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
   const { agents, trustPolicies, audit } = createOperatorServices(knex, clock);
   const tokenService = new TokenService({ config, query, tokens, clock });
   const authenticate = tokenService.authenticate;
-  const gitHubDeps = { knex, config, jwks: githubJwks, query, clock };
+  const gitHubDeps: GitHubGateDeps = {
+    knex,
+    config,
+    jwks: githubJwks,
+    query,
+    clock,
+    onUnverifiedRefusal: (endpoint, reason) => metrics.oidcUnverifiedRefusals.inc({ endpoint, reason }),
+  };
 
   const app = new Koa();
   app.silent = true;

@@ -1,6 +1,7 @@
 /**
  * Background work, on every instance, each job under a try-advisory-lock so that one
- * instance does it at a time: linking the audit chain (often, in small batches) and
+ * instance does it at a time: linking the audit chain (often, in small batches),
+ * summarizing the minute's unverified ID-token refusals into the audit log, and
  * pruning rows that can no longer matter (past rate-limit windows, GitHub jtis of
  * expired ID tokens, access tokens an hour past expiry).
  */
@@ -8,6 +9,7 @@ import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { linkBacklog } from './audit/audit-chain.js';
 import type { Clock } from './clock.js';
+import { summarizeUnverifiedRefusals } from './github/unverified-refusals.js';
 import { pruneUsedJtis } from './github/used-jti-store.js';
 import { pruneRateWindows } from './oauth/rate-limit-store.js';
 import { pruneExpiredTokens } from './oauth/token-store.js';
@@ -22,6 +24,7 @@ export async function pruneExpiredRows(knex: Knex, clock: Clock): Promise<void> 
     const result = await trx.raw('select pg_try_advisory_xact_lock(?) as locked', [PRUNE_LOCK]);
     if (!result.rows[0].locked) return;
     const nowMs = clock.now();
+    await summarizeUnverifiedRefusals(trx, nowMs);
     await pruneRateWindows(trx, nowMs);
     await pruneUsedJtis(trx, nowMs);
     await pruneExpiredTokens(trx, nowMs);

@@ -3,6 +3,7 @@
  * it, the admin's token, and factories for agents, trust policies, ID tokens, exchanges,
  * registrations and audit reads. Shared by the exchange and trust-policy integration tests.
  */
+import type { Clock } from '../../server/src/clock.js';
 import { randomUUID } from 'node:crypto';
 import { startFakeGitHubIssuer, type FakeGitHubIssuer, type MintOptions } from '../support/fake-github-issuer.js';
 import { loadClaimFixture, type ClaimFixtureName } from '../support/github-claims.js';
@@ -30,17 +31,18 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
+/** `clock`: the time source of the server and its peers (test/support/clock.ts). */
+export async function startHarness(env: Record<string, string> = {}, clock?: Clock): Promise<Harness> {
   const github = await startFakeGitHubIssuer({ audience: AUDIENCE });
   const envFor = (issuer: FakeGitHubIssuer) => ({ GITHUB_OIDC_ISSUER: issuer.issuer, OIDC_AUDIENCE: AUDIENCE });
-  const server = await startTestServer({ env: { ...envFor(github), ...env } });
+  const server = await startTestServer({ env: { ...envFor(github), ...env }, clock });
   const peers: TestServer[] = [];
   return {
     github,
     server,
     admin: await adminToken(server),
     startPeer: async (peerEnv = {}, issuer = github) => {
-      const peer = await startTestServer({ shareWith: server, env: { ...envFor(issuer), ...peerEnv } });
+      const peer = await startTestServer({ shareWith: server, env: { ...envFor(issuer), ...peerEnv }, clock });
       peers.push(peer);
       return peer;
     },

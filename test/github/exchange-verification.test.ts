@@ -1,6 +1,8 @@
 /**
  * POST /oidc/token refuses every ID token that fails verification with one generic 400
- * invalid_grant, and audits the precise reason. Each case is sent for its own unknown
+ * invalid_grant. A token whose signature verified is audited with the precise reason; one
+ * refused before that is counted by reason only (a metric, and one audit row per reason
+ * and minute: unverified-refusals.test.ts). Each case is sent for its own unknown
  * agentId, so the audit event that follows can be told apart from the others.
  */
 import { createSecretKey, randomUUID } from 'node:crypto';
@@ -47,6 +49,26 @@ async function expectRejected(token: string, reason: string | RegExp) {
   expect(event).toMatchObject({ actor: 'github:unverified', data: { reason: typeof reason === 'string' ? reason : expect.stringMatching(reason) } });
 }
 
+/**
+ * A token refused before its signature was verified: the same answer, but no audit row
+ * about the agent it named (anyone could have sent it); counted by reason instead.
+ */
+async function expectUnverified(token: string, reason: string) {
+  const probe = randomUUID();
+  const before = await unverifiedRefusals(reason);
+  const reply = await exchange(h.server, token, probe);
+  expect({ status: reply.status, body: reply.body }).toEqual({ status: 400, body: REFUSAL.invalid });
+  expect(reply.headers.get('cache-control')).toBe('no-store');
+  expect(await auditEvents(h, 'oidc.exchange.refused', probe)).toEqual([]);
+  expect(await unverifiedRefusals(reason)).toBe(before + 1);
+}
+
+async function unverifiedRefusals(reason: string): Promise<number> {
+  const text = await (await fetch(`${h.server.url}/metrics`)).text();
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`sentryagent_oidc_unverified_refusals_total{endpoint="exchange",reason="${reason}"}`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
 async function expectAccepted(token: string) {
   const reply = await exchange(h.server, token, agentId);
   expect({ status: reply.status, error: reply.body.error_description }).toEqual({ status: 200, error: undefined });
@@ -60,36 +82,36 @@ describe('signature and header', () => {
   });
 
   it.each(['none', 'None', 'NONE'])('refuses an unsigned token with alg %s', async (alg) => {
-    await expectRejected(await mint({}, { alg }), `alg ${JSON.stringify(alg)} is not RS256`);
+    await expectUnverified(await mint({}, { alg }), 'alg');
   });
 
   it('refuses HS256 keyed with the issuer public key as PEM', async () => {
     const token = await mint({}, { alg: 'HS256', key: createSecretKey(Buffer.from(issuerPublicPem)) });
-    await expectRejected(token, 'alg "HS256" is not RS256');
+    await expectUnverified(token, 'alg');
   });
 
   it('refuses HS256 keyed with the issuer public key as JWK JSON', async () => {
     const token = await mint({}, { alg: 'HS256', key: createSecretKey(Buffer.from(JSON.stringify(issuerPublicJwk))) });
-    await expectRejected(token, 'alg "HS256" is not RS256');
+    await expectUnverified(token, 'alg');
   });
 
   it.each(['RS384', 'PS256', 'ES256'])('refuses any algorithm but RS256: %s', async (alg) => {
     const { privateKey } = await generateKeyPair(alg);
-    await expectRejected(await mint({}, { alg, key: privateKey }), `alg "${alg}" is not RS256`);
+    await expectUnverified(await mint({}, { alg, key: privateKey }), 'alg');
   });
 
   it('refuses a foreign key signing under the real kid', async () => {
-    await expectRejected(await mint({}, { key: foreign.privateKey }), /^signature verification failed$/);
+    await expectUnverified(await mint({}, { key: foreign.privateKey }), 'signature');
   });
 
   it('refuses a foreign key signing under an unknown kid', async () => {
-    await expectRejected(await mint({}, { key: foreign.privateKey, kid: 'foreign' }), `kid "foreign" is not in the issuer's JWKS`);
+    await expectUnverified(await mint({}, { key: foreign.privateKey, kid: 'foreign' }), 'unknown_kid');
   });
 
   it('refuses a token with a valid signature whose payload was altered', async () => {
     const [header, , signature] = (await mint()).split('.');
     const tampered = (await mint({ repository: 'octo-org/other-repo' })).split('.')[1];
-    await expectRejected(`${header}.${tampered}.${signature}`, /^signature verification failed$/);
+    await expectUnverified(`${header}.${tampered}.${signature}`, 'signature');
   });
 
   it.each([
@@ -98,25 +120,25 @@ describe('signature and header', () => {
     ['jwk', () => ({ jwk: foreign.publicJwk })],
     ['x5c', () => ({ x5c: ['MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA'] })],
   ])('refuses a %s header even when the real key signed', async (name, header) => {
-    await expectRejected(await mint({}, { header: header() }), `header carries ${name}`);
+    await expectUnverified(await mint({}, { header: header() }), 'header');
   });
 
   it('refuses a jwk header carrying the key that signed it', async () => {
     const token = await mint({}, { key: foreign.privateKey, kid: 'foreign', header: { jwk: foreign.publicJwk } });
-    await expectRejected(token, 'header carries jwk');
+    await expectUnverified(token, 'header');
   });
 
   it('refuses a crit header', async () => {
-    await expectRejected(await mint({}, { header: { crit: ['b64'], b64: false } }), 'header carries crit');
+    await expectUnverified(await mint({}, { header: { crit: ['b64'], b64: false } }), 'header');
   });
 
   it('refuses a token without a kid', async () => {
-    await expectRejected(await mint({}, { header: { kid: undefined } }), 'header has no kid');
+    await expectUnverified(await mint({}, { header: { kid: undefined } }), 'header');
   });
 
   it('never fetches keys from the issuer a token names, nor from a key URL it carries', async () => {
-    await expectRejected(await attacker.mintIdToken({ aud: AUDIENCE }), /is not in the issuer's JWKS$/);
-    await expectRejected(await mint({ iss: attacker.issuer }, { header: { jku: `${attacker.issuer}/.well-known/jwks` } }), 'header carries jku');
+    await expectUnverified(await attacker.mintIdToken({ aud: AUDIENCE }), 'unknown_kid');
+    await expectUnverified(await mint({ iss: attacker.issuer }, { header: { jku: `${attacker.issuer}/.well-known/jwks` } }), 'header');
     expect(attacker.jwksRequests).toBe(0);
   });
 
@@ -129,14 +151,14 @@ describe('signature and header', () => {
   });
 
   it.each([
-    ['not-a-jwt', 'not a compact JWS'],
-    ['a.b', 'not a compact JWS'],
-    ['a.b.c.d', 'not a compact JWS'],
-    ['..', 'not a compact JWS'],
-    ['bm90IGpzb24.e30.', 'header is not JSON'],
-    ['e30.e30.', 'alg undefined is not RS256'],
-  ])('refuses a token that is not a signed compact JWS: %j', async (token, reason) => {
-    await expectRejected(token, reason);
+    ['not-a-jwt', 'malformed'],
+    ['a.b', 'malformed'],
+    ['a.b.c.d', 'malformed'],
+    ['..', 'malformed'],
+    ['bm90IGpzb24.e30.', 'malformed'],
+    ['e30.e30.', 'alg'],
+  ] as const)('refuses a token that is not a signed compact JWS: %j', async (token, reason) => {
+    await expectUnverified(token, reason);
   });
 });
 

@@ -20,6 +20,7 @@ export type AuditEventType =
   | 'oidc.exchange.granted'
   | 'oidc.exchange.refused'
   | 'oidc.register.refused'
+  | 'oidc.unverified_refused'
   | 'signing_key.rotated';
 
 export interface NewAuditEvent {

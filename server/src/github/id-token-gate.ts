@@ -14,7 +14,8 @@ import type { RunPrepared } from '../storage/prepared.js';
 import type { IdentityBinding } from './match-trust-policy.js';
 import { bindRepositoryIdentity } from './trust-policy-store.js';
 import { spendJti } from './used-jti-store.js';
-import { IdTokenRejectedError, verifyGitHubIdToken, type GitHubClaims } from './verify-id-token.js';
+import { countUnverifiedRefusal, type GitHubEndpoint } from './unverified-refusals.js';
+import { IdTokenRejectedError, verifyGitHubIdToken, type GitHubClaims, type IdTokenRejection } from './verify-id-token.js';
 
 export interface GitHubGateDeps {
   readonly knex: Knex;
@@ -22,6 +23,8 @@ export interface GitHubGateDeps {
   readonly jwks: GitHubJwks;
   readonly query: RunPrepared;
   readonly clock: Clock;
+  /** Told of each refusal before the signature was verified (a metric by reason). */
+  readonly onUnverifiedRefusal?: (endpoint: GitHubEndpoint, reason: IdTokenRejection) => void;
 }
 
 export function issuerUnavailable(): ServiceUnavailable {
@@ -39,7 +42,11 @@ export async function admitGitHubIdToken(
   return claims;
 }
 
-/** Verifies an ID token; a rejected one is audited with its precise reason and answered generically. */
+/**
+ * Verifies an ID token. A signed token that is refused (expired, wrong audience…) is
+ * audited with its precise reason; one refused before its signature was verified is only
+ * counted (unverified-refusals.ts), and may be answered 429. Both are answered generically.
+ */
 export async function verifyIdTokenOrRefuse(
   deps: GitHubGateDeps,
   idToken: string,
@@ -56,7 +63,13 @@ export async function verifyIdTokenOrRefuse(
   } catch (error) {
     if (error instanceof IssuerUnavailableError) throw issuerUnavailable();
     if (!(error instanceof IdTokenRejectedError)) throw error;
-    await appendAuditEvent(deps.knex, { type: refusalType, agentId, actor: 'github:unverified', data: { reason: error.reason } });
+    if (error.isUnverified) {
+      const endpoint = refusalType === 'oidc.register.refused' ? 'register' : 'exchange';
+      deps.onUnverifiedRefusal?.(endpoint, error.code);
+      await countUnverifiedRefusal(deps.query, { endpoint, reason: error.code, agentId }, deps.config.rateLimitPerMinute, deps.clock.now());
+    } else {
+      await appendAuditEvent(deps.knex, { type: refusalType, agentId, actor: 'github:unverified', data: { reason: error.reason } });
+    }
     throw new InvalidGrant('The GitHub ID token is invalid.');
   }
 }

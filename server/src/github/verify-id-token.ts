@@ -44,10 +44,38 @@ export interface GitHubClaims {
 }
 
 /** The reason is for the audit log; the HTTP answer stays a generic `invalid_grant`. */
+/**
+ * Why a token was refused, as a fixed set (a metric label, an audit summary key): the
+ * first group before its signature is verified, the second after.
+ */
+export type IdTokenRejection =
+  | 'malformed'
+  | 'header'
+  | 'alg'
+  | 'unknown_kid'
+  | 'issuer_key'
+  | 'signature'
+  | 'claims'
+  | 'iss'
+  | 'aud'
+  | 'expired'
+  | 'not_yet_valid';
+
+const BEFORE_SIGNATURE: ReadonlySet<IdTokenRejection> = new Set(['malformed', 'header', 'alg', 'unknown_kid', 'issuer_key', 'signature']);
+
 export class IdTokenRejectedError extends Error {
-  constructor(readonly reason: string) {
+  constructor(
+    /** Precise, for the audit log of a signed token; may quote what the token carries. */
+    readonly reason: string,
+    readonly code: IdTokenRejection,
+  ) {
     super(`GitHub ID token rejected: ${reason}`);
     this.name = 'IdTokenRejectedError';
+  }
+
+  /** Refused before its signature was verified: anyone could have sent it, naming anything. */
+  get isUnverified(): boolean {
+    return BEFORE_SIGNATURE.has(this.code);
   }
 }
 
@@ -98,7 +126,7 @@ const claimsSchema = z.looseObject({
 export async function verifyGitHubIdToken(token: string, options: VerifyGitHubIdTokenOptions): Promise<GitHubClaims> {
   const { kid } = checkHeader(token);
   const key = await options.jwks.getKey(kid);
-  if (key === undefined) reject(`kid ${quote(kid)} is not in the issuer's JWKS`);
+  if (key === undefined) reject(`kid ${quote(kid)} is not in the issuer's JWKS`, 'unknown_kid');
   const signatureAt = token.lastIndexOf('.');
   // RS256 is RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3), checked synchronously by
   // node:crypto: WebCrypto's asynchronous job costs more than the check itself.
@@ -108,9 +136,9 @@ export async function verifyGitHubIdToken(token: string, options: VerifyGitHubId
     { key: verificationKey(key), padding: crypto.constants.RSA_PKCS1_PADDING },
     Buffer.from(token.slice(signatureAt + 1), 'base64url'),
   );
-  if (!isValid) reject('signature verification failed');
+  if (!isValid) reject('signature verification failed', 'signature');
   const payload = token.slice(token.indexOf('.') + 1, signatureAt);
-  return checkClaims(parseJsonObject(Buffer.from(payload, 'base64url').toString('utf8'), 'payload'), options);
+  return checkClaims(parseJsonObject(Buffer.from(payload, 'base64url').toString('utf8'), 'payload', 'claims'), options);
 }
 
 const keyObjects = new WeakMap<CryptoKey, KeyObject>();
@@ -124,21 +152,21 @@ function verificationKey(key: CryptoKey): KeyObject {
   }
   const modulusLength = keyObject.asymmetricKeyDetails?.modulusLength ?? 0;
   if (keyObject.type !== 'public' || keyObject.asymmetricKeyType !== 'rsa' || modulusLength < 2048) {
-    reject('the issuer key is not an RSA public key of at least 2048 bits');
+    reject('the issuer key is not an RSA public key of at least 2048 bits', 'issuer_key');
   }
   return keyObject;
 }
 
 function checkHeader(token: string): { kid: string } {
-  if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) reject('not a compact JWS');
-  const header = parseJsonObject(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'), 'header');
+  if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) reject('not a compact JWS', 'malformed');
+  const header = parseJsonObject(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'), 'header', 'malformed');
   // RFC 8725 §3.1: accept exactly the algorithm the issuer uses; this shuts out "none" and HS256-with-the-public-key.
-  if (header.alg !== 'RS256') reject(`alg ${quote(header.alg)} is not RS256`);
+  if (header.alg !== 'RS256') reject(`alg ${quote(header.alg)} is not RS256`, 'alg');
   const carried = KEY_CARRYING_HEADERS.filter((name) => name in header);
-  if (carried.length > 0) reject(`header carries ${carried.join(', ')}`);
+  if (carried.length > 0) reject(`header carries ${carried.join(', ')}`, 'header');
   // RFC 7515 §4.1.11: GitHub sets no crit; refusing it also refuses b64=false (RFC 7797).
-  if ('crit' in header) reject('header carries crit');
-  if (typeof header.kid !== 'string' || header.kid === '') reject('header has no kid');
+  if ('crit' in header) reject('header carries crit', 'header');
+  if (typeof header.kid !== 'string' || header.kid === '') reject('header has no kid', 'header');
   return { kid: header.kid as string };
 }
 
@@ -146,38 +174,38 @@ function checkClaims(payload: Record<string, unknown>, options: VerifyGitHubIdTo
   const parsed = claimsSchema.safeParse(payload);
   if (!parsed.success) {
     const [issue] = parsed.error.issues;
-    reject(`claim ${issue.path.map(String).join('.')} ${issue.message}`);
+    reject(`claim ${issue.path.map(String).join('.')} ${issue.message}`, 'claims');
   }
   const claims = parsed.data as unknown as GitHubClaims & { aud: string | string[] };
-  if (claims.iss !== options.issuer) reject(`iss ${quote(claims.iss)} is not the configured issuer`);
+  if (claims.iss !== options.issuer) reject(`iss ${quote(claims.iss)} is not the configured issuer`, 'iss');
   // A token for several audiences could be replayed by any of them (OIDC Core §3.1.3.7 step 3).
   const audiences = typeof claims.aud === 'string' ? [claims.aud] : claims.aud;
   if (audiences.length !== 1 || audiences[0] !== options.audience) {
-    reject(`aud ${quote(claims.aud)} is not exactly the configured audience`);
+    reject(`aud ${quote(claims.aud)} is not exactly the configured audience`, 'aud');
   }
   const leeway = options.leewaySeconds ?? 60;
   const now = (options.now ?? new Date()).getTime() / 1000;
   // RFC 7519 §4.1.4–4.1.6. GitHub back-dates nbf, so an old nbf is fine; only a future one is not.
-  if (claims.exp <= now - leeway) reject(`expired at ${claims.exp} (now ${Math.floor(now)})`);
-  if (claims.nbf > now + leeway) reject(`not valid before ${claims.nbf} (now ${Math.floor(now)})`);
-  if (claims.iat > now + leeway) reject(`issued in the future at ${claims.iat} (now ${Math.floor(now)})`);
-  if (claims.exp <= claims.iat) reject(`exp ${claims.exp} is not after iat ${claims.iat}`);
+  if (claims.exp <= now - leeway) reject(`expired at ${claims.exp} (now ${Math.floor(now)})`, 'expired');
+  if (claims.nbf > now + leeway) reject(`not valid before ${claims.nbf} (now ${Math.floor(now)})`, 'not_yet_valid');
+  if (claims.iat > now + leeway) reject(`issued in the future at ${claims.iat} (now ${Math.floor(now)})`, 'not_yet_valid');
+  if (claims.exp <= claims.iat) reject(`exp ${claims.exp} is not after iat ${claims.iat}`, 'claims');
   return { ...claims, aud: options.audience };
 }
 
-function parseJsonObject(json: string, part: string): Record<string, unknown> {
+function parseJsonObject(json: string, part: string, code: IdTokenRejection): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(json);
   } catch {
-    reject(`${part} is not JSON`);
+    reject(`${part} is not JSON`, code);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) reject(`${part} is not a JSON object`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) reject(`${part} is not a JSON object`, code);
   return value as Record<string, unknown>;
 }
 
-function reject(reason: string): never {
-  throw new IdTokenRejectedError(reason);
+function reject(reason: string, code: IdTokenRejection): never {
+  throw new IdTokenRejectedError(reason, code);
 }
 
 function quote(value: unknown): string {

@@ -11,6 +11,7 @@ export interface Metrics {
   readonly requests: client.Counter<'method' | 'route' | 'status'>;
   readonly duration: client.Histogram<'method' | 'route'>;
   readonly tokensIssued: client.Counter<'grant_type'>;
+  readonly oidcUnverifiedRefusals: client.Counter<'endpoint' | 'reason'>;
 }
 
 export function createMetrics(): Metrics {
@@ -35,6 +36,12 @@ export function createMetrics(): Metrics {
       name: 'sentryagent_tokens_issued_total',
       help: 'Access tokens issued, by grant type',
       labelNames: ['grant_type'],
+      registers: [registry],
+    }),
+    oidcUnverifiedRefusals: new client.Counter({
+      name: 'sentryagent_oidc_unverified_refusals_total',
+      help: 'GitHub ID tokens refused before their signature was verified, by endpoint and reason',
+      labelNames: ['endpoint', 'reason'],
       registers: [registry],
     }),
   };
