@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { createFakeCore } from './fake-core.js';
-import { refusingUrl, startStubIdp, type StubIdp } from './stub-servers.js';
+import { refusingUrl, startStubIdp, type LoopbackHost, type StubIdp } from './stub-servers.js';
 
 const core = createFakeCore();
 jest.unstable_mockModule('@actions/core', () => core.module);
@@ -55,6 +55,33 @@ describe('issue-token main step', () => {
     ]);
     expect(core.callsOf('getIDToken')).toEqual([]);
     expect(idp.requests).toEqual([]);
+  });
+
+  it('refuses a plain-http api-url to a host that is not loopback, before asking for an ID token', async () => {
+    core.inputs['api-url'] = 'http://example.com';
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([
+      [
+        'Invalid action inputs: `api-url` must use https: plain http, which sends the GitHub ID token in clear, is ' +
+          'accepted only for loopback (localhost, 127.0.0.0/8, [::1]), got "http://example.com".',
+      ],
+    ]);
+    // The ID token is fetched for each attempt just before it is sent: none fetched, none sent.
+    expect(core.callsOf('getIDToken')).toEqual([]);
+    expect(core.callsOf('setOutput')).toEqual([]);
+  });
+
+  it.each<LoopbackHost>(['127.0.0.1', 'localhost', '::1'])('accepts a plain-http api-url on loopback host %s', async (host) => {
+    const loopbackIdp = await startStubIdp({ '/api/v1/oidc/token': [issued] }, host);
+    try {
+      core.inputs['api-url'] = loopbackIdp.url;
+      await run();
+      expect(core.callsOf('setFailed')).toEqual([]);
+      expect(loopbackIdp.requestsTo('/api/v1/oidc/token')).toHaveLength(1);
+      expect(core.callsOf('setOutput')[0]).toEqual(['access-token', ACCESS_TOKEN]);
+    } finally {
+      await loopbackIdp.close();
+    }
   });
 
   it('trades an ID token for an access token, masking it before it is output or logged', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { createFakeCore } from './fake-core.js';
-import { startStubIdp, type StubIdp } from './stub-servers.js';
+import { startStubIdp, type LoopbackHost, type StubIdp } from './stub-servers.js';
 
 const core = createFakeCore();
 jest.unstable_mockModule('@actions/core', () => core.module);
@@ -44,6 +44,35 @@ describe('register-agent', () => {
     ]);
     expect(core.callsOf('getIDToken')).toEqual([]);
     expect(idp.requests).toEqual([]);
+  });
+
+  it('refuses a plain-http api-url to a host that is not loopback, before asking for an ID token', async () => {
+    core.inputs['api-url'] = 'http://idp.example.com:3000';
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([
+      [
+        'Invalid action inputs: `api-url` must use https: plain http, which sends the GitHub ID token in clear, is ' +
+          'accepted only for loopback (localhost, 127.0.0.0/8, [::1]), got "http://idp.example.com:3000".',
+      ],
+    ]);
+    expect(core.callsOf('getIDToken')).toEqual([]);
+    expect(core.callsOf('setOutput')).toEqual([]);
+  });
+
+  it.each<LoopbackHost>(['127.0.0.1', 'localhost', '::1'])('accepts a plain-http api-url on loopback host %s', async (host) => {
+    const loopbackIdp = await startStubIdp({ '/api/v1/oidc/register': [{ status: 201, body: agent(true) }] }, host);
+    try {
+      core.inputs['api-url'] = loopbackIdp.url;
+      await run();
+      expect(core.callsOf('setFailed')).toEqual([]);
+      expect(loopbackIdp.requestsTo('/api/v1/oidc/register')).toHaveLength(1);
+      expect(core.callsOf('setOutput')).toEqual([
+        ['agent-id', AGENT],
+        ['created', 'true'],
+      ]);
+    } finally {
+      await loopbackIdp.close();
+    }
   });
 
   it('registers the agent and outputs its id with created=true', async () => {
