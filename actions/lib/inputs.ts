@@ -3,6 +3,7 @@
  * `@actions/core` and hands them here, collecting every problem into one `InputError`
  * so a user fixes all of them in one edit, before any request is made.
  */
+import { SCOPE_TOKEN, UUID } from './formats.js';
 
 export class InputError extends Error {
   constructor(readonly problems: string[]) {
@@ -25,9 +26,6 @@ export class InputProblems {
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 const SHOWN_VALUE_MAX_CHARS = 80;
 
 function show(value: string): string {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { createFakeCore } from './fake-core.js';
 import { startStubIdp, type LoopbackHost, type StubIdp } from './stub-servers.js';
 
@@ -30,6 +30,10 @@ beforeEach(() => {
   core.reset();
   idp.requests.length = 0;
   core.inputs = { 'api-url': `${idp.url}/`, name: 'deploy-bot' };
+});
+afterEach(() => {
+  // whatever the IdP answered, no log line may start a workflow command
+  expect(core.workflowCommandLines()).toEqual([]);
 });
 
 describe('register-agent', () => {
@@ -145,6 +149,34 @@ describe('register-agent', () => {
         `Unexpected response from ${idp.url}/api/v1/oidc/register: HTTP 201, no agentId in the body. ` +
           `Check that \`api-url\` (${idp.url}) points at a SentryAgent IdP.`,
       ],
+    ]);
+  });
+});
+
+describe('register-agent, given a reply that would write workflow commands', () => {
+  it.each<[string, Record<string, unknown>, string]>([
+    ['an agentId with a line break', { agentId: 'abc\n::error::pwned' }, 'agentId is not a UUID'],
+    ['a UUID agentId followed by a line', { agentId: `${AGENT}\n::error::pwned` }, 'agentId is not a UUID'],
+    ['a created that is not a boolean', { created: 'true\n::error::pwned' }, 'created is not a boolean'],
+  ])('fails on %s, printing nothing of the reply and without retrying', async (_, fields, reason) => {
+    idp.script('/api/v1/oidc/register', [{ status: 201, body: { ...agent(true), ...fields } }, { status: 201, body: agent(true) }]);
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([
+      [
+        `Unexpected response from ${idp.url}/api/v1/oidc/register: HTTP 201, ${reason}. ` +
+          `Check that \`api-url\` (${idp.url}) points at a SentryAgent IdP.`,
+      ],
+    ]);
+    expect(core.callsOf('setOutput')).toEqual([]);
+    expect(core.logged().filter((line) => line.includes('pwned'))).toEqual([]);
+    expect(idp.requestsTo('/api/v1/oidc/register')).toHaveLength(1);
+  });
+
+  it('fails on an error message with line breaks and control characters, reduced to one safe line', async () => {
+    idp.script('/api/v1/oidc/register', [{ status: 409, body: { code: 'CONFLICT', message: 'Name taken\r\n::error::pwned\u0007\u001b[0m' } }]);
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([
+      [`HTTP 409 — CONFLICT: Name taken ::error::pwned[0m (POST ${idp.url}/api/v1/oidc/register).`],
     ]);
   });
 });

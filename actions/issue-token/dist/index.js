@@ -28370,49 +28370,114 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3590:
+/***/ 8545:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   K: () => (/* binding */ revokeAccessToken),
-/* harmony export */   h: () => (/* binding */ issueAccessToken)
-/* harmony export */ });
-/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7132);
-/* harmony import */ var _lib_idp_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5588);
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  h: () => (/* binding */ issueAccessToken),
+  K: () => (/* binding */ revokeAccessToken)
+});
+
+// EXTERNAL MODULE: ./actions/lib/errors.ts
+var errors = __nccwpck_require__(7132);
+// EXTERNAL MODULE: ./actions/lib/idp-client.ts + 1 modules
+var idp_client = __nccwpck_require__(5588);
+// EXTERNAL MODULE: ./actions/lib/formats.ts
+var formats = __nccwpck_require__(2607);
+;// CONCATENATED MODULE: ./actions/lib/reply-fields.ts
+/**
+ * The IdP's 2xx replies, read field by field against the shapes the contract gives them.
+ * What an action takes from a reply reaches outputs and log lines, and the runner obeys
+ * any log line that starts with `::` as a workflow command: an `agentId` holding
+ * "abc\n::error::…" once printed that command itself. Every shape here leaves no room for
+ * a line break, so a field is used only once it fits; one that does not fails the step
+ * as a server defect, named by its field and never shown (its content may be the attack).
+ */
+
+
+
+const matching = (pattern, maxChars) => (value) => typeof value === 'string' && value.length <= maxChars && pattern.test(value) ? value : undefined;
+const AGENT_ID = { expected: 'a UUID', read: matching(formats/* UUID */.kk, 36) };
+const SCOPE = {
+    expected: 'space-separated RFC 6749 scope tokens',
+    read: matching(formats/* SCOPE_LIST */.wj, 4096),
+};
+/** Read as the IdP writes it (`toISOString`), whatever offset or precision it came with. */
+const DATE_TIME = {
+    expected: 'an ISO 8601 date-time',
+    read: (value) => {
+        if (typeof value !== 'string' || !formats/* ISO_8601_DATE_TIME */.jv.test(value))
+            return undefined;
+        const ms = Date.parse(value);
+        return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+    },
+};
+// The IdP's own ID-token limit; its access tokens are a few kilobytes at most.
+const ACCESS_TOKEN = { expected: 'a compact JWS', read: matching(formats/* COMPACT_JWS */.vJ, 16_384) };
+/** RFC 6749 §5.1: the value is case insensitive. */
+const BEARER = {
+    expected: 'Bearer',
+    read: (value) => (typeof value === 'string' && value.toLowerCase() === 'bearer' ? 'Bearer' : undefined),
+};
+// Bounded so that now + lifetime stays a date (about 68 years).
+const LIFETIME_SECONDS = {
+    expected: 'a positive whole number of seconds',
+    read: (value) => (typeof value === 'number' && Number.isInteger(value) && value > 0 && value < 2 ** 31 ? value : undefined),
+};
+const BOOLEAN = {
+    expected: 'a boolean',
+    read: (value) => (typeof value === 'boolean' ? value : undefined),
+};
+/** The 2xx body as a JSON object whose fields are handed out only in their shapes. */
+function readReplyFields(answer) {
+    const body = (0,idp_client/* readJsonObject */.op)(answer);
+    const readPresent = (field, shape) => {
+        const value = shape.read(body[field]);
+        if (value === undefined) {
+            throw new errors/* UnexpectedResponseError */.dk(answer.url, answer.status, `${field} is not ${shape.expected}`);
+        }
+        return value;
+    };
+    return {
+        required: (field, shape) => {
+            if (!Object.hasOwn(body, field))
+                throw new errors/* UnexpectedResponseError */.dk(answer.url, answer.status, `no ${field} in the body`);
+            return readPresent(field, shape);
+        },
+        optional: (field, shape) => (Object.hasOwn(body, field) ? readPresent(field, shape) : undefined),
+    };
+}
+
+;// CONCATENATED MODULE: ./actions/issue-token/src/access-token.ts
+
 
 
 /** Trades a GitHub ID token for an access token of `agentId` (CONTRACT: POST /oidc/token). */
 async function issueAccessToken(client, request, getIdToken) {
-    const answer = await (0,_lib_idp_client_js__WEBPACK_IMPORTED_MODULE_1__/* .postWithIdToken */ .HM)(client, '/api/v1/oidc/token', getIdToken, (token) => ({
+    const answer = await (0,idp_client/* postWithIdToken */.HM)(client, '/api/v1/oidc/token', getIdToken, (token) => ({
         token,
         agentId: request.agentId,
         ...(request.scope !== undefined && { scope: request.scope }),
     }));
-    const body = (0,_lib_idp_client_js__WEBPACK_IMPORTED_MODULE_1__/* .readJsonObject */ .op)(answer);
-    if (typeof body.access_token !== 'string' || body.access_token === '') {
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UnexpectedResponseError */ .dk(answer.url, answer.status, 'no access_token in the body');
+    // RFC 6749 §5.1; the IdP adds expires_at. Every field is checked before any is used.
+    const reply = readReplyFields(answer);
+    const accessToken = reply.required('access_token', ACCESS_TOKEN);
+    reply.required('token_type', BEARER);
+    const expiresAt = reply.optional('expires_at', DATE_TIME);
+    const expiresInSeconds = reply.optional('expires_in', LIFETIME_SECONDS);
+    const scope = reply.optional('scope', SCOPE) ?? '';
+    if (expiresAt !== undefined)
+        return { accessToken, expiresAt, scope };
+    if (expiresInSeconds !== undefined) {
+        return { accessToken, expiresAt: new Date(client.now() + expiresInSeconds * 1000).toISOString(), scope };
     }
-    const expiresAt = readExpiresAt(body, client.now());
-    if (expiresAt === undefined) {
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UnexpectedResponseError */ .dk(answer.url, answer.status, 'neither expires_at nor expires_in in the body');
-    }
-    return { accessToken: body.access_token, expiresAt, scope: typeof body.scope === 'string' ? body.scope : '' };
-}
-/** `expires_at` as ISO 8601 whether sent as a date string or Unix seconds; else from `expires_in`. */
-function readExpiresAt(body, nowMs) {
-    const { expires_at: expiresAt, expires_in: expiresIn } = body;
-    if (typeof expiresAt === 'string' && !Number.isNaN(Date.parse(expiresAt))) {
-        return new Date(expiresAt).toISOString();
-    }
-    if (typeof expiresAt === 'number' && Number.isFinite(expiresAt))
-        return new Date(expiresAt * 1000).toISOString();
-    if (typeof expiresIn === 'number' && Number.isFinite(expiresIn))
-        return new Date(nowMs + expiresIn * 1000).toISOString();
-    return undefined;
+    throw new errors/* UnexpectedResponseError */.dk(answer.url, answer.status, 'neither expires_at nor expires_in in the body');
 }
 /** RFC 7009 revocation of our own token, authenticated by that token. */
 async function revokeAccessToken(client, accessToken) {
-    await (0,_lib_idp_client_js__WEBPACK_IMPORTED_MODULE_1__/* .postWithRetries */ .T8)(client, '/api/v1/token/revoke', async () => ({
+    await (0,idp_client/* postWithRetries */.T8)(client, '/api/v1/token/revoke', async () => ({
         contentType: 'application/x-www-form-urlencoded',
         body: new URLSearchParams({ token: accessToken }).toString(),
         headers: { Authorization: `Bearer ${accessToken}` },
@@ -28504,7 +28569,7 @@ __webpack_async_result__();
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2018);
 /* harmony import */ var _lib_failure_messages_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4966);
 /* harmony import */ var _lib_idp_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5588);
-/* harmony import */ var _access_token_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3590);
+/* harmony import */ var _access_token_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8545);
 /* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5025);
 
 
@@ -28546,7 +28611,7 @@ async function runPost() {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2018);
 /* harmony import */ var _lib_failure_messages_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4966);
 /* harmony import */ var _lib_idp_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5588);
-/* harmony import */ var _access_token_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3590);
+/* harmony import */ var _access_token_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8545);
 /* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5025);
 
 
@@ -28588,14 +28653,15 @@ async function run() {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   $J: () => (/* binding */ IdTokenUnavailableError),
 /* harmony export */   Cp: () => (/* binding */ IdpRefusalError),
-/* harmony export */   GX: () => (/* binding */ toOneLine),
+/* harmony export */   Dg: () => (/* binding */ toSafeLine),
 /* harmony export */   dk: () => (/* binding */ UnexpectedResponseError),
 /* harmony export */   sD: () => (/* binding */ IdpUnreachableError)
 /* harmony export */ });
 /**
  * What can go wrong when an action talks to the IdP, as values. `describeFailure`
  * (failure-messages.ts) turns each into the one line a person reads in the job log.
- * None of them ever holds a token.
+ * None of them ever holds a token, and any text in them that the IdP wrote has been
+ * through `toSafeLine`.
  */
 /** `core.getIDToken` failed: no `id-token: write`, a fork pull request, or the runner's service failed. */
 class IdTokenUnavailableError extends Error {
@@ -28655,10 +28721,21 @@ class UnexpectedResponseError extends Error {
         this.name = 'UnexpectedResponseError';
     }
 }
-/** One line of at most `maxChars`, for echoing text we did not write (server or library messages). */
-function toOneLine(text, maxChars = 300) {
-    const line = text.replace(/\s+/g, ' ').trim();
-    return line.length > maxChars ? `${line.slice(0, maxChars)}…` : line;
+/**
+ * Text we did not write (an IdP's error description, a library's message) as one line of
+ * at most `maxChars` that cannot start a workflow command: line breaks of every kind
+ * become spaces, other control and format characters (ANSI escapes, NUL, bidi overrides)
+ * are dropped, and so are leading colons, since the runner obeys a line starting `::`.
+ */
+function toSafeLine(text, maxChars = 300) {
+    const line = text
+        .replace(/[\s\x85]+/g, ' ')
+        .replace(/[\p{Cc}\p{Cf}]/gu, '')
+        .replace(/ {2,}/g, ' ')
+        .replace(/^[ :]+/, '')
+        .trimEnd();
+    const chars = Array.from(line);
+    return chars.length > maxChars ? `${chars.slice(0, maxChars).join('').trimEnd()}…` : line;
 }
 
 
@@ -28694,7 +28771,7 @@ function describeFailure(error, context) {
     if (error instanceof _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UnexpectedResponseError */ .dk) {
         return `${error.message}. Check that \`api-url\` (${context.apiUrl ?? 'unset'}) points at a SentryAgent IdP.`;
     }
-    return `Unexpected failure: ${error instanceof Error ? error.message : String(error)}`;
+    return `Unexpected failure: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .toSafeLine */ .Dg)(error instanceof Error ? error.message : String(error))}`;
 }
 function describeRefusal(error, context) {
     const { status, errorCode, description } = error;
@@ -28761,6 +28838,30 @@ function describeUnreachable(error) {
 function forAgent(context) {
     return context.agentId ? ` for agent ${context.agentId}` : '';
 }
+
+
+/***/ }),
+
+/***/ 2607:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Lj: () => (/* binding */ SCOPE_TOKEN),
+/* harmony export */   jv: () => (/* binding */ ISO_8601_DATE_TIME),
+/* harmony export */   kk: () => (/* binding */ UUID),
+/* harmony export */   vJ: () => (/* binding */ COMPACT_JWS),
+/* harmony export */   wj: () => (/* binding */ SCOPE_LIST)
+/* harmony export */ });
+/** The formats action inputs and IdP replies share. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+/** RFC 6749 §3.3: scope = scope-token *( SP scope-token ); empty when no scope is held. */
+const SCOPE_LIST = /^(?:[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*)?$/;
+/** RFC 3339's profile of ISO 8601 date-times, as `Date.prototype.toISOString` writes them and more. */
+const ISO_8601_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+/** RFC 7515 §7.1: BASE64URL(header) '.' BASE64URL(payload) '.' BASE64URL(signature). */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 
 /***/ }),
@@ -28863,9 +28964,10 @@ async function postWithRetries(client, path, prepare) {
                 return { url, status: reply.status, body: reply.body };
             const { errorCode, description } = readErrorBody(reply.body);
             if (!(0,retry/* isRetryableStatus */.PS)(reply.status)) {
-                throw new errors/* IdpRefusalError */.Cp(url, reply.status, errorCode, description, readHeader(reply, 'location'));
+                const location = readHeader(reply, 'location');
+                throw new errors/* IdpRefusalError */.Cp(url, reply.status, errorCode, description, location && (0,errors/* toSafeLine */.Dg)(location));
             }
-            failure = `HTTP ${reply.status}${errorCode ? ` ${errorCode}` : ''}${description ? `: ${(0,errors/* toOneLine */.GX)(description, 120)}` : ''}`;
+            failure = `HTTP ${reply.status}${errorCode ? ` ${errorCode}` : ''}${description ? `: ${(0,errors/* toSafeLine */.Dg)(description, 120)}` : ''}`;
             retryAfterMs = (0,retry/* parseRetryAfterMs */.oR)(readHeader(reply, 'retry-after'), client.now());
         }
         catch (error) {
@@ -28895,7 +28997,7 @@ async function postWithIdToken(client, path, getIdToken, buildBody) {
         catch (error) {
             const message = error instanceof Error ? error.message : String(error);
             // @actions/core prefixes every getIDToken failure with this; the reason follows it.
-            throw new errors/* IdTokenUnavailableError */.$J((0,errors/* toOneLine */.GX)(message.replace(/^Error message:\s*/, '')));
+            throw new errors/* IdTokenUnavailableError */.$J((0,errors/* toSafeLine */.Dg)(message.replace(/^Error message:\s*/, '')));
         }
         return { contentType: 'application/json', body: JSON.stringify(buildBody(idToken)) };
     });
@@ -28913,15 +29015,15 @@ function readJsonObject(answer) {
     }
     throw new errors/* UnexpectedResponseError */.dk(answer.url, answer.status, 'a body that is not a JSON object');
 }
-/** Reads both error shapes of the contract: RFC 6749 `{error, error_description}` and `{code, message}`. */
+/** Both error shapes of the contract, RFC 6749 `{error, error_description}` and `{code, message}`, as safe lines. */
 function readErrorBody(body) {
     try {
         const parsed = JSON.parse(body);
         const errorCode = parsed.error ?? parsed.code;
         const description = parsed.error_description ?? parsed.message;
         return {
-            errorCode: typeof errorCode === 'string' ? (0,errors/* toOneLine */.GX)(errorCode, 60) : undefined,
-            description: typeof description === 'string' ? (0,errors/* toOneLine */.GX)(description) : undefined,
+            errorCode: (typeof errorCode === 'string' && (0,errors/* toSafeLine */.Dg)(errorCode, 60)) || undefined,
+            description: (typeof description === 'string' && (0,errors/* toSafeLine */.Dg)(description)) || undefined,
         };
     }
     catch {
@@ -28950,7 +29052,7 @@ function describeNetworkError(error, timeoutMs) {
     const message = error instanceof Error ? error.message : String(error);
     if (/^Request timeout/.test(message))
         return `no answer within ${(timeoutMs / 1000).toFixed(1)} s`;
-    return (0,errors/* toOneLine */.GX)(message, 120) || 'network error';
+    return (0,errors/* toSafeLine */.Dg)(message, 120) || 'network error';
 }
 
 
@@ -28968,11 +29070,13 @@ function describeNetworkError(error, timeoutMs) {
 /* harmony export */   pO: () => (/* binding */ checkBoolean)
 /* harmony export */ });
 /* unused harmony export checkRequired */
+/* harmony import */ var _formats_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2607);
 /**
  * Pure checks for action inputs. Each action's `readInputs()` reads the raw strings with
  * `@actions/core` and hands them here, collecting every problem into one `InputError`
  * so a user fixes all of them in one edit, before any request is made.
  */
+
 class InputError extends Error {
     problems;
     constructor(problems) {
@@ -28993,9 +29097,6 @@ class InputProblems {
             throw new InputError(this.problems);
     }
 }
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 const SHOWN_VALUE_MAX_CHARS = 80;
 function show(value) {
     const shown = value.length > SHOWN_VALUE_MAX_CHARS ? `${value.slice(0, SHOWN_VALUE_MAX_CHARS)}…` : value;
@@ -29049,7 +29150,7 @@ function checkUuid(name, value, problems) {
         problems.add(`\`${name}\` is required (the agent's UUID)`);
         return undefined;
     }
-    if (!UUID.test(value)) {
+    if (!_formats_js__WEBPACK_IMPORTED_MODULE_0__/* .UUID */ .kk.test(value)) {
         problems.add(`\`${name}\` must be the agent's UUID, got ${show(value)}`);
         return undefined;
     }
@@ -29078,7 +29179,7 @@ function checkScopes(name, value, problems) {
     const scopes = value.split(/[\s,]+/).filter((scope) => scope !== '');
     if (scopes.length === 0)
         return undefined;
-    const invalid = scopes.filter((scope) => !SCOPE_TOKEN.test(scope));
+    const invalid = scopes.filter((scope) => !_formats_js__WEBPACK_IMPORTED_MODULE_0__/* .SCOPE_TOKEN */ .Lj.test(scope));
     if (invalid.length > 0) {
         problems.add(`\`${name}\` has invalid scope names: ${invalid.map(show).join(', ')}`);
         return undefined;

@@ -28374,7 +28374,7 @@ module.exports = {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _run_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(662);
+/* harmony import */ var _run_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8265);
 
 await (0,_run_js__WEBPACK_IMPORTED_MODULE_0__/* .run */ .e)();
 
@@ -28383,7 +28383,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 662:
+/***/ 8265:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31343,7 +31343,8 @@ function getIDToken(aud) {
 /**
  * What can go wrong when an action talks to the IdP, as values. `describeFailure`
  * (failure-messages.ts) turns each into the one line a person reads in the job log.
- * None of them ever holds a token.
+ * None of them ever holds a token, and any text in them that the IdP wrote has been
+ * through `toSafeLine`.
  */
 /** `core.getIDToken` failed: no `id-token: write`, a fork pull request, or the runner's service failed. */
 class IdTokenUnavailableError extends Error {
@@ -31403,11 +31404,34 @@ class UnexpectedResponseError extends Error {
         this.name = 'UnexpectedResponseError';
     }
 }
-/** One line of at most `maxChars`, for echoing text we did not write (server or library messages). */
-function toOneLine(text, maxChars = 300) {
-    const line = text.replace(/\s+/g, ' ').trim();
-    return line.length > maxChars ? `${line.slice(0, maxChars)}…` : line;
+/**
+ * Text we did not write (an IdP's error description, a library's message) as one line of
+ * at most `maxChars` that cannot start a workflow command: line breaks of every kind
+ * become spaces, other control and format characters (ANSI escapes, NUL, bidi overrides)
+ * are dropped, and so are leading colons, since the runner obeys a line starting `::`.
+ */
+function toSafeLine(text, maxChars = 300) {
+    const line = text
+        .replace(/[\s\x85]+/g, ' ')
+        .replace(/[\p{Cc}\p{Cf}]/gu, '')
+        .replace(/ {2,}/g, ' ')
+        .replace(/^[ :]+/, '')
+        .trimEnd();
+    const chars = Array.from(line);
+    return chars.length > maxChars ? `${chars.slice(0, maxChars).join('').trimEnd()}…` : line;
 }
+
+;// CONCATENATED MODULE: ./actions/lib/formats.ts
+/** The formats action inputs and IdP replies share. */
+const formats_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+/** RFC 6749 §3.3: scope = scope-token *( SP scope-token ); empty when no scope is held. */
+const SCOPE_LIST = /^(?:[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*)?$/;
+/** RFC 3339's profile of ISO 8601 date-times, as `Date.prototype.toISOString` writes them and more. */
+const ISO_8601_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+/** RFC 7515 §7.1: BASE64URL(header) '.' BASE64URL(payload) '.' BASE64URL(signature). */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 ;// CONCATENATED MODULE: ./actions/lib/inputs.ts
 /**
@@ -31415,6 +31439,7 @@ function toOneLine(text, maxChars = 300) {
  * `@actions/core` and hands them here, collecting every problem into one `InputError`
  * so a user fixes all of them in one edit, before any request is made.
  */
+
 class InputError extends Error {
     problems;
     constructor(problems) {
@@ -31435,9 +31460,6 @@ class InputProblems {
             throw new InputError(this.problems);
     }
 }
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 const SHOWN_VALUE_MAX_CHARS = 80;
 function show(value) {
     const shown = value.length > SHOWN_VALUE_MAX_CHARS ? `${value.slice(0, SHOWN_VALUE_MAX_CHARS)}…` : value;
@@ -31550,7 +31572,7 @@ function describeFailure(error, context) {
     if (error instanceof UnexpectedResponseError) {
         return `${error.message}. Check that \`api-url\` (${context.apiUrl ?? 'unset'}) points at a SentryAgent IdP.`;
     }
-    return `Unexpected failure: ${error instanceof Error ? error.message : String(error)}`;
+    return `Unexpected failure: ${toSafeLine(error instanceof Error ? error.message : String(error))}`;
 }
 function describeRefusal(error, context) {
     const { status, errorCode, description } = error;
@@ -31766,9 +31788,10 @@ async function postWithRetries(client, path, prepare) {
                 return { url, status: reply.status, body: reply.body };
             const { errorCode, description } = readErrorBody(reply.body);
             if (!isRetryableStatus(reply.status)) {
-                throw new IdpRefusalError(url, reply.status, errorCode, description, readHeader(reply, 'location'));
+                const location = readHeader(reply, 'location');
+                throw new IdpRefusalError(url, reply.status, errorCode, description, location && toSafeLine(location));
             }
-            failure = `HTTP ${reply.status}${errorCode ? ` ${errorCode}` : ''}${description ? `: ${toOneLine(description, 120)}` : ''}`;
+            failure = `HTTP ${reply.status}${errorCode ? ` ${errorCode}` : ''}${description ? `: ${toSafeLine(description, 120)}` : ''}`;
             retryAfterMs = parseRetryAfterMs(readHeader(reply, 'retry-after'), client.now());
         }
         catch (error) {
@@ -31798,7 +31821,7 @@ async function postWithIdToken(client, path, getIdToken, buildBody) {
         catch (error) {
             const message = error instanceof Error ? error.message : String(error);
             // @actions/core prefixes every getIDToken failure with this; the reason follows it.
-            throw new IdTokenUnavailableError(toOneLine(message.replace(/^Error message:\s*/, '')));
+            throw new IdTokenUnavailableError(toSafeLine(message.replace(/^Error message:\s*/, '')));
         }
         return { contentType: 'application/json', body: JSON.stringify(buildBody(idToken)) };
     });
@@ -31816,15 +31839,15 @@ function readJsonObject(answer) {
     }
     throw new UnexpectedResponseError(answer.url, answer.status, 'a body that is not a JSON object');
 }
-/** Reads both error shapes of the contract: RFC 6749 `{error, error_description}` and `{code, message}`. */
+/** Both error shapes of the contract, RFC 6749 `{error, error_description}` and `{code, message}`, as safe lines. */
 function readErrorBody(body) {
     try {
         const parsed = JSON.parse(body);
         const errorCode = parsed.error ?? parsed.code;
         const description = parsed.error_description ?? parsed.message;
         return {
-            errorCode: typeof errorCode === 'string' ? toOneLine(errorCode, 60) : undefined,
-            description: typeof description === 'string' ? toOneLine(description) : undefined,
+            errorCode: (typeof errorCode === 'string' && toSafeLine(errorCode, 60)) || undefined,
+            description: (typeof description === 'string' && toSafeLine(description)) || undefined,
         };
     }
     catch {
@@ -31853,7 +31876,7 @@ function describeNetworkError(error, timeoutMs) {
     const message = error instanceof Error ? error.message : String(error);
     if (/^Request timeout/.test(message))
         return `no answer within ${(timeoutMs / 1000).toFixed(1)} s`;
-    return toOneLine(message, 120) || 'network error';
+    return toSafeLine(message, 120) || 'network error';
 }
 
 ;// CONCATENATED MODULE: ./actions/register-agent/src/inputs.ts
@@ -31879,6 +31902,70 @@ function readInputs() {
     });
 }
 
+;// CONCATENATED MODULE: ./actions/lib/reply-fields.ts
+/**
+ * The IdP's 2xx replies, read field by field against the shapes the contract gives them.
+ * What an action takes from a reply reaches outputs and log lines, and the runner obeys
+ * any log line that starts with `::` as a workflow command: an `agentId` holding
+ * "abc\n::error::…" once printed that command itself. Every shape here leaves no room for
+ * a line break, so a field is used only once it fits; one that does not fails the step
+ * as a server defect, named by its field and never shown (its content may be the attack).
+ */
+
+
+
+const matching = (pattern, maxChars) => (value) => typeof value === 'string' && value.length <= maxChars && pattern.test(value) ? value : undefined;
+const AGENT_ID = { expected: 'a UUID', read: matching(formats_UUID, 36) };
+const SCOPE = {
+    expected: 'space-separated RFC 6749 scope tokens',
+    read: matching(SCOPE_LIST, 4096),
+};
+/** Read as the IdP writes it (`toISOString`), whatever offset or precision it came with. */
+const DATE_TIME = {
+    expected: 'an ISO 8601 date-time',
+    read: (value) => {
+        if (typeof value !== 'string' || !ISO_8601_DATE_TIME.test(value))
+            return undefined;
+        const ms = Date.parse(value);
+        return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+    },
+};
+// The IdP's own ID-token limit; its access tokens are a few kilobytes at most.
+const ACCESS_TOKEN = { expected: 'a compact JWS', read: matching(COMPACT_JWS, 16_384) };
+/** RFC 6749 §5.1: the value is case insensitive. */
+const BEARER = {
+    expected: 'Bearer',
+    read: (value) => (typeof value === 'string' && value.toLowerCase() === 'bearer' ? 'Bearer' : undefined),
+};
+// Bounded so that now + lifetime stays a date (about 68 years).
+const LIFETIME_SECONDS = {
+    expected: 'a positive whole number of seconds',
+    read: (value) => (typeof value === 'number' && Number.isInteger(value) && value > 0 && value < 2 ** 31 ? value : undefined),
+};
+const BOOLEAN = {
+    expected: 'a boolean',
+    read: (value) => (typeof value === 'boolean' ? value : undefined),
+};
+/** The 2xx body as a JSON object whose fields are handed out only in their shapes. */
+function readReplyFields(answer) {
+    const body = readJsonObject(answer);
+    const readPresent = (field, shape) => {
+        const value = shape.read(body[field]);
+        if (value === undefined) {
+            throw new UnexpectedResponseError(answer.url, answer.status, `${field} is not ${shape.expected}`);
+        }
+        return value;
+    };
+    return {
+        required: (field, shape) => {
+            if (!Object.hasOwn(body, field))
+                throw new UnexpectedResponseError(answer.url, answer.status, `no ${field} in the body`);
+            return readPresent(field, shape);
+        },
+        optional: (field, shape) => (Object.hasOwn(body, field) ? readPresent(field, shape) : undefined),
+    };
+}
+
 ;// CONCATENATED MODULE: ./actions/register-agent/src/register.ts
 
 
@@ -31891,13 +31978,12 @@ async function registerAgent(client, request, getIdToken) {
         ...(request.description !== undefined && { description: request.description }),
         ...(request.scopes !== undefined && { scopes: request.scopes }),
     }));
-    const body = readJsonObject(answer);
-    if (typeof body.agentId !== 'string' || body.agentId === '') {
-        throw new UnexpectedResponseError(answer.url, answer.status, 'no agentId in the body');
-    }
+    // Only the fields used are checked; the rest of the agent is neither used nor printed.
+    const reply = readReplyFields(answer);
+    const agentId = reply.required('agentId', AGENT_ID);
     // `created` is the contract's field; the status (201 vs 200) says the same if it is missing.
-    const created = typeof body.created === 'boolean' ? body.created : answer.status === 201;
-    return { agentId: body.agentId, created };
+    const created = reply.optional('created', BOOLEAN) ?? answer.status === 201;
+    return { agentId, created };
 }
 
 ;// CONCATENATED MODULE: ./actions/register-agent/src/run.ts
