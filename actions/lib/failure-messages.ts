@@ -3,7 +3,13 @@
  * troubleshooting section covers is taken from it, so the log and the README agree.
  * Messages name inputs, URLs, the repository and the agent, and never a token.
  */
-import { IdTokenUnavailableError, IdpRefusalError, IdpUnreachableError, UnexpectedResponseError, toSafeLine } from './errors.js';
+import {
+  IdTokenUnavailableError,
+  IdpRefusalError,
+  IdpUnreachableError,
+  UnexpectedResponseError,
+  toSafeLine,
+} from './errors.js';
 import { InputError } from './inputs.js';
 
 export interface FailureContext {
