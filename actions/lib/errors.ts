@@ -1,7 +1,8 @@
 /**
  * What can go wrong when an action talks to the IdP, as values. `describeFailure`
  * (failure-messages.ts) turns each into the one line a person reads in the job log.
- * None of them ever holds a token.
+ * None of them ever holds a token, and any text in them that the IdP wrote has been
+ * through `toSafeLine`.
  */
 
 /** `core.getIDToken` failed: no `id-token: write`, a fork pull request, or the runner's service failed. */
@@ -53,8 +54,19 @@ export class UnexpectedResponseError extends Error {
   }
 }
 
-/** One line of at most `maxChars`, for echoing text we did not write (server or library messages). */
-export function toOneLine(text: string, maxChars = 300): string {
-  const line = text.replace(/\s+/g, ' ').trim();
-  return line.length > maxChars ? `${line.slice(0, maxChars)}…` : line;
+/**
+ * Text we did not write (an IdP's error description, a library's message) as one line of
+ * at most `maxChars` that cannot start a workflow command: line breaks of every kind
+ * become spaces, other control and format characters (ANSI escapes, NUL, bidi overrides)
+ * are dropped, and so are leading colons, since the runner obeys a line starting `::`.
+ */
+export function toSafeLine(text: string, maxChars = 300): string {
+  const line = text
+    .replace(/[\s\x85]+/g, ' ')
+    .replace(/[\p{Cc}\p{Cf}]/gu, '')
+    .replace(/ {2,}/g, ' ')
+    .replace(/^[ :]+/, '')
+    .trimEnd();
+  const chars = Array.from(line);
+  return chars.length > maxChars ? `${chars.slice(0, maxChars).join('').trimEnd()}…` : line;
 }

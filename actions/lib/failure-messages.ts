@@ -3,7 +3,13 @@
  * troubleshooting section covers is taken from it, so the log and the README agree.
  * Messages name inputs, URLs, the repository and the agent, and never a token.
  */
-import { IdTokenUnavailableError, IdpRefusalError, IdpUnreachableError, UnexpectedResponseError } from './errors.js';
+import {
+  IdTokenUnavailableError,
+  IdpRefusalError,
+  IdpUnreachableError,
+  UnexpectedResponseError,
+  toSafeLine,
+} from './errors.js';
 import { InputError } from './inputs.js';
 
 export interface FailureContext {
@@ -29,7 +35,7 @@ export function describeFailure(error: unknown, context: FailureContext): string
   if (error instanceof UnexpectedResponseError) {
     return `${error.message}. Check that \`api-url\` (${context.apiUrl ?? 'unset'}) points at a SentryAgent IdP.`;
   }
-  return `Unexpected failure: ${error instanceof Error ? error.message : String(error)}`;
+  return `Unexpected failure: ${toSafeLine(error instanceof Error ? error.message : String(error))}`;
 }
 
 function describeRefusal(error: IdpRefusalError, context: FailureContext): string {

@@ -9,7 +9,7 @@ import {
   IdpRefusalError,
   IdpUnreachableError,
   UnexpectedResponseError,
-  toOneLine,
+  toSafeLine,
 } from './errors.js';
 import { computeRetryDelayMs, isRetryableStatus, parseRetryAfterMs, type RetryPolicy } from './retry.js';
 import { sendWithHttpClient, type IncomingReply, type Transport } from './transport.js';
@@ -75,9 +75,10 @@ export async function postWithRetries(
       if (reply.status >= 200 && reply.status < 300) return { url, status: reply.status, body: reply.body };
       const { errorCode, description } = readErrorBody(reply.body);
       if (!isRetryableStatus(reply.status)) {
-        throw new IdpRefusalError(url, reply.status, errorCode, description, readHeader(reply, 'location'));
+        const location = readHeader(reply, 'location');
+        throw new IdpRefusalError(url, reply.status, errorCode, description, location && toSafeLine(location));
       }
-      failure = `HTTP ${reply.status}${errorCode ? ` ${errorCode}` : ''}${description ? `: ${toOneLine(description, 120)}` : ''}`;
+      failure = `HTTP ${reply.status}${errorCode ? ` ${errorCode}` : ''}${description ? `: ${toSafeLine(description, 120)}` : ''}`;
       retryAfterMs = parseRetryAfterMs(readHeader(reply, 'retry-after'), client.now());
     } catch (error) {
       if (error instanceof IdpRefusalError) throw error;
@@ -110,7 +111,7 @@ export async function postWithIdToken(
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       // @actions/core prefixes every getIDToken failure with this; the reason follows it.
-      throw new IdTokenUnavailableError(toOneLine(message.replace(/^Error message:\s*/, '')));
+      throw new IdTokenUnavailableError(toSafeLine(message.replace(/^Error message:\s*/, '')));
     }
     return { contentType: 'application/json', body: JSON.stringify(buildBody(idToken)) };
   });
@@ -129,15 +130,15 @@ export function readJsonObject(answer: IdpAnswer): Record<string, unknown> {
   throw new UnexpectedResponseError(answer.url, answer.status, 'a body that is not a JSON object');
 }
 
-/** Reads both error shapes of the contract: RFC 6749 `{error, error_description}` and `{code, message}`. */
+/** Both error shapes of the contract, RFC 6749 `{error, error_description}` and `{code, message}`, as safe lines. */
 function readErrorBody(body: string): { errorCode?: string; description?: string } {
   try {
     const parsed = JSON.parse(body) as Record<string, unknown>;
     const errorCode = parsed.error ?? parsed.code;
     const description = parsed.error_description ?? parsed.message;
     return {
-      errorCode: typeof errorCode === 'string' ? toOneLine(errorCode, 60) : undefined,
-      description: typeof description === 'string' ? toOneLine(description) : undefined,
+      errorCode: (typeof errorCode === 'string' && toSafeLine(errorCode, 60)) || undefined,
+      description: (typeof description === 'string' && toSafeLine(description)) || undefined,
     };
   } catch {
     return {};
@@ -166,5 +167,5 @@ function describeNetworkError(error: unknown, timeoutMs: number): string {
   if (typeof code === 'string') return `${NETWORK_ERRORS[code] ?? 'network error'} (${code})`;
   const message = error instanceof Error ? error.message : String(error);
   if (/^Request timeout/.test(message)) return `no answer within ${(timeoutMs / 1000).toFixed(1)} s`;
-  return toOneLine(message, 120) || 'network error';
+  return toSafeLine(message, 120) || 'network error';
 }

@@ -3,6 +3,7 @@
  * `@actions/core` and hands them here, collecting every problem into one `InputError`
  * so a user fixes all of them in one edit, before any request is made.
  */
+import { SCOPE_TOKEN, UUID } from './formats.js';
 
 export class InputError extends Error {
   constructor(readonly problems: string[]) {
@@ -25,9 +26,6 @@ export class InputProblems {
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 const SHOWN_VALUE_MAX_CHARS = 80;
 
 function show(value: string): string {
@@ -52,6 +50,13 @@ export function checkApiUrl(name: string, value: string, problems: InputProblems
     problems.add(`\`${name}\` must be an http(s) URL, got ${show(value)}`);
     return undefined;
   }
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    problems.add(
+      `\`${name}\` must use https: plain http, which sends the GitHub ID token in clear, is accepted only for ` +
+        `loopback (localhost, 127.0.0.0/8, [::1]), got ${show(value)}`,
+    );
+    return undefined;
+  }
   if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
     problems.add(`\`${name}\` must be a plain base URL with no query, fragment or credentials, got ${show(value)}`);
     return undefined;
@@ -62,6 +67,16 @@ export function checkApiUrl(name: string, value: string, problems: InputProblems
     return undefined;
   }
   return base;
+}
+
+/**
+ * Loopback by name or address alone, never by a DNS answer (which whoever runs the
+ * resolver chooses). `hostname` is as the WHATWG URL parser leaves it: lower-cased, IPv4
+ * in dotted-quad form whatever way it was written (127.1, 0x7f000001), IPv6 bracketed
+ * and compressed ([0:0:0:0:0:0:0:1] is [::1]).
+ */
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === 'localhost.' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
 
 export function checkUuid(name: string, value: string, problems: InputProblems): string | undefined {

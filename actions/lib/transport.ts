@@ -1,4 +1,5 @@
-import { HttpClient } from '@actions/http-client';
+import { HttpClient, getProxyUrl } from '@actions/http-client';
+import type { RequestHandler } from '@actions/http-client/lib/interfaces';
 
 export interface OutgoingRequest {
   readonly url: string;
@@ -22,7 +23,7 @@ export type Transport = (request: OutgoingRequest) => Promise<IncomingReply>;
  * so are redirects: a redirected POST would carry the ID token to wherever it points.
  */
 export const sendWithHttpClient: Transport = async (request) => {
-  const client = new HttpClient('sentryagent-actions', [], {
+  const client = new HttpClient('sentryagent-actions', [unbracketIpv6Host(request.url)], {
     allowRetries: false,
     allowRedirects: false,
     socketTimeout: request.timeoutMs,
@@ -35,3 +36,20 @@ export const sendWithHttpClient: Transport = async (request) => {
     client.dispose();
   }
 };
+
+/**
+ * @actions/http-client gives Node the URL's hostname as `host`, brackets and all, and Node
+ * looks "[::1]" up as a name (ENOTFOUND). A direct connection needs the bare address; a
+ * proxied one keeps the brackets, which its CONNECT line needs.
+ */
+function unbracketIpv6Host(url: string): RequestHandler {
+  return {
+    prepareRequest: (options) => {
+      if (typeof options.host === 'string' && /^\[[0-9a-f:.]+\]$/i.test(options.host) && getProxyUrl(url) === '') {
+        options.host = options.host.slice(1, -1);
+      }
+    },
+    canHandleAuthentication: () => false,
+    handleAuthentication: () => Promise.reject(new Error('sentryagent-actions answers no authentication challenge')),
+  };
+}

@@ -24,6 +24,8 @@ export interface FakeCore {
   callsOf(fn: string): unknown[][];
   /** Every string printed to the log (info, warning, error, debug, setFailed). */
   logged(): string[];
+  /** Lines of those strings that the runner would obey as workflow commands (`::name::…`). */
+  workflowCommandLines(): string[];
   reset(): void;
 }
 
@@ -40,6 +42,12 @@ export function createFakeCore(): FakeCore {
       fake.calls
         .filter((call) => ['info', 'warning', 'error', 'debug', 'setFailed', 'notice'].includes(call.fn))
         .map((call) => String(call.args[0])),
+    // The runner splits output at any line break and trims a line's start before looking for `::`.
+    workflowCommandLines: () =>
+      fake
+        .logged()
+        .flatMap((text) => text.split(/\r\n|[\n\r\v\f\x85\u2028\u2029]/))
+        .filter((line) => line.trimStart().startsWith('::')),
     reset: () => {
       fake.inputs = {};
       fake.state = {};

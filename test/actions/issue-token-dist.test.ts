@@ -146,6 +146,30 @@ describe('issue-token, bundled, main step', () => {
     ]);
   });
 
+  it('fails on a reply whose scope would write a workflow command, printing none of it', async () => {
+    idp.script(TOKEN_PATH, [{ ...issued, body: { ...issued.body, scope: 'agents:read\n::error::pwned' } }]);
+    const main = await issueToken().main();
+    expect(main.exitCode).toBe(1);
+    expect(main.commands.errors).toEqual([
+      `Unexpected response from ${idp.url}${TOKEN_PATH}: HTTP 200, scope is not space-separated RFC 6749 scope tokens. ` +
+        `Check that \`api-url\` (${idp.url}) points at a SentryAgent IdP.`,
+    ]);
+    expect(main.outputs).toEqual({});
+    expect(main.state).toEqual({ isPost: 'true' });
+    expect(main.stdout + main.stderr).not.toContain('pwned');
+  });
+
+  it('refuses a plain-http api-url to a host that is not loopback, before any request', async () => {
+    const before = idTokens.issued.length;
+    const main = await issueToken({ 'api-url': 'http://idp.example.com' }).main();
+    expect(main.exitCode).toBe(1);
+    expect(main.commands.errors).toEqual([
+      'Invalid action inputs: `api-url` must use https: plain http, which sends the GitHub ID token in clear, is ' +
+        'accepted only for loopback (localhost, 127.0.0.0/8, [::1]), got "http://idp.example.com".',
+    ]);
+    expect(idTokens.issued.length).toBe(before);
+  });
+
   it('fails without `id-token: write` (no ID-token request URL), before calling the IdP', async () => {
     const main = await issueToken({}, { ACTIONS_ID_TOKEN_REQUEST_URL: undefined, ACTIONS_ID_TOKEN_REQUEST_TOKEN: undefined }).main();
     expect(main.exitCode).toBe(1);

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { createFakeCore } from './fake-core.js';
-import { refusingUrl, startStubIdp, type StubIdp } from './stub-servers.js';
+import { refusingUrl, startStubIdp, type LoopbackHost, type StubIdp } from './stub-servers.js';
 
 const core = createFakeCore();
 jest.unstable_mockModule('@actions/core', () => core.module);
@@ -36,7 +36,8 @@ beforeEach(() => {
   core.inputs = { 'api-url': idp.url, 'agent-id': AGENT, revoke: 'true' };
 });
 afterEach(() => {
-  // whatever happened, no log line may carry a token
+  // whatever happened, no log line may start a workflow command or carry a token
+  expect(core.workflowCommandLines()).toEqual([]);
   for (const line of core.logged()) {
     expect(line).not.toContain(ACCESS_TOKEN);
     for (const idToken of core.idTokens) expect(line).not.toContain(idToken);
@@ -55,6 +56,33 @@ describe('issue-token main step', () => {
     ]);
     expect(core.callsOf('getIDToken')).toEqual([]);
     expect(idp.requests).toEqual([]);
+  });
+
+  it('refuses a plain-http api-url to a host that is not loopback, before asking for an ID token', async () => {
+    core.inputs['api-url'] = 'http://example.com';
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([
+      [
+        'Invalid action inputs: `api-url` must use https: plain http, which sends the GitHub ID token in clear, is ' +
+          'accepted only for loopback (localhost, 127.0.0.0/8, [::1]), got "http://example.com".',
+      ],
+    ]);
+    // The ID token is fetched for each attempt just before it is sent: none fetched, none sent.
+    expect(core.callsOf('getIDToken')).toEqual([]);
+    expect(core.callsOf('setOutput')).toEqual([]);
+  });
+
+  it.each<LoopbackHost>(['127.0.0.1', 'localhost', '::1'])('accepts a plain-http api-url on loopback host %s', async (host) => {
+    const loopbackIdp = await startStubIdp({ '/api/v1/oidc/token': [issued] }, host);
+    try {
+      core.inputs['api-url'] = loopbackIdp.url;
+      await run();
+      expect(core.callsOf('setFailed')).toEqual([]);
+      expect(loopbackIdp.requestsTo('/api/v1/oidc/token')).toHaveLength(1);
+      expect(core.callsOf('setOutput')[0]).toEqual(['access-token', ACCESS_TOKEN]);
+    } finally {
+      await loopbackIdp.close();
+    }
   });
 
   it('trades an ID token for an access token, masking it before it is output or logged', async () => {
@@ -100,10 +128,19 @@ describe('issue-token main step', () => {
     expect(core.audiences).toEqual(['sentryagent']);
   });
 
-  it('reads expires_at given as Unix seconds, and falls back to expires_in', async () => {
-    idp.script('/api/v1/oidc/token', [{ status: 200, body: { access_token: ACCESS_TOKEN, expires_at: 4070908800 } }]);
+  it('outputs expires_at in the form toISOString writes, whatever offset it came with', async () => {
+    idp.script('/api/v1/oidc/token', [{ status: 200, body: { ...issued.body, expires_at: '2099-01-01T01:00:00+01:00' } }]);
     await run();
     expect(core.callsOf('setOutput')[1]).toEqual(['expires-at', '2099-01-01T00:00:00.000Z']);
+  });
+
+  it('counts the expiry from expires_in when the reply has no expires_at', async () => {
+    idp.script('/api/v1/oidc/token', [{ status: 200, body: { access_token: ACCESS_TOKEN, token_type: 'bearer', expires_in: 600 } }]);
+    const beforeMs = Date.now();
+    await run();
+    const expiresAtMs = Date.parse(String(core.callsOf('setOutput')[1]?.[1]));
+    expect(expiresAtMs).toBeGreaterThanOrEqual(beforeMs + 600_000);
+    expect(expiresAtMs).toBeLessThanOrEqual(Date.now() + 600_000);
   });
 
   it('uses a new ID token for each attempt after a 503', async () => {
@@ -154,6 +191,67 @@ describe('issue-token main step', () => {
       ),
     );
     expect(core.idTokens.length).toBeGreaterThan(1);
+  });
+});
+
+describe('issue-token main step, given a reply that would write workflow commands', () => {
+  const INJECTED = '\n::error::pwned';
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ['an access_token with a line break', { access_token: `${ACCESS_TOKEN}${INJECTED}` }, 'access_token is not a compact JWS'],
+    ['a token_type with a line break', { token_type: `Bearer${INJECTED}` }, 'token_type is not Bearer'],
+    ['a scope with a line break', { scope: 'agents:read\n::add-mask::pwned' }, 'scope is not space-separated RFC 6749 scope tokens'],
+    ['an expires_at with a line break', { expires_at: `${EXPIRES_AT}${INJECTED}` }, 'expires_at is not an ISO 8601 date-time'],
+    ['an expires_at in Unix seconds', { expires_at: 4070908800 }, 'expires_at is not an ISO 8601 date-time'],
+    ['an expires_in that is not a whole number', { expires_in: '3600\n::error::pwned' }, 'expires_in is not a positive whole number of seconds'],
+    ['a missing token_type', { token_type: undefined }, 'no token_type in the body'],
+  ])('fails on %s, printing nothing of the reply and without retrying', async (_, fields, reason) => {
+    idp.script('/api/v1/oidc/token', [{ status: 200, body: { ...issued.body, ...fields } }, issued]);
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([
+      [
+        `Unexpected response from ${idp.url}/api/v1/oidc/token: HTTP 200, ${reason}. ` +
+          `Check that \`api-url\` (${idp.url}) points at a SentryAgent IdP.`,
+      ],
+    ]);
+    expect(core.callsOf('setOutput')).toEqual([]);
+    expect(core.callsOf('saveState')).toEqual([]);
+    expect(core.logged().filter((line) => line.includes('pwned'))).toEqual([]);
+    expect(idp.requestsTo('/api/v1/oidc/token')).toHaveLength(1);
+  });
+
+  it.each<[string, number, Record<string, unknown>, (tokenUrl: string) => string]>([
+    [
+      'an error_description with line breaks and ANSI escapes',
+      401,
+      { error: 'invalid_client', error_description: 'Bad client\r\n::error::pwned \u001b[31mred\u001b[0m' },
+      (tokenUrl) => `HTTP 401 — invalid_client: Bad client ::error::pwned [31mred[0m (POST ${tokenUrl}).`,
+    ],
+    [
+      'an error_description that starts a workflow command',
+      403,
+      { error: 'access_denied', error_description: '::add-mask::pwned' },
+      () =>
+        `HTTP 403 — add-mask::pwned: the IdP refused this workflow for agent ${AGENT}. Check the trust policy's ` +
+        'constraints (environment, workflowRef, jobWorkflowRef, allowedEvents) against this run.',
+    ],
+    [
+      'an error code with a line break',
+      400,
+      { error: 'invalid_scope\n::error::pwned', error_description: 'Nope\u0007' },
+      (tokenUrl) => `HTTP 400 — invalid_scope ::error::pwned: Nope (POST ${tokenUrl}).`,
+    ],
+  ])('fails on %s with that text reduced to one safe line', async (_, status, body, message) => {
+    idp.script('/api/v1/oidc/token', [{ status, body }]);
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([[message(`${idp.url}/api/v1/oidc/token`)]]);
+  });
+
+  it('logs the description of a retried failure as one safe line', async () => {
+    idp.script('/api/v1/oidc/token', [{ status: 503, body: { code: 'SERVICE_UNAVAILABLE', message: 'busy\n::error::pwned' } }, issued]);
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([]);
+    expect(core.callsOf('info')[0]?.[0]).toMatch(/^Attempt 1 to reach .* failed \(HTTP 503 SERVICE_UNAVAILABLE: busy ::error::pwned\); retrying in /);
   });
 });
 

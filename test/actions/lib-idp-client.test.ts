@@ -113,6 +113,27 @@ describe('postWithRetries', () => {
     await expect(postWithRetries(client, '/p', json)).rejects.toMatchObject({ errorCode: 'CONFLICT', description: 'Name taken' });
   });
 
+  it('keeps the code, description and Location of a refusal only as safe lines', async () => {
+    const { client } = scriptedClient([
+      failing(
+        302,
+        { error: '::error::code\r\n', error_description: `Moved\n::add-mask::x \u001b[2J${'y'.repeat(400)}` },
+        { location: '::warning::\u0007https://elsewhere.example.com/' },
+      ),
+    ]);
+    await expect(postWithRetries(client, '/p', json)).rejects.toMatchObject({
+      errorCode: 'error::code',
+      description: `Moved ::add-mask::x [2J${'y'.repeat(300 - 'Moved ::add-mask::x [2J'.length)}…`,
+      location: 'warning::https://elsewhere.example.com/',
+    });
+  });
+
+  it("logs a retried failure's description as a safe line", async () => {
+    const { client, log } = scriptedClient([failing(503, { code: 'SERVICE_UNAVAILABLE', message: '\n::error::pwned\u001b[0m' }), ok()]);
+    await postWithRetries(client, '/p', json);
+    expect(log[0]).toBe('Attempt 1 to reach https://idp.example.com/p failed (HTTP 503 SERVICE_UNAVAILABLE: error::pwned[0m); retrying in 0.8 s.');
+  });
+
   it('does not follow a redirect, and reports where it pointed', async () => {
     const { client, sent } = scriptedClient([failing(301, {}, { location: 'https://elsewhere.example.com/p' })]);
     await expect(postWithRetries(client, '/p', json)).rejects.toMatchObject({

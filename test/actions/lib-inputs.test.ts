@@ -43,6 +43,41 @@ describe('checkApiUrl', () => {
     expect(error?.message).toContain(`\`api-url\` ${problem}`);
   });
 
+  it.each([
+    ['http://127.0.0.1:3000', 'http://127.0.0.1:3000'],
+    ['http://127.1.2.3', 'http://127.1.2.3'],
+    ['http://127.1:8080/', 'http://127.0.0.1:8080'],
+    ['http://localhost:3000', 'http://localhost:3000'],
+    ['http://LOCALHOST', 'http://localhost'],
+    ['http://localhost.:3000', 'http://localhost.:3000'],
+    ['http://[::1]:3000', 'http://[::1]:3000'],
+    ['http://[0:0:0:0:0:0:0:1]/', 'http://[::1]'],
+    ['https://10.0.0.5', 'https://10.0.0.5'],
+  ])('accepts plain http only on loopback, and https anywhere: %s', (input, expected) => {
+    expect(check((p) => checkApiUrl('api-url', input, p))).toEqual({ value: expected });
+  });
+
+  it.each([
+    'http://example.com',
+    'http://idp.example.com:3000/',
+    'http://10.0.0.5:3000',
+    'http://192.168.1.10',
+    'http://0.0.0.0:3000',
+    'http://128.0.0.1',
+    'http://localhost.example.com',
+    'http://foo.localhost',
+    'http://127.0.0.1.nip.io',
+    'http://[::ffff:127.0.0.1]',
+    'http://[::2]',
+  ])('refuses plain http to %s, which is not loopback by name or address', (input) => {
+    const { value, error } = check((p) => checkApiUrl('api-url', input, p));
+    expect(value).toBeUndefined();
+    expect(error?.problems).toEqual([
+      '`api-url` must use https: plain http, which sends the GitHub ID token in clear, is accepted only for ' +
+        `loopback (localhost, 127.0.0.0/8, [::1]), got ${JSON.stringify(input)}`,
+    ]);
+  });
+
   it('names a missing api-url as required', () => {
     expect(check((p) => checkApiUrl('api-url', '', p)).error?.problems).toEqual([
       '`api-url` is required (the IdP base URL, e.g. https://idp.example.com)',

@@ -92,6 +92,18 @@ describe('register-agent, bundled', () => {
     expect(idp.requestsTo(REGISTER_PATH)).toHaveLength(1);
   });
 
+  it('fails on a reply whose agentId would write a workflow command, printing none of it', async () => {
+    idp.script(REGISTER_PATH, [{ status: 201, body: { ...agent(true), agentId: `${AGENT}\n::error::pwned` } }]);
+    const run = await registerAgent();
+    expect(run.exitCode).toBe(1);
+    expect(run.commands.errors).toEqual([
+      `Unexpected response from ${idp.url}${REGISTER_PATH}: HTTP 201, agentId is not a UUID. ` +
+        `Check that \`api-url\` (${idp.url}) points at a SentryAgent IdP.`,
+    ]);
+    expect(run.outputs).toEqual({});
+    expect(run.stdout + run.stderr).not.toContain('pwned');
+  });
+
   it('fails without `id-token: write`', async () => {
     const run = await registerAgent({}, { ACTIONS_ID_TOKEN_REQUEST_URL: undefined, ACTIONS_ID_TOKEN_REQUEST_TOKEN: undefined });
     expect(run.commands.errors).toEqual([

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { createFakeCore } from './fake-core.js';
-import { startStubIdp, type StubIdp } from './stub-servers.js';
+import { startStubIdp, type LoopbackHost, type StubIdp } from './stub-servers.js';
 
 const core = createFakeCore();
 jest.unstable_mockModule('@actions/core', () => core.module);
@@ -31,6 +31,10 @@ beforeEach(() => {
   idp.requests.length = 0;
   core.inputs = { 'api-url': `${idp.url}/`, name: 'deploy-bot' };
 });
+afterEach(() => {
+  // whatever the IdP answered, no log line may start a workflow command
+  expect(core.workflowCommandLines()).toEqual([]);
+});
 
 describe('register-agent', () => {
   it('refuses every invalid input at once, before any request', async () => {
@@ -44,6 +48,35 @@ describe('register-agent', () => {
     ]);
     expect(core.callsOf('getIDToken')).toEqual([]);
     expect(idp.requests).toEqual([]);
+  });
+
+  it('refuses a plain-http api-url to a host that is not loopback, before asking for an ID token', async () => {
+    core.inputs['api-url'] = 'http://idp.example.com:3000';
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([
+      [
+        'Invalid action inputs: `api-url` must use https: plain http, which sends the GitHub ID token in clear, is ' +
+          'accepted only for loopback (localhost, 127.0.0.0/8, [::1]), got "http://idp.example.com:3000".',
+      ],
+    ]);
+    expect(core.callsOf('getIDToken')).toEqual([]);
+    expect(core.callsOf('setOutput')).toEqual([]);
+  });
+
+  it.each<LoopbackHost>(['127.0.0.1', 'localhost', '::1'])('accepts a plain-http api-url on loopback host %s', async (host) => {
+    const loopbackIdp = await startStubIdp({ '/api/v1/oidc/register': [{ status: 201, body: agent(true) }] }, host);
+    try {
+      core.inputs['api-url'] = loopbackIdp.url;
+      await run();
+      expect(core.callsOf('setFailed')).toEqual([]);
+      expect(loopbackIdp.requestsTo('/api/v1/oidc/register')).toHaveLength(1);
+      expect(core.callsOf('setOutput')).toEqual([
+        ['agent-id', AGENT],
+        ['created', 'true'],
+      ]);
+    } finally {
+      await loopbackIdp.close();
+    }
   });
 
   it('registers the agent and outputs its id with created=true', async () => {
@@ -116,6 +149,34 @@ describe('register-agent', () => {
         `Unexpected response from ${idp.url}/api/v1/oidc/register: HTTP 201, no agentId in the body. ` +
           `Check that \`api-url\` (${idp.url}) points at a SentryAgent IdP.`,
       ],
+    ]);
+  });
+});
+
+describe('register-agent, given a reply that would write workflow commands', () => {
+  it.each<[string, Record<string, unknown>, string]>([
+    ['an agentId with a line break', { agentId: 'abc\n::error::pwned' }, 'agentId is not a UUID'],
+    ['a UUID agentId followed by a line', { agentId: `${AGENT}\n::error::pwned` }, 'agentId is not a UUID'],
+    ['a created that is not a boolean', { created: 'true\n::error::pwned' }, 'created is not a boolean'],
+  ])('fails on %s, printing nothing of the reply and without retrying', async (_, fields, reason) => {
+    idp.script('/api/v1/oidc/register', [{ status: 201, body: { ...agent(true), ...fields } }, { status: 201, body: agent(true) }]);
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([
+      [
+        `Unexpected response from ${idp.url}/api/v1/oidc/register: HTTP 201, ${reason}. ` +
+          `Check that \`api-url\` (${idp.url}) points at a SentryAgent IdP.`,
+      ],
+    ]);
+    expect(core.callsOf('setOutput')).toEqual([]);
+    expect(core.logged().filter((line) => line.includes('pwned'))).toEqual([]);
+    expect(idp.requestsTo('/api/v1/oidc/register')).toHaveLength(1);
+  });
+
+  it('fails on an error message with line breaks and control characters, reduced to one safe line', async () => {
+    idp.script('/api/v1/oidc/register', [{ status: 409, body: { code: 'CONFLICT', message: 'Name taken\r\n::error::pwned\u0007\u001b[0m' } }]);
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([
+      [`HTTP 409 — CONFLICT: Name taken ::error::pwned[0m (POST ${idp.url}/api/v1/oidc/register).`],
     ]);
   });
 });

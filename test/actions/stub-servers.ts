@@ -6,9 +6,12 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-async function listen(server: Server): Promise<string> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+/** Loopback hosts a stub can listen on: an address, or `localhost` as the resolver reads it. */
+export type LoopbackHost = '127.0.0.1' | '::1' | 'localhost';
+
+async function listen(server: Server, host: LoopbackHost = '127.0.0.1'): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return `http://${host === '::1' ? '[::1]' : host}:${(server.address() as AddressInfo).port}`;
 }
 
 async function close(server: Server): Promise<void> {
@@ -93,7 +96,7 @@ export interface StubIdp {
   close(): Promise<void>;
 }
 
-export async function startStubIdp(routes: Record<string, StubReply[]> = {}): Promise<StubIdp> {
+export async function startStubIdp(routes: Record<string, StubReply[]> = {}, host?: LoopbackHost): Promise<StubIdp> {
   const queues = new Map(Object.entries(routes).map(([path, replies]) => [path, [...replies]]));
   const requests: RecordedRequest[] = [];
   const server = createServer(async (request, response) => {
@@ -111,7 +114,7 @@ export async function startStubIdp(routes: Record<string, StubReply[]> = {}): Pr
       response.end(reply.body === undefined ? '' : JSON.stringify(reply.body));
     }
   });
-  const url = await listen(server);
+  const url = await listen(server, host);
   return {
     url,
     requests,

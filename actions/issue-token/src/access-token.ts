@@ -1,5 +1,13 @@
 import { UnexpectedResponseError } from '../../lib/errors.js';
-import { postWithIdToken, postWithRetries, readJsonObject, type IdpClient } from '../../lib/idp-client.js';
+import { postWithIdToken, postWithRetries, type IdpClient } from '../../lib/idp-client.js';
+import {
+  ACCESS_TOKEN,
+  BEARER,
+  DATE_TIME,
+  LIFETIME_SECONDS,
+  SCOPE,
+  readReplyFields,
+} from '../../lib/reply-fields.js';
 
 export interface IssuedToken {
   readonly accessToken: string;
@@ -19,26 +27,18 @@ export async function issueAccessToken(
     agentId: request.agentId,
     ...(request.scope !== undefined && { scope: request.scope }),
   }));
-  const body = readJsonObject(answer);
-  if (typeof body.access_token !== 'string' || body.access_token === '') {
-    throw new UnexpectedResponseError(answer.url, answer.status, 'no access_token in the body');
+  // RFC 6749 §5.1; the IdP adds expires_at. Every field is checked before any is used.
+  const reply = readReplyFields(answer);
+  const accessToken = reply.required('access_token', ACCESS_TOKEN);
+  reply.required('token_type', BEARER);
+  const expiresAt = reply.optional('expires_at', DATE_TIME);
+  const expiresInSeconds = reply.optional('expires_in', LIFETIME_SECONDS);
+  const scope = reply.optional('scope', SCOPE) ?? '';
+  if (expiresAt !== undefined) return { accessToken, expiresAt, scope };
+  if (expiresInSeconds !== undefined) {
+    return { accessToken, expiresAt: new Date(client.now() + expiresInSeconds * 1000).toISOString(), scope };
   }
-  const expiresAt = readExpiresAt(body, client.now());
-  if (expiresAt === undefined) {
-    throw new UnexpectedResponseError(answer.url, answer.status, 'neither expires_at nor expires_in in the body');
-  }
-  return { accessToken: body.access_token, expiresAt, scope: typeof body.scope === 'string' ? body.scope : '' };
-}
-
-/** `expires_at` as ISO 8601 whether sent as a date string or Unix seconds; else from `expires_in`. */
-function readExpiresAt(body: Record<string, unknown>, nowMs: number): string | undefined {
-  const { expires_at: expiresAt, expires_in: expiresIn } = body;
-  if (typeof expiresAt === 'string' && !Number.isNaN(Date.parse(expiresAt))) {
-    return new Date(expiresAt).toISOString();
-  }
-  if (typeof expiresAt === 'number' && Number.isFinite(expiresAt)) return new Date(expiresAt * 1000).toISOString();
-  if (typeof expiresIn === 'number' && Number.isFinite(expiresIn)) return new Date(nowMs + expiresIn * 1000).toISOString();
-  return undefined;
+  throw new UnexpectedResponseError(answer.url, answer.status, 'neither expires_at nor expires_in in the body');
 }
 
 /** RFC 7009 revocation of our own token, authenticated by that token. */

@@ -1,5 +1,5 @@
-import { UnexpectedResponseError } from '../../lib/errors.js';
-import { postWithIdToken, readJsonObject, type IdpClient } from '../../lib/idp-client.js';
+import { postWithIdToken, type IdpClient } from '../../lib/idp-client.js';
+import { AGENT_ID, BOOLEAN, readReplyFields } from '../../lib/reply-fields.js';
 
 export interface RegisteredAgent {
   readonly agentId: string;
@@ -20,11 +20,10 @@ export async function registerAgent(
     ...(request.description !== undefined && { description: request.description }),
     ...(request.scopes !== undefined && { scopes: request.scopes }),
   }));
-  const body = readJsonObject(answer);
-  if (typeof body.agentId !== 'string' || body.agentId === '') {
-    throw new UnexpectedResponseError(answer.url, answer.status, 'no agentId in the body');
-  }
+  // Only the fields used are checked; the rest of the agent is neither used nor printed.
+  const reply = readReplyFields(answer);
+  const agentId = reply.required('agentId', AGENT_ID);
   // `created` is the contract's field; the status (201 vs 200) says the same if it is missing.
-  const created = typeof body.created === 'boolean' ? body.created : answer.status === 201;
-  return { agentId: body.agentId, created };
+  const created = reply.optional('created', BOOLEAN) ?? answer.status === 201;
+  return { agentId, created };
 }
