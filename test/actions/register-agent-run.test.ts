@@ -79,6 +79,14 @@ describe('register-agent', () => {
     }
   });
 
+  it('prints a name carrying a line break and a workflow command as one safe line', async () => {
+    idp.script('/api/v1/oidc/register', [{ status: 201, body: agent(true) }]);
+    core.inputs.name = 'Fix typo\n::add-mask::secret';
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([]);
+    expect(core.callsOf('info')).toEqual([[`Registered agent "Fix typo ::add-mask::secret" as ${AGENT}.`]]);
+  });
+
   it('registers the agent and outputs its id with created=true', async () => {
     idp.script('/api/v1/oidc/register', [{ status: 201, body: agent(true) }]);
     core.inputs = { ...core.inputs, description: 'Deploys things', scopes: 'agents:read,tokens:read' };

@@ -1,4 +1,5 @@
 import * as core from '@actions/core';
+import { toSafeLine } from '../../lib/errors.js';
 import { describeFailure, type FailureContext } from '../../lib/failure-messages.js';
 import { createIdpClient } from '../../lib/idp-client.js';
 import { readInputs } from './inputs.js';
@@ -15,10 +16,12 @@ export async function run(): Promise<void> {
     const agent = await registerAgent(client, inputs, () => core.getIDToken(audience));
     core.setOutput('agent-id', agent.agentId);
     core.setOutput('created', String(agent.created));
+    // The name may come from an expression a stranger controls (a pull request title): one safe line.
+    const name = toSafeLine(inputs.name, 128);
     core.info(
       agent.created
-        ? `Registered agent "${inputs.name}" as ${agent.agentId}.`
-        : `Agent "${inputs.name}" was already registered for this repository as ${agent.agentId}.`,
+        ? `Registered agent "${name}" as ${agent.agentId}.`
+        : `Agent "${name}" was already registered for this repository as ${agent.agentId}.`,
     );
   } catch (error) {
     core.setFailed(describeFailure(error, context));
