@@ -7,6 +7,7 @@ import * as setBasedGrants from './20261124090000_set_based_grants.js';
 import * as registrationPolicyScopes from './20261130090000_registration_policy_scopes.js';
 import * as trustPolicyTag from './20261130120000_trust_policy_tag.js';
 import * as tokenProvenance from './20261130130000_token_provenance.js';
+import * as auditDigests from './20261130140000_audit_digests.js';
 
 export interface Migration {
   readonly name: string;
@@ -21,4 +22,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261130090000_registration_policy_scopes', ...registrationPolicyScopes },
   { name: '20261130120000_trust_policy_tag', ...trustPolicyTag },
   { name: '20261130130000_token_provenance', ...tokenProvenance },
+  { name: '20261130140000_audit_digests', ...auditDigests },
 ];

@@ -21,6 +21,8 @@ export interface Config {
   readonly signingAlg: SigningAlg;
   readonly rateLimitPerMinute: number;
   readonly monthlyTokenLimit: number;
+  /** How often a signed digest of the audit chain is emitted (audit/audit-digests.ts). */
+  readonly auditDigestIntervalSeconds: number;
   readonly githubOidcIssuer: string;
   readonly oidcAudience: string;
   readonly bootstrapAdmin: { readonly clientId: string; readonly clientSecret: string } | undefined;
@@ -97,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const rateLimitPerMinute = integer('RATE_LIMIT_PER_MINUTE', 100, 0, 1_000_000_000);
   const monthlyTokenLimit = integer('MONTHLY_TOKEN_LIMIT', 10_000, 0, 1_000_000_000);
+  const auditDigestIntervalSeconds = integer('AUDIT_DIGEST_INTERVAL_SECONDS', 3600, 1, 31_536_000);
   const githubOidcIssuer = httpUrl(
     'GITHUB_OIDC_ISSUER',
     text('GITHUB_OIDC_ISSUER') ?? 'https://token.actions.githubusercontent.com',
@@ -141,6 +144,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signingAlg: alg as SigningAlg,
     rateLimitPerMinute,
     monthlyTokenLimit,
+    auditDigestIntervalSeconds,
     githubOidcIssuer,
     oidcAudience,
     bootstrapAdmin: bootstrapAdmin && Object.freeze(bootstrapAdmin),

@@ -8,6 +8,7 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { linkBacklog } from './audit/audit-chain.js';
+import { emitAuditDigest, type SignDocument } from './audit/audit-digests.js';
 import type { Clock } from './clock.js';
 import { summarizeUnverifiedRefusals } from './github/unverified-refusals.js';
 import { pruneUsedJtis } from './github/used-jti-store.js';
@@ -18,6 +19,9 @@ import { isDatabaseUnavailable } from './storage/database.js';
 const AUDIT_LINK_INTERVAL_MS = 250;
 const PRUNE_INTERVAL_MS = 60_000;
 const PRUNE_LOCK = 7_242_005;
+// Digests are due every AUDIT_DIGEST_INTERVAL_SECONDS; whether one is due is checked this often.
+const DIGEST_CHECK_INTERVAL_MS = 60_000;
+const DIGEST_SLACK_MS = 1_000;
 
 export async function pruneExpiredRows(knex: Knex, clock: Clock): Promise<void> {
   await knex.transaction(async (trx) => {
@@ -31,7 +35,28 @@ export async function pruneExpiredRows(knex: Knex, clock: Clock): Promise<void> 
   });
 }
 
-export function startMaintenance(knex: Knex, logger: Logger, clock: Clock): () => Promise<void> {
+export interface DigestOptions {
+  readonly sign: SignDocument;
+  readonly intervalSeconds: number;
+}
+
+/**
+ * One signed digest of the audit chain per interval (audit/audit-digests.ts), on whichever
+ * instance gets there first; it goes to the database and to the log, where it can be kept
+ * apart from the database. A chain that no longer holds the last digest's head gets no new
+ * digest, and an error in the log.
+ */
+export async function emitDigest(knex: Knex, logger: Logger, clock: Clock, options: DigestOptions): Promise<void> {
+  const emitted = await emitAuditDigest(knex, options.sign, clock, options.intervalSeconds * 1000 - DIGEST_SLACK_MS);
+  if (emitted === 'refused') {
+    logger.error('audit chain no longer holds the head of the last signed digest: no new digest; run `sentryagent-idp audit verify`');
+  } else if (emitted) {
+    const { digest, jws } = emitted;
+    logger.info({ digest: jws, digestSeq: digest.seq, lastSeq: digest.lastSeq, headHash: digest.headHash }, 'audit digest');
+  }
+}
+
+export function startMaintenance(knex: Knex, logger: Logger, clock: Clock, digests?: DigestOptions): () => Promise<void> {
   let isStopped = false;
   const running = new Map<string, Promise<void>>();
   const guard = (job: string, work: () => Promise<unknown>) => () => {
@@ -47,12 +72,15 @@ export function startMaintenance(knex: Knex, logger: Logger, clock: Clock): () =
   };
   const link = setInterval(guard('audit-link', () => linkBacklog(knex, { shouldStop: () => isStopped })), AUDIT_LINK_INTERVAL_MS);
   const prune = setInterval(guard('prune', () => pruneExpiredRows(knex, clock)), PRUNE_INTERVAL_MS);
-  link.unref();
-  prune.unref();
+  const timers = [link, prune];
+  if (digests) {
+    const digest = guard('audit-digest', () => emitDigest(knex, logger, clock, digests));
+    timers.push(setInterval(digest, Math.min(digests.intervalSeconds * 1000, DIGEST_CHECK_INTERVAL_MS)));
+  }
+  for (const timer of timers) timer.unref();
   return async () => {
     isStopped = true;
-    clearInterval(link);
-    clearInterval(prune);
+    for (const timer of timers) clearInterval(timer);
     await Promise.all(running.values());
   };
 }

@@ -98,7 +98,10 @@ export async function startServer(config: Config, options: StartOptions): Promis
     const clients = new ClientDirectory(query);
     const githubJwks = new GitHubJwksCache({ issuer: config.githubOidcIssuer, now: () => clock.now() });
     const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock };
-    const stopMaintenance = startMaintenance(database.knex, logger, clock);
+    const stopMaintenance = startMaintenance(database.knex, logger, clock, {
+      sign: (typ, payload) => keys.signDocument(typ, payload),
+      intervalSeconds: config.auditDigestIntervalSeconds,
+    });
     undo.push(stopMaintenance);
 
     // On the embedded database, CLI commands on this DATA_DIR are run here (cli/operator-socket.ts).

@@ -8,6 +8,7 @@ import { AgentService } from './agents/agent-service.js';
 import { AuditService } from './audit/audit-service.js';
 import type { Clock } from './clock.js';
 import { TrustPolicyService } from './github/trust-policy-service.js';
+import { verifyDocumentSignature } from './keys/signing-keys.js';
 
 export interface OperatorServices {
   readonly agents: AgentService;
@@ -19,6 +20,6 @@ export function createOperatorServices(knex: Knex, clock: Clock): OperatorServic
   return {
     agents: new AgentService({ knex, clock }),
     trustPolicies: new TrustPolicyService({ knex, clock }),
-    audit: new AuditService({ knex }),
+    audit: new AuditService({ knex, verifyDocument: (jws, typ) => verifyDocumentSignature(knex, jws, typ) }),
   };
 }

@@ -48,8 +48,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   oauth: [...BASE, 'storage', 'http', 'authorization', 'audit', 'keys'],
   agents: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth'],
   github: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth', 'agents'],
-  services: [...BASE, 'storage', 'authorization', 'audit', 'agents', 'github'],
-  maintenance: [...BASE, 'storage', 'audit', 'oauth', 'github'],
+  services: [...BASE, 'storage', 'authorization', 'audit', 'keys', 'agents', 'github'],
+  maintenance: [...BASE, 'storage', 'audit', 'keys', 'oauth', 'github'],
 };
 const COMPOSITION = new Set(['app', 'server', 'main', 'workers', 'cli']);
 

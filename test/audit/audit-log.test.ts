@@ -45,13 +45,13 @@ describe('audit log', () => {
 
   it('verifies an intact chain and names the first tampered event', async () => {
     const intact = await send(server, '/api/v1/audit/verify', bearer(admin));
-    expect(intact.body).toEqual({ valid: true, checked: expect.any(Number) });
+    expect(intact.body).toEqual({ valid: true, checked: expect.any(Number), digestsChecked: 0 });
     expect(intact.body.checked).toBeGreaterThan(5);
     const knex = server.deps.knex;
     const victim = await knex('audit_events').whereNotNull('chain_seq').orderBy('chain_seq').offset(2).first('id');
     await knex('audit_events').where({ id: victim.id }).update({ data: JSON.stringify({ forged: true }) });
     const tampered = await send(server, '/api/v1/audit/verify', bearer(admin));
-    expect(tampered.body).toEqual({ valid: false, checked: 2, firstInvalidId: String(victim.id) });
+    expect(tampered.body).toEqual({ valid: false, checked: 2, firstInvalidId: String(victim.id), firstInvalidSeq: 3, digestsChecked: 0 });
   });
 
   it('detects a deleted event', async () => {
@@ -64,7 +64,7 @@ describe('audit log', () => {
       const third = await other.deps.knex('audit_events').where({ chain_seq: 3 }).first('id');
       await other.deps.knex('audit_events').where({ id: second.id }).delete();
       const reply = await send(other, '/api/v1/audit/verify', bearer(token));
-      expect(reply.body).toEqual({ valid: false, checked: 1, firstInvalidId: String(third.id) });
+      expect(reply.body).toEqual({ valid: false, checked: 1, firstInvalidId: String(third.id), firstInvalidSeq: 2, digestsChecked: 0 });
     } finally {
       await other.stop();
     }

@@ -124,7 +124,7 @@ describe('sentryagent-idp agents and credentials', () => {
   it('records every change in the audit log as operator, and verifies the chain', async () => {
     const verified = await cli('audit', 'verify', '--json');
     expect(verified.code).toBe(0);
-    expect(verified.json()).toEqual({ valid: true, checked: expect.any(Number) });
+    expect(verified.json()).toEqual({ valid: true, checked: expect.any(Number), digestsChecked: 0 });
     const server = await startServerOn(database, ADMIN_ENV);
     try {
       const admin = await getToken(server, ADMIN.clientId, ADMIN.clientSecret);
@@ -151,8 +151,8 @@ describe('sentryagent-idp agents and credentials', () => {
     }
     const broken = await cli('audit', 'verify');
     expect(broken.code).toBe(1);
-    expect(broken.stdout).toMatch(/^audit chain BROKEN at event \d+: /);
-    expect((await cli('audit', 'verify', '--json')).json()).toEqual({ valid: false, checked: 1, firstInvalidId: expect.any(String) });
+    expect(broken.stdout).toMatch(/^audit chain BROKEN from sequence \d+ \(event \d+\): /);
+    expect((await cli('audit', 'verify', '--json')).json()).toEqual({ valid: false, checked: 1, firstInvalidId: expect.any(String), firstInvalidSeq: 2, digestsChecked: 0 });
   });
 });
 

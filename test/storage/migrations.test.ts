@@ -11,6 +11,7 @@ const ALL = [
   '20261130090000_registration_policy_scopes',
   '20261130120000_trust_policy_tag',
   '20261130130000_token_provenance',
+  '20261130140000_audit_digests',
 ];
 
 describe('migrations', () => {

@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 
 const AUDIT_LINK_LOCK = 7_242_003;
-const GENESIS_HASH = '0'.repeat(64);
+export const GENESIS_HASH = '0'.repeat(64);
 export const LINK_BATCH_SIZE = 250;
 
 interface AuditRow {
@@ -112,11 +112,24 @@ export interface ChainVerification {
   readonly valid: boolean;
   readonly checked: number;
   readonly firstInvalidId?: string;
+  /** The first chain sequence affected: by a broken link, or (audit-digests.ts) a digest's head gone. */
+  readonly firstInvalidSeq?: number;
 }
 
-/** Recomputes the whole chain in order; the first event whose link or hash disagrees is named. */
-export async function verifyAuditChain(knex: Knex): Promise<ChainVerification> {
+export interface ChainWalk extends ChainVerification {
+  /** The last sequence verified intact (0: none). */
+  readonly headSeq: number;
+  /** The hash of each intact event whose sequence was asked for (`headsOf`), and of sequence 0. */
+  readonly hashAt: ReadonlyMap<number, string>;
+}
+
+/**
+ * Recomputes the whole chain in order; the first event whose link or hash disagrees is
+ * named. `headsOf`: sequences whose hashes the caller will compare with digests.
+ */
+export async function verifyAuditChain(knex: Knex, headsOf: ReadonlySet<number> = new Set()): Promise<ChainWalk> {
   await linkAllPendingEvents(knex);
+  const hashAt = new Map<number, string>([[0, GENESIS_HASH]]);
   let checked = 0;
   let expectedSeq = 1;
   let prevHash = GENESIS_HASH;
@@ -127,15 +140,16 @@ export async function verifyAuditChain(knex: Knex): Promise<ChainVerification> {
       .where('chain_seq', '>', lastSeq)
       .orderBy('chain_seq')
       .limit(1000);
-    if (rows.length === 0) return { valid: true, checked };
+    if (rows.length === 0) return { valid: true, checked, headSeq: lastSeq, hashAt };
     for (const row of rows) {
       const isIntact =
-        row.chain_seq === expectedSeq && row.prev_hash === prevHash && row.hash === hashAuditEvent(row, expectedSeq, prevHash);
-      if (!isIntact) return { valid: false, checked, firstInvalidId: String(row.id) };
+        Number(row.chain_seq) === expectedSeq && row.prev_hash === prevHash && row.hash === hashAuditEvent(row, expectedSeq, prevHash);
+      if (!isIntact) return { valid: false, checked, firstInvalidId: String(row.id), firstInvalidSeq: expectedSeq, headSeq: lastSeq, hashAt };
+      if (headsOf.has(expectedSeq)) hashAt.set(expectedSeq, row.hash as string);
       checked += 1;
       expectedSeq += 1;
       prevHash = row.hash as string;
-      lastSeq = row.chain_seq as number;
+      lastSeq = Number(row.chain_seq);
     }
   }
 }

@@ -14,6 +14,11 @@ const auditQuery = z.strictObject({
   cursor: z.string().regex(/^[1-9]\d{0,15}$/, 'must be a cursor this server returned').optional(),
 });
 
+const verifyQuery = z.strictObject({
+  // A compact JWS (audit/audit-digests.ts), as the server logged it.
+  digest: z.string().min(1).max(8192).optional(),
+});
+
 export function auditRoutes(audit: AuditService, authenticate: CallerLookup<AgentCaller>): Router {
   const router = new Router({ prefix: '/api/v1/audit' });
   const canRead = requireScope(authenticate, 'audit:read');
@@ -31,7 +36,8 @@ export function auditRoutes(audit: AuditService, authenticate: CallerLookup<Agen
   });
 
   router.get('/verify', canRead, async (ctx) => {
-    ctx.body = await audit.verify(callerOf<AgentCaller>(ctx));
+    const query = parseWith(verifyQuery, ctx.query, 'The query');
+    ctx.body = await audit.verify(callerOf<AgentCaller>(ctx), query.digest);
   });
 
   return router;

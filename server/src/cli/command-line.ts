@@ -5,6 +5,7 @@
  * code with the same authority (`operator`), so a command's answer does not depend on
  * whether a server was running.
  */
+import path from 'node:path';
 import { inspect, parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { ServiceError, type ApiErrorCode } from '../errors.js';
@@ -72,6 +73,16 @@ function parseCommandLine(argv: readonly string[]): Parsed {
   return { command, invocation };
 }
 
+/** `argv` with the values of the command's path options resolved against this process's directory. */
+function withAbsolutePaths(command: Command, argv: readonly string[]): string[] {
+  const names = new Set((command.pathOptions ?? []).map((name) => `--${name}`));
+  return argv.map((word, i) => {
+    const [name, value] = word.split(/=(.*)/s, 2);
+    if (value !== undefined && names.has(name)) return `${name}=${path.resolve(value)}`;
+    return i > 0 && names.has(argv[i - 1]) && !word.includes('=') ? path.resolve(word) : word;
+  });
+}
+
 /** The CLI: `argv` without `--json` (which `output` carries), configured by `env`. */
 export async function runCommandLine(argv: readonly string[], output: Output, env: NodeJS.ProcessEnv): Promise<number> {
   const parsed = parseCommandLine(argv);
@@ -82,7 +93,9 @@ export async function runCommandLine(argv: readonly string[], output: Output, en
   const { command, invocation } = parsed;
   const config = loadConfig(env);
   if ('start' in command) return command.start();
-  if (config.databaseUrl === undefined) return runOnEmbeddedDatabase({ command, invocation, argv, config, output });
+  if (config.databaseUrl === undefined) {
+    return runOnEmbeddedDatabase({ command, invocation, argv: withAbsolutePaths(command, argv), config, output });
+  }
   const database = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: 2 });
   try {
     return await runOnDatabase(command, invocation, config, database, output);

@@ -64,6 +64,8 @@ interface CommandInfo {
   /** Shown after the name and arguments in the usage line. */
   readonly synopsis?: string;
   readonly options?: NonNullable<ParseArgsConfig['options']>;
+  /** Options that name a file: made absolute before a server on the embedded database runs the command in its own directory. */
+  readonly pathOptions?: readonly string[];
 }
 
 /** Runs against the database, opened (and migrated) for it and closed after it. */

@@ -36,8 +36,26 @@ export function signJwt(alg: SigningAlg, encodedHeader: string, privateKey: KeyO
   return `${signingInput}.${signature.toString('base64url')}`;
 }
 
-export function encodeHeader(alg: SigningAlg, kid: string): string {
-  return base64url(JSON.stringify({ alg, typ: 'at+jwt', kid }));
+export function encodeHeader(alg: SigningAlg, kid: string, typ = 'at+jwt'): string {
+  return base64url(JSON.stringify({ alg, typ, kid }));
+}
+
+/** A compact JWS over any JSON payload (a signed document that is not an access token). */
+export function signJws(alg: SigningAlg, encodedHeader: string, privateKey: KeyObject, payload: Record<string, unknown>): string {
+  const signingInput = `${encodedHeader}.${base64url(JSON.stringify(payload))}`;
+  const signature = crypto.sign(digestOf(alg), Buffer.from(signingInput), signatureOptions(alg, privateKey));
+  return `${signingInput}.${signature.toString('base64url')}`;
+}
+
+/** The header of a compact JWS, unverified (to choose the key), or undefined. */
+export function peekHeader(token: string): { alg?: unknown; kid?: unknown; typ?: unknown; crit?: unknown } | undefined {
+  if (token.length > 8192 || !COMPACT_JWS.test(token)) return undefined;
+  try {
+    const header = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'));
+    return typeof header === 'object' && header !== null && !Array.isArray(header) ? header : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface VerificationKey {

@@ -13,7 +13,7 @@ import { appendAuditEvent } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { SigningAlg } from '../config.js';
 import { Forbidden } from '../errors.js';
-import { base64url, encodeHeader, signJwt, verifyJwt, type JwtClaims, type VerificationKey } from './jwt.js';
+import { base64url, encodeHeader, peekHeader, signJws, signJwt, verifyJwt, type JwtClaims, type VerificationKey } from './jwt.js';
 
 export const KEY_REFRESH_INTERVAL_MS = 60_000;
 const UNKNOWN_KID_REFRESH_MIN_INTERVAL_MS = 5_000;
@@ -154,6 +154,16 @@ export class SigningKeys {
     return signJwt(key.alg, key.encodedHeader, key.privateKey, claims);
   }
 
+  /**
+   * A signed document that is not an access token (an audit digest): its own `typ`, and
+   * none of the claims a token needs, so it can never pass for one.
+   */
+  signDocument(typ: string, payload: Record<string, unknown>): string {
+    const key = this.active;
+    if (!key) throw new Error('signing keys are not loaded');
+    return signJws(key.alg, encodeHeader(key.alg, key.kid, typ), key.privateKey, payload);
+  }
+
   /** Signature and kid only; the caller checks iss, exp and token state. A kid we do not
    * know may be a key another instance has just created: reload once (rate-limited). */
   async verify(token: string): Promise<JwtClaims | undefined> {
@@ -203,4 +213,19 @@ export async function listSigningKeys(knex: Knex): Promise<SigningKeySummary[]> 
     createdAt: row.created_at.toISOString(),
     retiredAt: row.retired_at?.toISOString() ?? null,
   }));
+}
+
+/**
+ * The payload of a document (`signDocument`) of type `typ`, when a key stored in the
+ * database, retired or not, signed it; undefined otherwise. The key is read by kid and must
+ * hash to it (the kid is its RFC 7638 thumbprint), so a public key written into the database
+ * under an existing kid cannot vouch for a forged document.
+ */
+export async function verifyDocumentSignature(knex: Knex, jws: string, typ: string): Promise<Record<string, unknown> | undefined> {
+  const header = peekHeader(jws);
+  if (!header || header.typ !== typ || typeof header.kid !== 'string') return undefined;
+  const row: Pick<KeyRow, 'kid' | 'alg' | 'public_jwk'> | undefined = await knex('signing_keys').where({ kid: header.kid }).first('kid', 'alg', 'public_jwk');
+  if (!row || thumbprintOf(row.public_jwk) !== row.kid) return undefined;
+  const key: VerificationKey = { alg: row.alg, publicKey: crypto.createPublicKey({ key: row.public_jwk, format: 'jwk' }) };
+  return verifyJwt(jws, (kid) => (kid === row.kid ? key : undefined));
 }
