@@ -5,6 +5,7 @@ import * as initial from './20261123000000_initial.js';
 import * as grantBatches from './20261123120000_grant_batches.js';
 import * as setBasedGrants from './20261124090000_set_based_grants.js';
 import * as registrationPolicyScopes from './20261130090000_registration_policy_scopes.js';
+import * as signingKeysAtRest from './20261201090000_signing_keys_at_rest.js';
 
 export interface Migration {
   readonly name: string;
@@ -17,4 +18,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261123120000_grant_batches', ...grantBatches },
   { name: '20261124090000_set_based_grants', ...setBasedGrants },
   { name: '20261130090000_registration_policy_scopes', ...registrationPolicyScopes },
+  { name: '20261201090000_signing_keys_at_rest', ...signingKeysAtRest },
 ];

@@ -2,13 +2,16 @@
  * Background work, on every instance, each job under a try-advisory-lock so that one
  * instance does it at a time: linking the audit chain (often, in small batches) and
  * pruning rows that can no longer matter (past rate-limit windows, GitHub jtis of
- * expired ID tokens, access tokens an hour past expiry).
+ * expired ID tokens, access tokens an hour past expiry, signing keys retired or revoked
+ * longer ago than any token they signed can live).
  */
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { linkBacklog } from './audit/audit-chain.js';
 import type { Clock } from './clock.js';
 import { pruneUsedJtis } from './github/used-jti-store.js';
+import { purgeRetiredKeys } from './keys/signing-key-store.js';
+import { publicationWindowSeconds } from './keys/signing-keys.js';
 import { pruneRateWindows } from './oauth/rate-limit-store.js';
 import { pruneExpiredTokens } from './oauth/token-store.js';
 import { isDatabaseUnavailable } from './storage/database.js';
@@ -17,7 +20,7 @@ const AUDIT_LINK_INTERVAL_MS = 250;
 const PRUNE_INTERVAL_MS = 60_000;
 const PRUNE_LOCK = 7_242_005;
 
-export async function pruneExpiredRows(knex: Knex, clock: Clock): Promise<void> {
+export async function pruneExpiredRows(knex: Knex, clock: Clock, tokenTtlSeconds: number): Promise<void> {
   await knex.transaction(async (trx) => {
     const result = await trx.raw('select pg_try_advisory_xact_lock(?) as locked', [PRUNE_LOCK]);
     if (!result.rows[0].locked) return;
@@ -25,10 +28,11 @@ export async function pruneExpiredRows(knex: Knex, clock: Clock): Promise<void> 
     await pruneRateWindows(trx, nowMs);
     await pruneUsedJtis(trx, nowMs);
     await pruneExpiredTokens(trx, nowMs);
+    await purgeRetiredKeys(trx, new Date(nowMs - publicationWindowSeconds(tokenTtlSeconds) * 1000));
   });
 }
 
-export function startMaintenance(knex: Knex, logger: Logger, clock: Clock): () => Promise<void> {
+export function startMaintenance(knex: Knex, logger: Logger, clock: Clock, tokenTtlSeconds: number): () => Promise<void> {
   let isStopped = false;
   const running = new Map<string, Promise<void>>();
   const guard = (job: string, work: () => Promise<unknown>) => () => {
@@ -43,7 +47,7 @@ export function startMaintenance(knex: Knex, logger: Logger, clock: Clock): () =
     running.set(job, pass);
   };
   const link = setInterval(guard('audit-link', () => linkBacklog(knex, { shouldStop: () => isStopped })), AUDIT_LINK_INTERVAL_MS);
-  const prune = setInterval(guard('prune', () => pruneExpiredRows(knex, clock)), PRUNE_INTERVAL_MS);
+  const prune = setInterval(guard('prune', () => pruneExpiredRows(knex, clock, tokenTtlSeconds)), PRUNE_INTERVAL_MS);
   link.unref();
   prune.unref();
   return async () => {

@@ -49,7 +49,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   agents: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth'],
   github: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth', 'agents'],
   services: [...BASE, 'storage', 'authorization', 'audit', 'agents', 'github'],
-  maintenance: [...BASE, 'storage', 'audit', 'oauth', 'github'],
+  maintenance: [...BASE, 'storage', 'audit', 'keys', 'oauth', 'github'],
 };
 const COMPOSITION = new Set(['app', 'server', 'main', 'workers', 'cli']);
 

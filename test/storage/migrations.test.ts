@@ -4,7 +4,7 @@ import { migrateDown, migrateToLatest } from '../../server/src/storage/database.
 import { createTestDatabase, isRealPostgres } from '../support/database.js';
 import { startTestServer } from '../support/test-server.js';
 
-const ALL = ['20261123000000_initial', '20261123120000_grant_batches', '20261124090000_set_based_grants', '20261130090000_registration_policy_scopes'];
+const ALL = ['20261123000000_initial', '20261123120000_grant_batches', '20261124090000_set_based_grants', '20261130090000_registration_policy_scopes', '20261201090000_signing_keys_at_rest'];
 
 describe('migrations', () => {
   it('apply, revert and re-apply', async () => {

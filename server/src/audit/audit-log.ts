@@ -20,7 +20,9 @@ export type AuditEventType =
   | 'oidc.exchange.granted'
   | 'oidc.exchange.refused'
   | 'oidc.register.refused'
-  | 'signing_key.rotated';
+  | 'signing_key.rotated'
+  | 'signing_key.rewrapped'
+  | 'signing_key.revoked';
 
 export interface NewAuditEvent {
   readonly type: AuditEventType;
