@@ -227,6 +227,11 @@ describe('upgrading a database whose keys were stored in clear', () => {
     await expect(startTestServer({ shareWith: server, env: { KEY_ENCRYPTION_KEY: '' } })).rejects.toThrow(
       `signing key ${activeKid} is encrypted under key-encryption key ${kekIdOf(KEK_A)}, which is neither KEY_ENCRYPTION_KEY (unset) nor KEY_ENCRYPTION_KEY_PREVIOUS (unset)`,
     );
+    // Nor does a CLI run without it add a key in clear beside the encrypted ones.
+    const rotate = await cli(server, { KEY_ENCRYPTION_KEY: '' }, 'keys', 'rotate');
+    expect(rotate.exitCode).toBe(2);
+    expect(JSON.parse(rotate.stderr).message).toBe('The signing keys in this database are encrypted: set KEY_ENCRYPTION_KEY, or a new key would be stored in clear.');
+    expect(await server.deps.knex('signing_keys').whereNotNull('private_jwk').count({ n: '*' })).toEqual([{ n: 0 }]);
   });
 });
 

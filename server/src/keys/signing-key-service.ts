@@ -20,6 +20,7 @@ import {
   findActiveKid,
   findClearKids,
   findSigningKey,
+  hasSealedKeys,
   insertSigningKey,
   listSealedKeys,
   listSigningKeys,
@@ -84,6 +85,7 @@ export class SigningKeyService {
         if (rotated) return { rotatedOutOfClear: rotated };
       }
       if (await findActiveKid(trx, alg)) return {};
+      await this.refuseClearKeyBesideSealed(trx, ring);
       const kid = await insertSigningKey(trx, alg, ring);
       // A change of SIGNING_ALG retires the keys of the previous alg.
       await retireKeysOtherThan(trx, kid, this.now());
@@ -161,7 +163,15 @@ export class SigningKeyService {
     return new Date(this.deps.clock.now());
   }
 
+  /** A process without a KEK (a CLI run without it, say) must not add a clear key to encrypted ones. */
+  private async refuseClearKeyBesideSealed(trx: Knex.Transaction, ring: KeyRing): Promise<void> {
+    if (!ring.current && (await hasSealedKeys(trx))) {
+      throw new ValidationFailed('The signing keys in this database are encrypted: set KEY_ENCRYPTION_KEY, or a new key would be stored in clear.');
+    }
+  }
+
   private async rotateWithin(trx: Knex.Transaction, alg: SigningAlg, ring: KeyRing): Promise<Rotation> {
+    await this.refuseClearKeyBesideSealed(trx, ring);
     const kid = await insertSigningKey(trx, alg, ring);
     const retired = await retireKeysOtherThan(trx, kid, this.now());
     if (ring.current) await eraseClearPrivateKeys(trx);

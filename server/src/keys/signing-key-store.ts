@@ -103,6 +103,10 @@ export async function findClearKids(trx: Knex.Transaction): Promise<string[]> {
   return rows.map((row) => row.kid);
 }
 
+export async function hasSealedKeys(trx: Knex.Transaction): Promise<boolean> {
+  return (await trx('signing_keys').whereNotNull('sealed_private_key').first('kid')) !== undefined;
+}
+
 /** Erases every private key stored in clear (their keys must be retired first). */
 export async function eraseClearPrivateKeys(trx: Knex.Transaction): Promise<void> {
   await trx('signing_keys').whereNotNull('private_jwk').whereNotNull('retired_at').update({ private_jwk: null });
