@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it, jest } from '@jest/globals';
 import { kekIdOf } from '../../server/src/keys/key-encryption.js';
 import { openDatabase } from '../../server/src/storage/database.js';
 import { bearer, form, getToken, send } from '../support/api.js';
+import { runCli } from '../support/cli-process.js';
 import { runToExit, startServerProcess, type ServerProcess } from '../support/server-process.js';
 import { useTemporaryDirs } from '../support/temporary-dirs.js';
 
@@ -75,6 +76,27 @@ describe('the embedded default without KEY_ENCRYPTION_KEY', () => {
       expect((await send(second, '/api/v1/token/introspect', bearer(again, form({ token })))).body).toMatchObject({ active: true });
     } finally {
       expect(await second.stop()).toBe(0);
+    }
+  });
+
+  it('has `keys revoke`, handed to the running server, replace the active key with one under the same KEK and kill its tokens', async () => {
+    const server = await startServerProcess({ DATA_DIR: dataDir });
+    try {
+      // An agent of its own, made through the CLI (handed to the server too).
+      const agent = (await runCli(['agents', 'create', '--name', 'kek-test', '--scope', 'tokens:read', '--json'], { DATA_DIR: dataDir })).json();
+      const { clientId, clientSecret } = (await runCli(['credentials', 'create', agent.agentId, '--json'], { DATA_DIR: dataDir })).json();
+      const before = await getToken(server, clientId, clientSecret);
+      const revoked = await runCli(['keys', 'revoke', kidOf(before), '--json'], { DATA_DIR: dataDir });
+      expect(revoked).toMatchObject({ code: 0, stderr: '' });
+      const { replacedBy } = revoked.json();
+      const after = await getToken(server, clientId, clientSecret);
+      expect(kidOf(after)).toBe(replacedBy);
+      expect((await send(server, '/api/v1/token/introspect', bearer(after, form({ token: before })))).body).toEqual({ active: false });
+      const kek = Buffer.from(fs.readFileSync(kekFile, 'utf8').trim(), 'base64');
+      const listed = (await runCli(['keys', 'list', '--json'], { DATA_DIR: dataDir })).json();
+      expect(listed[0]).toMatchObject({ kid: replacedBy, privateKey: 'encrypted', kekId: kekIdOf(kek) });
+    } finally {
+      expect(await server.stop()).toBe(0);
     }
   });
 
