@@ -1,6 +1,10 @@
+import crypto from 'node:crypto';
 import os from 'node:os';
+import util from 'node:util';
 import { describe, expect, it } from '@jest/globals';
 import { ConfigError, loadConfig } from '../server/src/config.js';
+
+const KEK = crypto.randomBytes(32).toString('base64');
 
 const problemsOf = (env: Record<string, string>) => {
   try {
@@ -55,12 +59,48 @@ describe('loadConfig', () => {
 
   it('runs one worker by default, one per core in production on PostgreSQL, and never several on the embedded database', () => {
     const postgres = { DATABASE_URL: 'postgres://idp@db.internal/idp' };
+    const production = { NODE_ENV: 'production', KEY_ENCRYPTION_KEY: KEK };
     expect(loadConfig({}).workers).toBe(1);
     expect(loadConfig(postgres).workers).toBe(1);
-    expect(loadConfig({ ...postgres, NODE_ENV: 'production' }).workers).toBe(os.availableParallelism());
-    expect(loadConfig({ NODE_ENV: 'production' }).workers).toBe(1);
-    expect(loadConfig({ ...postgres, NODE_ENV: 'production', WORKERS: '3' }).workers).toBe(3);
+    expect(loadConfig({ ...postgres, ...production }).workers).toBe(os.availableParallelism());
+    expect(loadConfig(production).workers).toBe(1);
+    expect(loadConfig({ ...postgres, ...production, WORKERS: '3' }).workers).toBe(3);
     expect(problemsOf({ WORKERS: '2' })).toEqual(['WORKERS above 1 needs DATABASE_URL: the embedded database belongs to a single process']);
     expect(problemsOf({ ...postgres, WORKERS: '0' })[0]).toMatch(/^WORKERS must be a whole number from 1 to 256/);
+  });
+
+  it('refuses to start in production without a key-encryption key, naming the variable', () => {
+    const problems = problemsOf({ NODE_ENV: 'production', DATABASE_URL: 'postgres://idp@db.internal/idp' });
+    expect(problems).toEqual(['KEY_ENCRYPTION_KEY is required with NODE_ENV=production: 32 random bytes in base64, e.g. from `openssl rand -base64 32`']);
+    // Embedded too: a key generated beside the database it protects is no key for production.
+    expect(problemsOf({ NODE_ENV: 'production' })).toEqual(problems);
+  });
+
+  it('takes a key-encryption key of exactly 32 bytes in base64, and never echoes a bad one', () => {
+    const bytes = crypto.randomBytes(32);
+    for (const encoded of [bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('base64').replace(/=$/, '')]) {
+      expect(loadConfig({ KEY_ENCRYPTION_KEY: encoded }).keyEncryptionKey?.reveal()).toEqual(bytes);
+    }
+    for (const bad of [crypto.randomBytes(16).toString('base64'), crypto.randomBytes(33).toString('base64'), 'not base64 at all, but long enough to pass!!', bytes.toString('hex')]) {
+      const problems = problemsOf({ KEY_ENCRYPTION_KEY: bad, KEY_ENCRYPTION_KEY_PREVIOUS: bad });
+      expect(problems).toEqual([
+        'KEY_ENCRYPTION_KEY must be 32 random bytes in base64, e.g. from `openssl rand -base64 32`',
+        'KEY_ENCRYPTION_KEY_PREVIOUS must be 32 random bytes in base64, e.g. from `openssl rand -base64 32`',
+      ]);
+      expect(problems.join(' ')).not.toContain(bad);
+    }
+    expect(problemsOf({ KEY_ENCRYPTION_KEY_PREVIOUS: KEK })).toEqual([
+      'KEY_ENCRYPTION_KEY_PREVIOUS needs KEY_ENCRYPTION_KEY: the new key-encryption key to move signing keys to',
+    ]);
+  });
+
+  it('keeps key-encryption keys out of JSON, strings and inspection', () => {
+    const config = loadConfig({ KEY_ENCRYPTION_KEY: KEK, KEY_ENCRYPTION_KEY_PREVIOUS: KEK });
+    const hex = Buffer.from(KEK, 'base64').toString('hex');
+    for (const shown of [JSON.stringify(config), util.inspect(config, { depth: 5 }), `${config.keyEncryptionKey}`]) {
+      expect(shown).not.toContain(KEK);
+      expect(shown).not.toContain(hex.slice(0, 16));
+      expect(shown).not.toContain(hex.slice(0, 8).replace(/(..)(?!$)/g, '$1 ')); // a Buffer's inspection
+    }
   });
 });

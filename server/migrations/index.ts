@@ -8,6 +8,7 @@ import * as registrationPolicyScopes from './20261130090000_registration_policy_
 import * as trustPolicyTag from './20261130120000_trust_policy_tag.js';
 import * as tokenProvenance from './20261130130000_token_provenance.js';
 import * as auditDigests from './20261130140000_audit_digests.js';
+import * as signingKeysAtRest from './20261201090000_signing_keys_at_rest.js';
 
 export interface Migration {
   readonly name: string;
@@ -23,4 +24,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261130120000_trust_policy_tag', ...trustPolicyTag },
   { name: '20261130130000_token_provenance', ...tokenProvenance },
   { name: '20261130140000_audit_digests', ...auditDigests },
+  { name: '20261201090000_signing_keys_at_rest', ...signingKeysAtRest },
 ];

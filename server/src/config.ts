@@ -28,10 +28,50 @@ export interface Config {
   readonly bootstrapAdmin: { readonly clientId: string; readonly clientSecret: string } | undefined;
   readonly logLevel: LogLevel;
   /**
+   * KEY_ENCRYPTION_KEY: encrypts signing keys at rest. Unset: generated into DATA_DIR on
+   * the embedded database (keys/key-ring.ts); on PostgreSQL outside production, keys are
+   * stored in clear (with a warning at start); with NODE_ENV=production, required.
+   */
+  readonly keyEncryptionKey: SecretBytes | undefined;
+  /** KEY_ENCRYPTION_KEY_PREVIOUS: the old KEK while `keys rewrap` moves every key to the new one. */
+  readonly previousKeyEncryptionKey: SecretBytes | undefined;
+  /**
    * Server processes on this machine, sharing one listening port. Default: one per core
    * when NODE_ENV=production on PostgreSQL, else 1. The embedded database is one process's.
    */
   readonly workers: number;
+}
+
+/**
+ * Key material read from the environment. It never prints: not in a log line, not in JSON,
+ * not through util.inspect, should the configuration object ever reach one.
+ */
+export class SecretBytes {
+  readonly #bytes: Buffer;
+  constructor(bytes: Buffer) {
+    this.#bytes = Buffer.from(bytes);
+  }
+  reveal(): Buffer {
+    return this.#bytes;
+  }
+  toJSON(): string {
+    return '[redacted]';
+  }
+  toString(): string {
+    return '[redacted]';
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return 'SecretBytes [redacted]';
+  }
+}
+
+const KEY_BYTES = 32;
+
+/** 32 bytes in base64 (standard or URL-safe, padded or not), else undefined. */
+export function parseKeyEncryptionKey(text: string): Buffer | undefined {
+  if (!/^[A-Za-z0-9+/_-]{43}={0,1}$/.test(text)) return undefined;
+  const bytes = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  return bytes.length === KEY_BYTES ? bytes : undefined;
 }
 
 export class ConfigError extends Error {
@@ -128,6 +168,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
   }
   const isProduction = text('NODE_ENV') === 'production';
+  // The value is key material: a problem names the variable and never repeats what it holds.
+  const keyEncryptionKey = (name: string): SecretBytes | undefined => {
+    const raw = text(name);
+    if (raw === undefined) return undefined;
+    const bytes = parseKeyEncryptionKey(raw);
+    if (!bytes) {
+      problems.push(`${name} must be 32 random bytes in base64, e.g. from \`openssl rand -base64 32\``);
+      return undefined;
+    }
+    return new SecretBytes(bytes);
+  };
+  const currentKek = keyEncryptionKey('KEY_ENCRYPTION_KEY');
+  const previousKek = keyEncryptionKey('KEY_ENCRYPTION_KEY_PREVIOUS');
+  if (text('KEY_ENCRYPTION_KEY') === undefined) {
+    if (isProduction) {
+      problems.push('KEY_ENCRYPTION_KEY is required with NODE_ENV=production: 32 random bytes in base64, e.g. from `openssl rand -base64 32`');
+    } else if (previousKek) {
+      problems.push('KEY_ENCRYPTION_KEY_PREVIOUS needs KEY_ENCRYPTION_KEY: the new key-encryption key to move signing keys to');
+    }
+  }
   const workers = integer('WORKERS', isProduction && databaseUrl ? os.availableParallelism() : 1, 1, 256);
   if (workers > 1 && databaseUrl === undefined) {
     problems.push('WORKERS above 1 needs DATABASE_URL: the embedded database belongs to a single process');
@@ -149,6 +209,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     oidcAudience,
     bootstrapAdmin: bootstrapAdmin && Object.freeze(bootstrapAdmin),
     logLevel: logLevel as LogLevel,
+    keyEncryptionKey: currentKek,
+    previousKeyEncryptionKey: previousKek,
     workers,
   });
 }

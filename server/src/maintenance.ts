@@ -3,7 +3,8 @@
  * instance does it at a time: linking the audit chain (often, in small batches),
  * summarizing the minute's unverified ID-token refusals into the audit log, and
  * pruning rows that can no longer matter (past rate-limit windows, GitHub jtis of
- * expired ID tokens, access tokens an hour past expiry).
+ * expired ID tokens, access tokens an hour past expiry, signing keys retired or revoked
+ * longer ago than any token they signed can live).
  */
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
@@ -12,6 +13,8 @@ import { emitAuditDigest, type SignDocument } from './audit/audit-digests.js';
 import type { Clock } from './clock.js';
 import { summarizeUnverifiedRefusals } from './github/unverified-refusals.js';
 import { pruneUsedJtis } from './github/used-jti-store.js';
+import { purgeRetiredKeys } from './keys/signing-key-store.js';
+import { publicationWindowSeconds } from './keys/signing-keys.js';
 import { pruneRateWindows } from './oauth/rate-limit-store.js';
 import { pruneExpiredTokens } from './oauth/token-store.js';
 import { isDatabaseUnavailable } from './storage/database.js';
@@ -23,7 +26,7 @@ const PRUNE_LOCK = 7_242_005;
 const DIGEST_CHECK_INTERVAL_MS = 60_000;
 const DIGEST_SLACK_MS = 1_000;
 
-export async function pruneExpiredRows(knex: Knex, clock: Clock): Promise<void> {
+export async function pruneExpiredRows(knex: Knex, clock: Clock, tokenTtlSeconds: number): Promise<void> {
   await knex.transaction(async (trx) => {
     const result = await trx.raw('select pg_try_advisory_xact_lock(?) as locked', [PRUNE_LOCK]);
     if (!result.rows[0].locked) return;
@@ -32,6 +35,7 @@ export async function pruneExpiredRows(knex: Knex, clock: Clock): Promise<void> 
     await pruneRateWindows(trx, nowMs);
     await pruneUsedJtis(trx, nowMs);
     await pruneExpiredTokens(trx, nowMs);
+    await purgeRetiredKeys(trx, new Date(nowMs - publicationWindowSeconds(tokenTtlSeconds) * 1000));
   });
 }
 
@@ -56,7 +60,7 @@ export async function emitDigest(knex: Knex, logger: Logger, clock: Clock, optio
   }
 }
 
-export function startMaintenance(knex: Knex, logger: Logger, clock: Clock, digests?: DigestOptions): () => Promise<void> {
+export function startMaintenance(knex: Knex, logger: Logger, clock: Clock, tokenTtlSeconds: number, digests?: DigestOptions): () => Promise<void> {
   let isStopped = false;
   const running = new Map<string, Promise<void>>();
   const guard = (job: string, work: () => Promise<unknown>) => () => {
@@ -71,7 +75,7 @@ export function startMaintenance(knex: Knex, logger: Logger, clock: Clock, diges
     running.set(job, pass);
   };
   const link = setInterval(guard('audit-link', () => linkBacklog(knex, { shouldStop: () => isStopped })), AUDIT_LINK_INTERVAL_MS);
-  const prune = setInterval(guard('prune', () => pruneExpiredRows(knex, clock)), PRUNE_INTERVAL_MS);
+  const prune = setInterval(guard('prune', () => pruneExpiredRows(knex, clock, tokenTtlSeconds)), PRUNE_INTERVAL_MS);
   const timers = [link, prune];
   if (digests) {
     const digest = guard('audit-digest', () => emitDigest(knex, logger, clock, digests));

@@ -9,9 +9,12 @@ import { createApp, type Lifecycle } from './app.js';
 import { ensureBootstrapAdmin, type GeneratedAdmin } from './agents/bootstrap-admin.js';
 import { createMetrics } from './http/observability.js';
 import { SigningKeys } from './keys/signing-keys.js';
+import { SigningKeyService } from './keys/signing-key-service.js';
+import { loadKeyRing } from './keys/key-ring.js';
+import type { KeyRing } from './keys/key-encryption.js';
 import { GitHubJwksCache } from './github/jwks-cache.js';
 import { AccessTokens } from './oauth/access-tokens.js';
-import { migrateToLatest, openDatabase, type Database } from './storage/database.js';
+import { isDatabaseUnavailable, migrateToLatest, openDatabase, type Database } from './storage/database.js';
 import { startMaintenance } from './maintenance.js';
 import { preparedStatements } from './storage/prepared.js';
 import { ClientDirectory } from './oauth/client-directory.js';
@@ -48,21 +51,35 @@ export interface StartOptions {
 
 /**
  * What every start does first, and a cluster's primary does once for its workers: migrate,
- * ensure the bootstrap admin and an active signing key, and load the keys (refreshed until
- * `keys.stop()`).
+ * ensure the bootstrap admin and an active signing key (rotating out keys stored in clear
+ * once there is a key-encryption key), and load the keys (refreshed until `keys.stop()`).
  */
 export async function prepareDatabase(
   database: Database,
   config: Config,
   logger: Logger,
   clock: Clock = systemClock,
-): Promise<{ generatedAdmin: GeneratedAdmin | undefined; keys: SigningKeys }> {
+): Promise<{ generatedAdmin: GeneratedAdmin | undefined; keys: SigningKeys; keyRing: KeyRing }> {
   const applied = await migrateToLatest(database);
   if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
   const generatedAdmin = await ensureBootstrapAdmin(database.knex, config);
-  const keys = new SigningKeys(database.knex, config.signingAlg, config.tokenTtlSeconds, clock);
+  const { ring, source } = loadKeyRing(config);
+  if (source === 'none') {
+    logger.warn('KEY_ENCRYPTION_KEY is not set: signing keys are stored in clear in the database; set it (32 random bytes, base64) to encrypt them');
+  }
+  const startup = await new SigningKeyService({ knex: database.knex, clock, keyRing: () => ring }).prepareForStart(config.signingAlg);
+  if (startup.rotatedOutOfClear) {
+    const { kid, clear } = startup.rotatedOutOfClear;
+    logger.warn({ kid, clear }, 'signing keys stored in clear were rotated out: a new encrypted key signs; the old private keys are erased, but older backups still hold them');
+  }
+  const keys = new SigningKeys(database.knex, config.signingAlg, config.tokenTtlSeconds, clock, {
+    keyRing: ring,
+    onRefreshFailed: (error) => {
+      if (!isDatabaseUnavailable(error)) logger.error({ err: { message: (error as Error).message } }, 'reloading the signing keys failed');
+    },
+  });
   await keys.start();
-  return { generatedAdmin, keys };
+  return { generatedAdmin, keys, keyRing: ring };
 }
 
 /** How long a starting server waits for a CLI command that holds the embedded database. */
@@ -90,7 +107,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   try {
     const database = options.database ?? openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
     if (ownsDatabase) undo.push(() => database.close());
-    const { generatedAdmin, keys } = await prepareDatabase(database, config, logger, clock);
+    const { generatedAdmin, keys, keyRing } = await prepareDatabase(database, config, logger, clock);
     undo.push(() => keys.stop());
     const metrics = createMetrics();
     const query = preparedStatements(database.knex, database.isEmbedded);
@@ -98,7 +115,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     const clients = new ClientDirectory(query);
     const githubJwks = new GitHubJwksCache({ issuer: config.githubOidcIssuer, now: () => clock.now() });
     const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock };
-    const stopMaintenance = startMaintenance(database.knex, logger, clock, {
+    const stopMaintenance = startMaintenance(database.knex, logger, clock, config.tokenTtlSeconds, {
       sign: (typ, payload) => keys.signDocument(typ, payload),
       intervalSeconds: config.auditDigestIntervalSeconds,
     });
@@ -108,7 +125,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     let operatorSocket: OperatorSocket | undefined;
     if (dataDirLock) {
       operatorSocket = await serveOperatorSocket(config.dataDir, async (request) => {
-        const reply = await runForwardedCommand(request, config, database, { clock });
+        const reply = await runForwardedCommand(request, config, database, { clock, keyRing });
         logger.info({ command: request.argv.slice(0, 2).join(' '), exitCode: reply.exitCode }, 'operator command');
         return reply;
       });

@@ -8,7 +8,7 @@ import { AgentService } from './agents/agent-service.js';
 import { AuditService } from './audit/audit-service.js';
 import type { Clock } from './clock.js';
 import { TrustPolicyService } from './github/trust-policy-service.js';
-import { verifyDocumentSignature } from './keys/signing-keys.js';
+import { verifyDocumentSignature } from './keys/signing-key-store.js';
 
 export interface OperatorServices {
   readonly agents: AgentService;

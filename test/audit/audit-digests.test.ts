@@ -14,8 +14,9 @@ import { hashAuditEvent } from '../../server/src/audit/audit-chain.js';
 import { runCommandOn } from '../../server/src/cli/command-line.js';
 import { bufferedOutput } from '../../server/src/cli/output.js';
 import { OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
-import { rotateSigningKey } from '../../server/src/keys/signing-keys.js';
-import { emitDigest } from '../../server/src/maintenance.js';
+import { loadKeyRing } from '../../server/src/keys/key-ring.js';
+import { SigningKeyService } from '../../server/src/keys/signing-key-service.js';
+import { emitDigest, pruneExpiredRows } from '../../server/src/maintenance.js';
 import { adminToken, bearer, createAgent, form, send } from '../support/api.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
@@ -189,9 +190,14 @@ describe('verification', () => {
       const lines: string[] = [];
       await emitDigest(knex, pino({}, { write: (line: string) => void lines.push(line) }), clock, { sign: keys.signDocument.bind(keys), intervalSeconds: 1 });
       const old = JSON.parse(lines[0]).digest as string;
-      const { retired } = await rotateSigningKey(knex, OPERATOR_CALLER, config.signingAlg, clock);
+      const { retired } = await new SigningKeyService({ knex, clock, keyRing: () => loadKeyRing(fresh.config).ring }).rotate(OPERATOR_CALLER, config.signingAlg);
       await knex('signing_keys').whereIn('kid', retired).update({ retired_at: new Date(Date.now() - 365 * 86_400_000) });
       await keys.refresh();
+      // Maintenance erases its private part (no token it signed can be live) and keeps the public one.
+      await pruneExpiredRows(knex, clock, config.tokenTtlSeconds);
+      expect(await knex('signing_keys').whereIn('kid', retired).select('private_jwk', 'sealed_private_key', 'public_jwk')).toEqual([
+        { private_jwk: null, sealed_private_key: null, public_jwk: expect.objectContaining({ kid: retired[0] }) },
+      ]);
       const jwks = (await (await fetch(`${fresh.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
       expect(jwks.keys.map((key) => key.kid)).not.toContain(decodeProtectedHeader(old).kid);
       const token = await adminToken(fresh); // the first was signed by the key now withdrawn
@@ -202,6 +208,26 @@ describe('verification', () => {
       const { exportJWK } = await import('jose');
       await knex('signing_keys').whereIn('kid', retired).update({ public_jwk: { ...(await exportJWK(publicKey)), kid: retired[0] } });
       expect((await send(fresh, `/api/v1/audit/verify?${new URLSearchParams({ digest: old })}`, bearer(token))).status).toBe(400);
+    } finally {
+      await fresh.stop();
+    }
+  });
+
+  it('trusts nothing a revoked (compromised) key signed', async () => {
+    const fresh = await startTestServer();
+    try {
+      const { keys, clock, knex, config } = fresh.deps;
+      const lines: string[] = [];
+      await emitDigest(knex, pino({}, { write: (line: string) => void lines.push(line) }), clock, { sign: keys.signDocument.bind(keys), intervalSeconds: 1 });
+      const digest = JSON.parse(lines[0]).digest as string;
+      const service = new SigningKeyService({ knex, clock, keyRing: () => loadKeyRing(fresh.config).ring });
+      await service.revoke(OPERATOR_CALLER, decodeProtectedHeader(digest).kid as string, config.signingAlg);
+      await keys.refresh();
+      const token = await adminToken(fresh);
+      const reply = await send(fresh, `/api/v1/audit/verify?${new URLSearchParams({ digest })}`, bearer(token));
+      expect({ status: reply.status, code: reply.body.code }).toEqual({ status: 400, code: 'VALIDATION_ERROR' });
+      // The stored copy fails the same way: the trail is no longer vouched for.
+      expect((await send(fresh, '/api/v1/audit/verify', bearer(token))).body).toMatchObject({ valid: false, firstInvalidSeq: 1 });
     } finally {
       await fresh.stop();
     }

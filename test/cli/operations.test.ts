@@ -24,7 +24,7 @@ describe('sentryagent-idp usage and errors', () => {
     const bare = await runCli([], {});
     expect(bare.code).toBe(2);
     expect(bare.stdout).toMatch(/^usage: sentryagent-idp <command>/);
-    for (const command of ['serve', 'migrate', 'keys rotate', 'agents create', 'agents decommission', 'credentials revoke', 'policies add', 'policies remove', 'audit verify']) {
+    for (const command of ['serve', 'migrate', 'keys rotate', 'keys rewrap', 'keys revoke', 'agents create', 'agents decommission', 'credentials revoke', 'policies add', 'policies remove', 'audit verify']) {
       expect(bare.stdout).toContain(`\n  ${command} `);
     }
     expect(await runCli(['--help'], {})).toMatchObject({ code: 0, stdout: bare.stdout });
@@ -35,7 +35,7 @@ describe('sentryagent-idp usage and errors', () => {
 
   it('shows every command\'s own usage with --help, exit 0, without touching the database', async () => {
     const listed = (await runCli(['--help'], {})).stdout.split('\n').filter((line) => /^ {2}\S/.test(line));
-    expect(listed).toHaveLength(18);
+    expect(listed).toHaveLength(20);
     for (const line of listed) {
       const [, name, summary] = /^ {2}(.+?) {2,}(.+)$/.exec(line) ?? [];
       // A database nobody can reach: --help must not need one.
@@ -92,11 +92,15 @@ describe('sentryagent-idp migrate, keys and serve', () => {
     expect(rotated.code).toBe(0);
     expect(rotated.json()).toEqual({ kid: expect.any(String), alg: 'RS256', retired: before });
     const listed = (await cli('keys', 'list', '--json')).json();
+    // Embedded, the key-encryption key was generated into DATA_DIR; on PostgreSQL it is KEY_ENCRYPTION_KEY.
+    const stored = { privateKey: 'encrypted', kekId: expect.any(String) };
     expect(listed).toEqual([
-      { kid: rotated.json().kid, alg: 'RS256', createdAt: expect.any(String), retiredAt: null },
-      { kid: before[0], alg: 'RS256', createdAt: expect.any(String), retiredAt: expect.any(String) },
+      { kid: rotated.json().kid, alg: 'RS256', createdAt: expect.any(String), retiredAt: null, revokedAt: null, ...stored },
+      { kid: before[0], alg: 'RS256', createdAt: expect.any(String), retiredAt: expect.any(String), revokedAt: null, ...stored },
     ]);
-    expect((await cli('keys', 'list')).stdout).toMatch(new RegExp(`^KID +ALG +CREATED +STATE\\n${rotated.json().kid} +RS256 +\\S+ +active\\n`));
+    expect((await cli('keys', 'list')).stdout).toMatch(
+      new RegExp(`^KID +ALG +CREATED +STATE +PRIVATE KEY\\n${rotated.json().kid} +RS256 +\\S+ +active +encrypted \\(KEK [\\w-]{16}\\)\\n`),
+    );
 
     server = await startServerOn(database, env);
     try {
@@ -109,6 +113,17 @@ describe('sentryagent-idp migrate, keys and serve', () => {
     } finally {
       await server.close();
     }
+  });
+
+  it('rewraps (nothing to do when every key is under the KEK already) and revokes a key, naming an unknown kid with exit 3', async () => {
+    const rewrap = await cli('keys', 'rewrap');
+    expect(rewrap).toMatchObject({ code: 0, stderr: '', stdout: expect.stringMatching(/^key-encryption key: [\w-]{16}\nre-encrypted: none \(every key was already under it\)\n$/) });
+    const unknown = await cli('keys', 'revoke', 'no-such-kid');
+    expect(unknown).toMatchObject({ code: 3, stdout: '', stderr: 'sentryagent-idp: No signing key has kid no-such-kid.\n' });
+    const [active] = (await cli('keys', 'list', '--json')).json();
+    const revoked = await cli('keys', 'revoke', active.kid);
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout).toMatch(new RegExp(`^revoked: ${active.kid}\nit was the active key; new active key: [\\w-]+\n`));
   });
 
   it('serves the IdP as `npm start` does, and stops cleanly on SIGTERM', async () => {

@@ -50,11 +50,11 @@ describe('without a limit (RATE_LIMIT_PER_MINUTE=0)', () => {
     expect(await auditRows(h.server)).toEqual([]);
 
     // The minute is not over: nothing yet. Once it is, one row per endpoint and reason.
-    await pruneExpiredRows(h.server.deps.knex, clock);
+    await pruneExpiredRows(h.server.deps.knex, clock, h.server.config.tokenTtlSeconds);
     expect(await auditRows(h.server)).toEqual([]);
     const minute = new Date(Math.floor(clock.now() / 60_000) * 60_000).toISOString();
     clock.advance(60_000);
-    await pruneExpiredRows(h.server.deps.knex, clock);
+    await pruneExpiredRows(h.server.deps.knex, clock, h.server.config.tokenTtlSeconds);
     const rows = await auditRows(h.server);
     expect(rows).toEqual(
       expect.arrayContaining([
@@ -65,7 +65,7 @@ describe('without a limit (RATE_LIMIT_PER_MINUTE=0)', () => {
     );
     expect(rows).toHaveLength(3);
     // Summarized once: the next pass writes nothing more.
-    await pruneExpiredRows(h.server.deps.knex, clock);
+    await pruneExpiredRows(h.server.deps.knex, clock, h.server.config.tokenTtlSeconds);
     expect(await auditRows(h.server)).toHaveLength(3);
   });
 

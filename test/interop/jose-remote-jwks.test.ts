@@ -5,10 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createRemoteJWKSet, customFetch, errors, jwtVerify } from 'jose';
 import { OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
-import { rotateSigningKey } from '../../server/src/keys/signing-keys.js';
 import { adminToken, createAgent, documentedFetch, getToken, send } from '../support/api.js';
 import { startReachableTestServer } from '../support/reachable-server.js';
-import { startTestServer, type TestServer } from '../support/test-server.js';
+import { keyServiceOf, startTestServer, type TestServer } from '../support/test-server.js';
 
 const remoteKeys = async (server: TestServer, options: { cooldownDuration?: number } = {}) => {
   const metadata = await send(server, '/.well-known/oauth-authorization-server');
@@ -63,7 +62,7 @@ describe('jose remote JWKS verification', () => {
     const keys = await remoteKeys(server, { cooldownDuration: 0 });
     const before = await getToken(server, agent.agentId, agent.clientSecret);
     await jwtVerify(before, keys, { issuer: server.config.publicUrl });
-    await rotateSigningKey(server.deps.knex, OPERATOR_CALLER, 'RS256', server.deps.clock);
+    await keyServiceOf(server).rotate(OPERATOR_CALLER, 'RS256');
     await server.deps.keys.refresh();
     const after = await getToken(server, agent.agentId, agent.clientSecret);
     expect((await jwtVerify(after, keys, { issuer: server.config.publicUrl })).payload.sub).toBe(agent.agentId);

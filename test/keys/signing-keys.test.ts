@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
-import { rotateSigningKey } from '../../server/src/keys/signing-keys.js';
-import { startTestServer, type TestServer } from '../support/test-server.js';
+import { keyServiceOf, startTestServer, type TestServer } from '../support/test-server.js';
 import { adminToken, bearer, form, send } from '../support/api.js';
 
 const kidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString()).kid as string;
@@ -29,7 +28,7 @@ describe('signing keys shared by instances', () => {
 
   it('rotates: the new key signs, the old key stays published and its tokens stay valid, other instances pick it up', async () => {
     const before = await adminToken(first);
-    const { kid, retired } = await rotateSigningKey(first.deps.knex, OPERATOR_CALLER, 'RS256', first.deps.clock);
+    const { kid, retired } = await keyServiceOf(first).rotate(OPERATOR_CALLER, 'RS256');
     expect(retired).toEqual([kidOf(before)]);
     await first.deps.keys.refresh();
     const after = await adminToken(first);
@@ -45,7 +44,7 @@ describe('signing keys shared by instances', () => {
   it('drops a retired key from the JWKS once its last token has expired, and stops accepting what it signed', async () => {
     const signedByRetiring = await adminToken(first);
     expect((await send(first, '/api/v1/agents', bearer(signedByRetiring))).status).toBe(200); // its signature is now cached
-    await rotateSigningKey(first.deps.knex, OPERATOR_CALLER, 'RS256', first.deps.clock);
+    await keyServiceOf(first).rotate(OPERATOR_CALLER, 'RS256');
     await first.deps.keys.refresh();
     expect((await send(first, '/api/v1/agents', bearer(signedByRetiring))).status).toBe(200); // retired, still published
     const published = (await send(first, '/.well-known/jwks.json')).body.keys.length;

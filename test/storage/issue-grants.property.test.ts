@@ -202,7 +202,9 @@ describe('issue_grants', () => {
         const alone = new Array(aloneRows.length);
         for (const i of order) [alone[i]] = await issueGrantBatch(query, config, [aloneRows[i]]);
 
-        const decisions = (outcomes: typeof batched) => outcomes.map(({ ord: _ord, ...decision }) => decision);
+        // No signing kid given: no key is reported revoked.
+        expect([...batched, ...alone].filter((outcome) => outcome.is_key_revoked !== false)).toEqual([]);
+        const decisions = (outcomes: typeof batched) => outcomes.map(({ ord: _ord, is_key_revoked: _isKeyRevoked, ...decision }) => decision);
         const expected = model(spec);
         expect(decisions(alone)).toEqual(expected.decisions);
         expect(decisions(batched)).toEqual(expected.decisions);
@@ -215,6 +217,28 @@ describe('issue_grants', () => {
       { ...SEED, numRuns: 150 },
     );
   }, 120_000);
+
+  it('says, in the same statement, whether the key about to sign the batch has been revoked', async () => {
+    const spec = { agents: [{ status: 'active', scopes: [], rateCount: 0, quotaCount: 0 }], rateLimit: 0, monthlyLimit: 0, grants: [] } as unknown as Case;
+    const world = await buildWorld(spec);
+    const row = (jti: string) => ({
+      agentId: world.agentIds[0], credentialId: null, trustPolicies: null, scope: '', windowStart: 0, month: '2026-11', jti, grantType: 'client_credentials',
+      issuedAt: 0, expiresAt: 900, auditType: 'token.issued', auditActor: 'test', auditData: JSON.stringify({ jti }),
+    });
+    const config = { rateLimitPerMinute: 0, monthlyTokenLimit: 0 } as Config;
+    const knex = database().knex;
+    await knex('signing_keys').insert([
+      { kid: 'kid-live', alg: 'RS256', public_jwk: {} },
+      { kid: 'kid-revoked', alg: 'RS256', public_jwk: {}, retired_at: new Date(), revoked_at: new Date() },
+    ]);
+    try {
+      const [live] = await issueGrantBatch(query, config, [row(crypto.randomUUID())], 'kid-live');
+      const [revoked] = await issueGrantBatch(query, config, [row(crypto.randomUUID())], 'kid-revoked');
+      expect([live, revoked].map((outcome) => [outcome.issued, outcome.is_key_revoked])).toEqual([[1, false], [1, true]]);
+    } finally {
+      await knex('signing_keys').whereIn('kid', ['kid-live', 'kid-revoked']).delete();
+    }
+  });
 
   it('returns nothing for an empty batch', async () => {
     expect(await issueGrantBatch(query, { rateLimitPerMinute: 5, monthlyTokenLimit: 5 } as Config, [])).toEqual([]);

@@ -9,6 +9,8 @@ import { loadConfig, type Config } from '../../server/src/config.js';
 import { createLogger } from '../../server/src/logger.js';
 import type { Clock } from '../../server/src/clock.js';
 import { startServer, type RunningServer } from '../../server/src/server.js';
+import { loadKeyRing } from '../../server/src/keys/key-ring.js';
+import { SigningKeyService } from '../../server/src/keys/signing-key-service.js';
 import type { Database } from '../../server/src/storage/database.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
@@ -16,6 +18,9 @@ export const ADMIN = Object.freeze({
   clientId: '00000000-0000-4000-8000-00000000a0a0',
   clientSecret: 'sk_live_test-bootstrap-admin-secret-0123456789',
 });
+
+/** The key-encryption key of test servers (KEY_ENCRYPTION_KEY); `env: { KEY_ENCRYPTION_KEY: '' }` runs without one. */
+export const TEST_KEK = Buffer.alloc(32, 7).toString('base64');
 
 export interface TestServer extends RunningServer {
   readonly config: Config;
@@ -35,6 +40,12 @@ export interface TestServerOptions {
   readonly clock?: Clock;
 }
 
+/** The operator's signing-key service on a test server's database, with the server's key-encryption keys. */
+export function keyServiceOf(server: TestServer): SigningKeyService {
+  const { ring } = loadKeyRing(server.config);
+  return new SigningKeyService({ knex: server.deps.knex, clock: server.deps.clock, keyRing: () => ring });
+}
+
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const testDatabase = options.shareWith?.testDatabase ?? options.testDatabase ?? (await createTestDatabase({ migrated: true }));
   const config = loadConfig({
@@ -45,6 +56,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     RATE_LIMIT_PER_MINUTE: '0',
     MONTHLY_TOKEN_LIMIT: '0',
     LOG_LEVEL: 'trace',
+    KEY_ENCRYPTION_KEY: TEST_KEK,
     ...(testDatabase.url ? { DATABASE_URL: testDatabase.url } : {}),
     ...options.env,
   });

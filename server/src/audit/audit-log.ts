@@ -21,7 +21,9 @@ export type AuditEventType =
   | 'oidc.exchange.refused'
   | 'oidc.register.refused'
   | 'oidc.unverified_refused'
-  | 'signing_key.rotated';
+  | 'signing_key.rotated'
+  | 'signing_key.rewrapped'
+  | 'signing_key.revoked';
 
 export interface NewAuditEvent {
   readonly type: AuditEventType;

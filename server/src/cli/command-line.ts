@@ -9,6 +9,7 @@ import path from 'node:path';
 import { inspect, parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { ServiceError, type ApiErrorCode } from '../errors.js';
+import { SigningKeyUnavailable } from '../keys/key-encryption.js';
 import { DataDirError } from '../storage/data-dir.js';
 import { DataDirBusy } from '../storage/data-dir-lock.js';
 import { isDatabaseUnavailable, openDatabase, type Database } from '../storage/database.js';
@@ -18,11 +19,12 @@ import { credentialCommands } from './credential-commands.js';
 import { runOnEmbeddedDatabase } from './embedded-session.js';
 import type { OperatorReply, OperatorRequest } from './operator-socket.js';
 import { policyCommands } from './policy-commands.js';
+import { keyCommands } from './key-commands.js';
 import { serverCommands } from './server-commands.js';
 import { CliError, EXIT, runOnDatabase, usageError, type Command, type Invocation, type RunOptions } from './command.js';
 import { bufferedOutput, type Output } from './output.js';
 
-const COMMANDS: readonly Command[] = [...serverCommands, ...agentCommands, ...credentialCommands, ...policyCommands, ...auditCommands];
+const COMMANDS: readonly Command[] = [...serverCommands, ...keyCommands, ...agentCommands, ...credentialCommands, ...policyCommands, ...auditCommands];
 
 function usageLine(command: Command): string {
   return [`sentryagent-idp ${command.name}`, ...(command.arguments ?? []).map((name) => `<${name}>`), command.synopsis ?? '']
@@ -149,6 +151,7 @@ export function toCliError(error: unknown): CliError {
   if (error instanceof CliError) return error;
   if (error instanceof ConfigError || error instanceof DataDirError) return new CliError(error.message, EXIT.usage, 'configuration');
   if (error instanceof DataDirBusy) return new CliError(error.message, EXIT.failure, 'data_dir_busy');
+  if (error instanceof SigningKeyUnavailable) return new CliError(error.message, EXIT.failure, 'signing_key_unavailable');
   if (error instanceof ServiceError) return new CliError(error.message, EXIT_CODE_OF[error.code] ?? EXIT.failure, error.code.toLowerCase());
   if (isDatabaseUnavailable(error)) {
     return new CliError(`cannot reach the database: ${(error as Error).message}`, EXIT.failure, 'database_unavailable');

@@ -8,6 +8,9 @@ import type { Knex } from 'knex';
 import { OPERATOR_CALLER, type Caller } from '../authorization/caller.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config.js';
+import { loadKeyRing } from '../keys/key-ring.js';
+import type { KeyRing } from '../keys/key-encryption.js';
+import { SigningKeyService } from '../keys/signing-key-service.js';
 import { createOperatorServices, type OperatorServices } from '../services.js';
 import { migrateToLatest, type Database } from '../storage/database.js';
 import type { Output } from './output.js';
@@ -47,6 +50,8 @@ export interface CommandContext {
   readonly caller: Caller;
   readonly clock: Clock;
   readonly services: OperatorServices;
+  /** The signing keys; its key-encryption keys are found on first use (which on the embedded database may create one). */
+  readonly keys: SigningKeyService;
 }
 
 export interface Invocation {
@@ -105,6 +110,8 @@ export interface RunOptions {
   readonly isSchemaCurrent?: boolean;
   readonly caller?: Caller;
   readonly clock?: Clock;
+  /** The key-encryption keys, when the caller holds them already (the server that runs a forwarded command). */
+  readonly keyRing?: KeyRing;
 }
 
 /**
@@ -121,6 +128,7 @@ export async function runOnDatabase(
 ): Promise<number> {
   if (!options.isSchemaCurrent && command.migratesFirst !== false) await migrateToLatest(database);
   const clock = options.clock ?? systemClock;
+  let keyRing = options.keyRing;
   const context: CommandContext = {
     config,
     database,
@@ -129,6 +137,7 @@ export async function runOnDatabase(
     caller: options.caller ?? OPERATOR_CALLER,
     clock,
     services: createOperatorServices(database.knex, clock),
+    keys: new SigningKeyService({ knex: database.knex, clock, keyRing: () => (keyRing ??= loadKeyRing(config).ring) }),
   };
   return (await command.run(context, invocation)) ?? EXIT.ok;
 }

@@ -5,93 +5,61 @@
  * signed has expired: TTL after retirement, plus the refresh interval during which
  * another instance may still sign with it, plus a margin. Instances reload the key set
  * periodically and, rate-limited, when they meet an unknown kid.
+ *
+ * Private keys are stored encrypted (key-encryption.ts): only the active key's is
+ * decrypted, once per key, when it is loaded; signing uses the decrypted key object. A
+ * revoked key (signing-key-service.ts) leaves the set at the next reload; until then the
+ * token-state lookup refuses what it signed, the JWKS leaves it out, and an instance that
+ * meets it reloads at once.
  */
 import crypto, { type KeyObject } from 'node:crypto';
 import type { Knex } from 'knex';
-import { actorOf, type Caller } from '../authorization/caller.js';
-import { appendAuditEvent } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { SigningAlg } from '../config.js';
-import { Forbidden } from '../errors.js';
-import { base64url, encodeHeader, peekHeader, signJws, signJwt, verifyJwt, type JwtClaims, type VerificationKey } from './jwt.js';
+import { encodeHeader, signJws, signJwt, verifyJwt, type JwtClaims, type VerificationKey } from './jwt.js';
+import { SigningKeyUnavailable, unsealPrivateKey, type KeyRing } from './key-encryption.js';
+import { findRevokedKids, loadPublishedKeys, type StoredSigningKey } from './signing-key-store.js';
 
 export const KEY_REFRESH_INTERVAL_MS = 60_000;
 const UNKNOWN_KID_REFRESH_MIN_INTERVAL_MS = 5_000;
 const RETIREMENT_MARGIN_SECONDS = 300;
-const KEY_CREATION_LOCK = 7_242_002;
+/** How long the JWKS waits for the database's word on revoked keys before answering from memory. */
+const JWKS_REVOCATION_CHECK_MS = 250;
 
-interface KeyRow {
-  kid: string;
-  alg: SigningAlg;
-  private_jwk: crypto.JsonWebKey;
-  public_jwk: crypto.JsonWebKey;
-  created_at: Date;
-  retired_at: Date | null;
+/** How long a retired key stays published: after this, no token it signed can be live. */
+export function publicationWindowSeconds(tokenTtlSeconds: number): number {
+  return tokenTtlSeconds + KEY_REFRESH_INTERVAL_MS / 1000 + RETIREMENT_MARGIN_SECONDS;
 }
 
 interface LoadedKey extends VerificationKey {
   readonly kid: string;
-  readonly privateKey: KeyObject;
-  readonly encodedHeader: string;
   readonly publicJwk: Record<string, unknown>;
   readonly isRetired: boolean;
 }
 
-/** RFC 7638 thumbprint, used as the kid. */
-function thumbprintOf(jwk: crypto.JsonWebKey): string {
-  const members =
-    jwk.kty === 'RSA'
-      ? { e: jwk.e, kty: jwk.kty, n: jwk.n }
-      : jwk.kty === 'EC'
-        ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
-        : { crv: jwk.crv, kty: jwk.kty, x: jwk.x };
-  return base64url(crypto.createHash('sha256').update(JSON.stringify(members)).digest());
+interface ActiveKey extends LoadedKey {
+  readonly privateKey: KeyObject;
+  readonly encodedHeader: string;
 }
 
-function generateKeyPair(alg: SigningAlg): crypto.KeyPairKeyObjectResult {
-  if (alg === 'RS256') return crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  if (alg === 'ES256') return crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return crypto.generateKeyPairSync('ed25519');
+export interface VerifiedToken {
+  readonly claims: JwtClaims;
+  /** The key that signed it. */
+  readonly kid: string;
 }
 
-async function insertNewKey(trx: Knex.Transaction, alg: SigningAlg): Promise<string> {
-  const { privateKey, publicKey } = generateKeyPair(alg);
-  const publicJwk = publicKey.export({ format: 'jwk' });
-  const kid = thumbprintOf(publicJwk);
-  await trx('signing_keys').insert({
-    kid,
-    alg,
-    private_jwk: privateKey.export({ format: 'jwk' }),
-    public_jwk: { ...publicJwk, kid, alg, use: 'sig' },
-  });
-  return kid;
-}
-
-/**
- * Makes a new key of `alg` the active one and retires every other unretired key, audited.
- * Only the operator rotates: a key is the whole server's, not any agent's.
- */
-export async function rotateSigningKey(knex: Knex, caller: Caller, alg: SigningAlg, clock: Clock): Promise<{ kid: string; retired: string[] }> {
-  if (caller.kind !== 'operator') throw new Forbidden('Only the operator rotates signing keys.');
-  return knex.transaction(async (trx) => {
-    await trx.raw('select pg_advisory_xact_lock(?)', [KEY_CREATION_LOCK]);
-    const kid = await insertNewKey(trx, alg);
-    const retiredRows: { kid: string }[] = await trx('signing_keys')
-      .whereNull('retired_at')
-      .whereNot({ kid })
-      .update({ retired_at: new Date(clock.now()) })
-      .returning('kid');
-    const retired = retiredRows.map((row) => row.kid);
-    await appendAuditEvent(trx, { type: 'signing_key.rotated', actor: actorOf(caller), data: { kid, retired } });
-    return { kid, retired };
-  });
+export interface SigningKeysOptions {
+  readonly keyRing: KeyRing;
+  /** A periodic reload failed (the database is down, or the new active key cannot be decrypted): the old set stays. */
+  readonly onRefreshFailed?: (error: unknown) => void;
 }
 
 export class SigningKeys {
   private keys = new Map<string, LoadedKey>();
-  private active: LoadedKey | undefined;
+  private active: ActiveKey | undefined;
   private lastUnknownKidRefresh = 0;
   private timer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<void> | undefined;
   /** Goes up whenever a key this instance knew has left the set (withdrawn or expired out). */
   private withdrawals = 0;
 
@@ -100,20 +68,13 @@ export class SigningKeys {
     private readonly alg: SigningAlg,
     private readonly tokenTtlSeconds: number,
     private readonly clock: Clock,
+    private readonly options: SigningKeysOptions,
   ) {}
 
-  /** Ensures an active key of our alg exists (exactly one, even when instances race) and loads the set. */
+  /** Loads the set (an active key must exist: SigningKeyService.prepareForStart) and keeps it fresh. */
   async start(): Promise<void> {
-    await this.knex.transaction(async (trx) => {
-      await trx.raw('select pg_advisory_xact_lock(?)', [KEY_CREATION_LOCK]);
-      const current = await trx('signing_keys').where({ alg: this.alg }).whereNull('retired_at').first('kid');
-      if (current) return;
-      const kid = await insertNewKey(trx, this.alg);
-      // A change of SIGNING_ALG retires the keys of the previous alg.
-      await trx('signing_keys').whereNull('retired_at').whereNot({ kid }).update({ retired_at: new Date(this.clock.now()) });
-    });
     await this.refresh();
-    this.timer = setInterval(() => void this.refresh().catch(() => undefined), KEY_REFRESH_INTERVAL_MS);
+    this.timer = setInterval(() => void this.refresh().catch((error: unknown) => this.options.onRefreshFailed?.(error)), KEY_REFRESH_INTERVAL_MS);
     this.timer.unref();
   }
 
@@ -121,31 +82,52 @@ export class SigningKeys {
     if (this.timer) clearInterval(this.timer);
   }
 
-  async refresh(): Promise<void> {
-    const publishedSince = this.tokenTtlSeconds + KEY_REFRESH_INTERVAL_MS / 1000 + RETIREMENT_MARGIN_SECONDS;
-    const rows: KeyRow[] = await this.knex('signing_keys')
-      .whereNull('retired_at')
-      .orWhere('retired_at', '>', new Date(this.clock.now() - publishedSince * 1000))
-      .orderBy('created_at', 'desc');
+  /** Reloads the set; concurrent calls share one reload. */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.load().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async load(): Promise<void> {
+    const retiredAfter = new Date(this.clock.now() - publicationWindowSeconds(this.tokenTtlSeconds) * 1000);
+    const stored = await loadPublishedKeys(this.knex, retiredAfter);
     const keys = new Map<string, LoadedKey>();
-    let active: LoadedKey | undefined;
-    for (const row of rows) {
-      const loaded: LoadedKey = {
+    let activeRow: StoredSigningKey | undefined;
+    for (const row of stored) {
+      keys.set(row.kid, {
         kid: row.kid,
         alg: row.alg,
-        privateKey: crypto.createPrivateKey({ key: row.private_jwk, format: 'jwk' }),
-        publicKey: crypto.createPublicKey({ key: row.public_jwk, format: 'jwk' }),
-        encodedHeader: encodeHeader(row.alg, row.kid),
-        publicJwk: row.public_jwk as Record<string, unknown>,
-        isRetired: row.retired_at !== null,
-      };
-      keys.set(row.kid, loaded);
-      if (!active && !loaded.isRetired && row.alg === this.alg) active = loaded;
+        publicKey: crypto.createPublicKey({ key: row.publicJwk as crypto.JsonWebKey, format: 'jwk' }),
+        publicJwk: row.publicJwk,
+        isRetired: row.retiredAt !== null,
+      });
+      if (!activeRow && row.retiredAt === null && row.alg === this.alg) activeRow = row;
     }
-    if (!active) throw new Error(`no active ${this.alg} signing key in the database`);
+    if (!activeRow) throw new Error(`no active ${this.alg} signing key in the database`);
+    // The private key is decrypted once per key, not at every reload and never per signature.
+    const active: ActiveKey =
+      this.active?.kid === activeRow.kid
+        ? this.active
+        : {
+            ...(keys.get(activeRow.kid) as LoadedKey),
+            privateKey: this.privateKeyOf(activeRow),
+            encodedHeader: encodeHeader(activeRow.alg, activeRow.kid),
+          };
     if ([...this.keys.keys()].some((kid) => !keys.has(kid))) this.withdrawals += 1;
     this.keys = keys;
     this.active = active;
+  }
+
+  private privateKeyOf(row: StoredSigningKey): KeyObject {
+    const stored = row.privateKey;
+    if (stored.form === 'clear') return crypto.createPrivateKey({ key: stored.jwk, format: 'jwk' });
+    if (stored.form === 'none') throw new SigningKeyUnavailable(`signing key ${row.kid} has no private key stored`);
+    const der = unsealPrivateKey(this.options.keyRing, row.kid, stored.kekId, stored.sealed);
+    try {
+      return crypto.createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+    } finally {
+      der.fill(0);
+    }
   }
 
   sign(claims: JwtClaims): string {
@@ -166,15 +148,42 @@ export class SigningKeys {
 
   /** Signature and kid only; the caller checks iss, exp and token state. A kid we do not
    * know may be a key another instance has just created: reload once (rate-limited). */
-  async verify(token: string): Promise<JwtClaims | undefined> {
+  async verify(token: string): Promise<VerifiedToken | undefined> {
     let hasUnknownKid = false;
-    const claims = verifyJwt(token, (kid) => this.keys.get(kid), () => (hasUnknownKid = true));
-    if (claims || !hasUnknownKid || !(await this.refreshForUnknownKid())) return claims;
-    return verifyJwt(token, (kid) => this.keys.get(kid));
+    let kid = '';
+    const keyOf = (wanted: string) => {
+      kid = wanted;
+      return this.keys.get(wanted);
+    };
+    const claims = verifyJwt(token, keyOf, () => (hasUnknownKid = true));
+    if (claims) return { claims, kid };
+    if (!hasUnknownKid || !(await this.refreshForUnknownKid())) return undefined;
+    const reloaded = verifyJwt(token, keyOf);
+    return reloaded && { claims: reloaded, kid };
   }
 
-  jwks(): { keys: Record<string, unknown>[] } {
-    return { keys: [...this.keys.values()].map((key) => key.publicJwk) };
+  /**
+   * The published keys, less any that the database says were revoked since the last reload
+   * (which is then done at once). Should the database not answer in time, from memory: the
+   * set is at most one reload old, and every token of a revoked key is refused anyway.
+   */
+  async jwks(): Promise<{ keys: Record<string, unknown>[] }> {
+    const loaded = [...this.keys.values()];
+    let revoked: string[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<string[]>((resolve) => (timer = setTimeout(() => resolve([]), JWKS_REVOCATION_CHECK_MS)));
+    try {
+      revoked = await Promise.race([findRevokedKids(this.knex, loaded.map((key) => key.kid)).catch(() => []), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (revoked.length > 0) this.noteRevokedKey();
+    return { keys: loaded.filter((key) => !revoked.includes(key.kid)).map((key) => key.publicJwk) };
+  }
+
+  /** A key in this set has been revoked (seen in the database): reload now rather than at the next interval. */
+  noteRevokedKey(): void {
+    void this.refresh().catch((error: unknown) => this.options.onRefreshFailed?.(error));
   }
 
   /** Changes when a key is withdrawn: signatures verified before then must be checked again. */
@@ -193,39 +202,4 @@ export class SigningKeys {
     await this.refresh().catch(() => undefined);
     return true;
   }
-}
-
-export interface SigningKeySummary {
-  readonly kid: string;
-  readonly alg: SigningAlg;
-  readonly createdAt: string;
-  readonly retiredAt: string | null;
-}
-
-/** Every stored key, newest first, without key material (the operator's `keys list`). */
-export async function listSigningKeys(knex: Knex): Promise<SigningKeySummary[]> {
-  const rows: Pick<KeyRow, 'kid' | 'alg' | 'created_at' | 'retired_at'>[] = await knex('signing_keys')
-    .orderBy('created_at', 'desc')
-    .select('kid', 'alg', 'created_at', 'retired_at');
-  return rows.map((row) => ({
-    kid: row.kid,
-    alg: row.alg,
-    createdAt: row.created_at.toISOString(),
-    retiredAt: row.retired_at?.toISOString() ?? null,
-  }));
-}
-
-/**
- * The payload of a document (`signDocument`) of type `typ`, when a key stored in the
- * database, retired or not, signed it; undefined otherwise. The key is read by kid and must
- * hash to it (the kid is its RFC 7638 thumbprint), so a public key written into the database
- * under an existing kid cannot vouch for a forged document.
- */
-export async function verifyDocumentSignature(knex: Knex, jws: string, typ: string): Promise<Record<string, unknown> | undefined> {
-  const header = peekHeader(jws);
-  if (!header || header.typ !== typ || typeof header.kid !== 'string') return undefined;
-  const row: Pick<KeyRow, 'kid' | 'alg' | 'public_jwk'> | undefined = await knex('signing_keys').where({ kid: header.kid }).first('kid', 'alg', 'public_jwk');
-  if (!row || thumbprintOf(row.public_jwk) !== row.kid) return undefined;
-  const key: VerificationKey = { alg: row.alg, publicKey: crypto.createPublicKey({ key: row.public_jwk, format: 'jwk' }) };
-  return verifyJwt(jws, (kid) => (kid === row.kid ? key : undefined));
 }

@@ -27,10 +27,10 @@ export function wellKnownRoutes(config: Config, keys: SigningKeys): Router {
     ctx.body = metadata;
   });
 
-  router.get('/jwks.json', (ctx) => {
+  router.get('/jwks.json', async (ctx) => {
     // Short: a rotated-in key must reach verifiers well before tokens signed by it do.
     ctx.set('Cache-Control', 'public, max-age=60');
-    ctx.body = keys.jwks();
+    ctx.body = await keys.jwks();
   });
 
   return router;

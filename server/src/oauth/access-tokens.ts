@@ -1,18 +1,19 @@
 /**
  * Issuing our access tokens and deciding whether one is active. A token is active when
  * its signature is ours, its iss is ours, it has not expired, its jti is recorded and
- * not revoked, its agent is active and still holds its scopes, and what it was issued
- * through (credential, trust policies) still stands: one indexed lookup per request (concurrent
- * requests share one query, made after each of them arrived), so a revocation or
- * suspension on any instance holds on every instance at the next request. Only the
- * signature check is cached (a valid signature stays valid); token state never is.
+ * not revoked, its agent is active and still holds its scopes, what it was issued through
+ * (credential, trust policies) still stands, and the key that signed it has not been
+ * revoked: one indexed lookup per request (concurrent requests share one query, made after
+ * each of them arrived), so a revocation, a suspension or a key withdrawal on any instance
+ * holds on every instance at the next request. Only the signature check is cached (a
+ * valid signature stays valid); token state never is.
  */
 import crypto from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import { isUuid } from '../config.js';
 import { UnauthorizedClient } from '../errors.js';
-import type { SigningKeys } from '../keys/signing-keys.js';
+import type { SigningKeys, VerifiedToken } from '../keys/signing-keys.js';
 import type { JwtClaims } from '../keys/jwt.js';
 import type { RunPrepared } from '../storage/prepared.js';
 import type { AuditEventType } from '../audit/audit-log.js';
@@ -20,7 +21,7 @@ import { Batcher, RETRY_ALONE_UNLESS_UNAVAILABLE } from '../storage/batcher.js';
 import { issueGrantBatch, type GrantOutcome, type GrantRow } from './grant-batches.js';
 import { BoundedCache } from './bounded-cache.js';
 import { currentWindow, isOverLimit, rateLimitExceeded, rateLimitHeaders, type RateLimitState } from './rate-limit.js';
-import { lookUpTokenStates, type TokenState } from './token-store.js';
+import { lookUpTokenStates, type TokenOfKey, type TokenState } from './token-store.js';
 
 export interface GrantRequest {
   readonly agentId: string;
@@ -58,15 +59,16 @@ export class GrantGateClosed extends Error {
 }
 
 export class AccessTokens {
-  private readonly verifiedSignatures = new BoundedCache<string, JwtClaims>(20_000);
+  private readonly verifiedSignatures = new BoundedCache<string, VerifiedToken>(20_000);
   private verifiedUnderRevision = 0;
   /** Concurrent grants share one call of issue_grants: one round trip and one commit. */
   private readonly grants = new Batcher<GrantRow, GrantOutcome>(
-    (rows) => issueGrantBatch(this.query, this.config, rows),
+    // The statement also says whether the key about to sign has been revoked since this instance loaded it.
+    (rows) => issueGrantBatch(this.query, this.config, rows, this.keys.activeKid ?? null),
     RETRY_ALONE_UNLESS_UNAVAILABLE,
   );
   /** Concurrent token-state lookups share one query. */
-  private readonly states = new Batcher<string, TokenState | undefined>((jtis) => this.lookUpStates(jtis));
+  private readonly states = new Batcher<TokenOfKey, TokenState | undefined>((tokens) => this.lookUpStates(tokens));
 
   constructor(
     private readonly query: RunPrepared,
@@ -110,6 +112,8 @@ export class AccessTokens {
         rateLimit ? rateLimitHeaders(rateLimit) : {},
       );
     }
+    // Revoked on another instance: reload, and sign with the key that replaced it.
+    if (outcome.is_key_revoked) await this.keys.refresh();
     const accessToken = this.keys.sign({
       ...request.extraClaims,
       iss: this.config.publicUrl,
@@ -124,37 +128,48 @@ export class AccessTokens {
     return { accessToken, expiresIn: this.config.tokenTtlSeconds, expiresAt: new Date(expiresAt * 1000), scope, jti, rateLimit };
   }
 
-  private async lookUpStates(jtis: string[]): Promise<(TokenState | undefined)[]> {
-    const rows = await lookUpTokenStates(this.query, [...new Set(jtis)]);
-    const stateOf = new Map(rows.map((row) => [row.jti, row]));
-    return jtis.map((jti) => stateOf.get(jti));
+  private async lookUpStates(tokens: TokenOfKey[]): Promise<(TokenState | undefined)[]> {
+    const keyOf = (token: TokenOfKey) => `${token.jti} ${token.kid}`;
+    const distinct = [...new Map(tokens.map((token) => [keyOf(token), token])).values()];
+    const rows = await lookUpTokenStates(this.query, distinct);
+    const stateOf = new Map(rows.map((row) => [keyOf(row), row]));
+    return tokens.map((token) => stateOf.get(keyOf(token)));
   }
 
   /** Signature, issuer and expiry; no database. Undefined for anything not ours or expired. */
   async verifySignature(token: string): Promise<JwtClaims | undefined> {
+    return (await this.verifySigned(token))?.claims;
+  }
+
+  private async verifySigned(token: string): Promise<VerifiedToken | undefined> {
     if (this.verifiedUnderRevision !== this.keys.revision) {
       // A key was withdrawn: what it signed must not stay valid through this cache.
       this.verifiedSignatures.clear();
       this.verifiedUnderRevision = this.keys.revision;
     }
-    let claims = this.verifiedSignatures.get(token);
-    if (!claims) {
-      claims = await this.keys.verify(token);
-      if (!claims || claims.iss !== this.config.publicUrl) return undefined;
+    let verified = this.verifiedSignatures.get(token);
+    if (!verified) {
+      verified = await this.keys.verify(token);
+      if (!verified) return undefined;
+      const { claims } = verified;
+      if (claims.iss !== this.config.publicUrl) return undefined;
       if (typeof claims.jti !== 'string' || !isUuid(claims.jti) || typeof claims.sub !== 'string') return undefined;
       if (typeof claims.exp !== 'number') return undefined;
-      this.verifiedSignatures.set(token, claims);
+      this.verifiedSignatures.set(token, verified);
     }
-    return claims.exp > this.clock.now() / 1000 ? claims : undefined;
+    return verified.claims.exp > this.clock.now() / 1000 ? verified : undefined;
   }
 
   /** The active tokens among `tokens`, looked up in one query; inactive ones are undefined. */
   async findActive(tokens: readonly string[]): Promise<(ActiveToken | undefined)[]> {
-    const verified = await Promise.all(tokens.map((token) => this.verifySignature(token)));
+    const verified = await Promise.all(tokens.map((token) => this.verifySigned(token)));
     return Promise.all(
-      verified.map(async (claims) => {
-        const state = claims && (await this.states.submit(claims.jti));
-        if (!claims || !state || state.is_revoked || state.status !== 'active' || state.agent_id !== claims.sub) return undefined;
+      verified.map(async (signed) => {
+        if (!signed) return undefined;
+        const { claims, kid } = signed;
+        const state = await this.states.submit({ jti: claims.jti, kid });
+        if (state?.is_key_revoked) this.keys.noteRevokedKey();
+        if (!state || state.is_revoked || state.is_key_revoked || state.status !== 'active' || state.agent_id !== claims.sub) return undefined;
         return { claims, agentId: state.agent_id, scope: typeof claims.scope === 'string' ? claims.scope : '' };
       }),
     );

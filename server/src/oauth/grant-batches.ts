@@ -32,14 +32,21 @@ export interface GrantOutcome {
   readonly rate_count: number | null;
   readonly quota_count: number | null;
   readonly issued: number;
+  /** The key about to sign these grants has been revoked: reload the keys first. */
+  readonly is_key_revoked: boolean;
 }
 
-const ISSUE_GRANTS_SQL = `select ord, gate, rate_count, quota_count, issued from issue_grants(
+const ISSUE_GRANTS_SQL = `select ord, gate, rate_count, quota_count, issued,
+    exists (select 1 from signing_keys k where k.kid = $16::text and k.revoked_at is not null) as is_key_revoked
+  from issue_grants(
   $1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::int, $6::text[], $7::int,
   $8::uuid[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::jsonb[], $15::text[])`;
 
-/** The outcomes in the order of `rows`. One statement: if it fails, nothing of it is committed. */
-export async function issueGrantBatch(query: RunPrepared, config: Config, rows: readonly GrantRow[]): Promise<GrantOutcome[]> {
+/**
+ * The outcomes in the order of `rows`. One statement: if it fails, nothing of it is
+ * committed. `signingKid`: the key that will sign them, checked for revocation on the way.
+ */
+export async function issueGrantBatch(query: RunPrepared, config: Config, rows: readonly GrantRow[], signingKid: string | null = null): Promise<GrantOutcome[]> {
   const column = <K extends keyof GrantRow>(key: K) => rows.map((row) => row[key]);
   const outcomes = await query<GrantOutcome>('issue_grants', ISSUE_GRANTS_SQL, [
     column('agentId'),
@@ -57,6 +64,7 @@ export async function issueGrantBatch(query: RunPrepared, config: Config, rows: 
     column('auditActor'),
     column('auditData'),
     column('trustPolicies'),
+    signingKid,
   ]);
   const byOrdinal = new Map(outcomes.map((outcome) => [outcome.ord, outcome]));
   return rows.map((_row, index) => {

@@ -6,28 +6,37 @@
 import type { Knex } from 'knex';
 import type { RunPrepared } from '../storage/prepared.js';
 
-export interface TokenState {
+/** A token by its jti and the kid of the key that signed it. */
+export interface TokenOfKey {
   readonly jti: string;
+  readonly kid: string;
+}
+
+export interface TokenState extends TokenOfKey {
   readonly agent_id: string;
   readonly is_revoked: boolean;
   readonly status: string;
+  /** The key that signed it has been revoked (`sentryagent-idp keys revoke`). */
+  readonly is_key_revoked: boolean;
 }
 
 // Revoked, or as good as: the agent no longer holds one of its scopes, its credential was
 // revoked, or one of its trust policies deleted. Those changes also mark the tokens revoked
 // (agent-service.ts, trust-policy-service.ts); reading them here as well means that a grant
 // which raced the change, and was recorded after the marking, is inactive all the same.
-const TOKEN_STATE_SQL = `select t.jti, t.agent_id, a.status,
+const TOKEN_STATE_SQL = `select w.jti, w.kid, t.agent_id, a.status,
     t.revoked_at is not null
       or not a.scopes @> string_to_array(t.scope, ' ')
       or (t.credential_id is not null and not exists (select 1 from credentials c where c.id = t.credential_id and c.revoked_at is null))
       or (t.trust_policy_ids is not null
-          and (select count(*) from trust_policies p where p.id = any(t.trust_policy_ids)) <> cardinality(t.trust_policy_ids)) as is_revoked
-  from access_tokens t join agents a on a.id = t.agent_id where t.jti = any($1::uuid[])`;
+          and (select count(*) from trust_policies p where p.id = any(t.trust_policy_ids)) <> cardinality(t.trust_policy_ids)) as is_revoked,
+    exists (select 1 from signing_keys k where k.kid = w.kid and k.revoked_at is not null) as is_key_revoked
+  from unnest($1::uuid[], $2::text[]) as w(jti, kid)
+  join access_tokens t on t.jti = w.jti join agents a on a.id = t.agent_id`;
 
-/** The recorded state of each distinct jti; absent ones are not in the result. */
-export function lookUpTokenStates(query: RunPrepared, jtis: readonly string[]): Promise<TokenState[]> {
-  return query<TokenState>('token_state', TOKEN_STATE_SQL, [jtis]);
+/** The recorded state of each distinct token; unknown ones are not in the result. */
+export function lookUpTokenStates(query: RunPrepared, tokens: readonly TokenOfKey[]): Promise<TokenState[]> {
+  return query<TokenState>('token_state', TOKEN_STATE_SQL, [tokens.map((token) => token.jti), tokens.map((token) => token.kid)]);
 }
 
 const HOLDER_SQL = `select a.id as agent_id, a.scopes from access_tokens t join agents a on a.id = t.agent_id where t.jti = $1::uuid`;
