@@ -98,7 +98,7 @@ describeWithPostgres('restarting on the same database', () => {
       const auditAfter = await readWholeAuditLog(server, adminAfter);
       expect(auditAfter.slice(-auditBefore.length)).toEqual(auditBefore);
       expect(auditAfter.length).toBeGreaterThan(auditBefore.length);
-      expect((await send(server, '/api/v1/audit/verify', bearer(adminAfter))).body).toEqual({ valid: true, checked: auditAfter.length });
+      expect((await send(server, '/api/v1/audit/verify', bearer(adminAfter))).body).toEqual({ valid: true, checked: auditAfter.length, digestsChecked: 0 });
     } finally {
       await server.stop();
     }

@@ -201,7 +201,8 @@ describe('secrets nowhere', () => {
   it('in no audit event, read through the API or from the table', async () => {
     const events = await wholeAuditLog(admin);
     const stored = await server.deps.knex('audit_events').select('*');
-    expect(stored.length).toBeGreaterThan(25);
+    // (The tampered ID token writes no row of its own: it is counted, github/unverified-refusals.ts.)
+    expect(stored.length).toBeGreaterThan(24);
     expect(events.length).toBe(stored.length);
     const types = new Set(stored.map((row: { type: string }) => row.type));
     for (const type of ['token.issued', 'token.revoked', 'credential.created', 'oidc.exchange.granted', 'oidc.exchange.refused', 'agent.registered', 'oidc.register.refused']) expect(types).toContain(type);
