@@ -12,30 +12,18 @@ import { describe, expect, it, jest } from '@jest/globals';
 import { prepareDataDir } from '../../server/src/storage/data-dir.js';
 import { openDatabase } from '../../server/src/storage/database.js';
 import { useTemporaryDirs } from '../support/temporary-dirs.js';
+import { looseModes } from '../support/file-modes.js';
 
 // PGlite's initdb, twice opened, on a busy 2-core machine.
 jest.setTimeout(120_000);
 
 const freshDir = useTemporaryDirs('sentryagent-modes-');
 
-/** Every file or directory under `root` that group or others may use, with its mode. */
-function looseModes(root: string): string[] {
-  const loose: string[] = [];
-  const visit = (file: string) => {
-    const stat = fs.lstatSync(file);
-    if ((stat.mode & 0o077) !== 0) loose.push(`${path.relative(root, file) || '.'} ${(stat.mode & 0o777).toString(8)}`);
-    if (stat.isDirectory()) for (const entry of fs.readdirSync(file)) visit(path.join(file, entry));
-  };
-  visit(root);
-  return loose;
-}
-
 const countFiles = (root: string): number =>
   fs.readdirSync(root, { withFileTypes: true }).reduce((n, entry) => n + 1 + (entry.isDirectory() ? countFiles(path.join(root, entry.name)) : 0), 0);
 
 describe('the embedded database in DATA_DIR', () => {
   it('keeps every file and directory owner-only: once open, after writes, once closed, and when opened again', async () => {
-    expect(process.umask() & 0o077).not.toBe(0o077); // what PGlite is given here: the test means something
     const dataDir = path.join(freshDir(), 'data');
     prepareDataDir(dataDir);
 

@@ -97,9 +97,9 @@ export function restrictToOwner(directory: string, what: string): void {
 
 /**
  * Creates DATA_DIR (owner-only) if it is missing, checks that it is a writable directory
- * of this user's, and makes everything in it owner-only. Made one level at a time: Node's recursive mkdir loops for
- * ever where the kernel refuses a directory with ENOENT under an existing parent
- * (`/proc/nope`).
+ * of this user's, and makes everything in it owner-only. Made one level at a time:
+ * Node's recursive mkdir loops for ever where the kernel refuses a directory with ENOENT
+ * under an existing parent (`/proc/nope`).
  */
 export function prepareDataDir(dataDir: string): void {
   if (!isDataDirPresent(dataDir)) {
