@@ -3,9 +3,14 @@
  * nothing is generated or printed, since it would land in the system journal; start-up
  * says how to make the first admin instead. Configured credentials still work.
  */
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
+import { FIRST_ADMIN_HINT } from '../../server/src/agents/bootstrap-admin.js';
+import { KNOWN_SCOPES } from '../../server/src/authorization/scopes.js';
 import { ADMIN, startTestServer } from '../support/test-server.js';
-import { adminToken } from '../support/api.js';
+import { adminToken, getToken } from '../support/api.js';
+import { CLI_TEST_TIMEOUT_MS, cliDatabase, runCli, startServerOn } from '../support/cli-process.js';
+
+jest.setTimeout(CLI_TEST_TIMEOUT_MS);
 
 const NO_BOOTSTRAP_ENV = { BOOTSTRAP_ADMIN_CLIENT_ID: '', BOOTSTRAP_ADMIN_CLIENT_SECRET: '' };
 const logLines = (logs: string[]) => logs.join('').split('\n').filter(Boolean).map((line) => JSON.parse(line));
@@ -50,6 +55,30 @@ describe('the bootstrap admin with NODE_ENV=production', () => {
       expect(server.logs.join('')).not.toContain('no bootstrap admin is generated');
     } finally {
       await server.stop();
+    }
+  });
+
+  it("makes a working first admin, holding every scope, with the CLI commands its hint names", async () => {
+    const [create, credential] = [...FIRST_ADMIN_HINT.matchAll(/npx sentryagent-idp ([^,]+?)(?:,|$)/g)].map((match) => match[1].trim().split(' '));
+    expect(create.slice(0, 2)).toEqual(['agents', 'create']);
+    expect(credential).toEqual(['credentials', 'create', '<agentId>']);
+    const database = await cliDatabase();
+    try {
+      const created = await runCli([...create, '--json'], database.env);
+      expect(created.code).toBe(0);
+      const agentId = created.json().agentId;
+      const issued = await runCli([...credential.slice(0, 2), agentId, '--json'], database.env);
+      expect(issued.code).toBe(0);
+      const server = await startServerOn(database, { ...NO_BOOTSTRAP_ENV, NODE_ENV: 'production' });
+      try {
+        expect(server.generatedAdmin).toBeUndefined();
+        const token = await getToken(server, agentId, issued.json().clientSecret, KNOWN_SCOPES.join(' '));
+        expect(token).toEqual(expect.any(String));
+      } finally {
+        await server.close();
+      }
+    } finally {
+      await database.drop();
     }
   });
 });

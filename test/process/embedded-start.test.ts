@@ -63,7 +63,7 @@ describe('npm start on the embedded database', () => {
 
   it('stops with one line naming BOOTSTRAP_ADMIN_CLIENT_SECRET when it is under 32 characters, without echoing it', async () => {
     const secret = 'sk_live_thirty-one-characters-x';
-    const result = await runToExit({ DATA_DIR: dataDir, BOOTSTRAP_ADMIN_CLIENT_ID: '00000000-0000-4000-8000-000000000001', BOOTSTRAP_ADMIN_CLIENT_SECRET: secret });
+    const result = await runToExit({ DATA_DIR: dataDir, PORT: '0', BOOTSTRAP_ADMIN_CLIENT_ID: '00000000-0000-4000-8000-000000000001', BOOTSTRAP_ADMIN_CLIENT_SECRET: secret });
     expect(result.code).toBe(2);
     expect(result.stderr).toBe('sentryagent-idp: Invalid configuration: BOOTSTRAP_ADMIN_CLIENT_SECRET must be at least 32 characters\n');
     expect(result.stdout + result.stderr).not.toContain(secret);
