@@ -53,8 +53,31 @@ describe('loadConfig', () => {
   it('requires both bootstrap variables, a UUID id, and never echoes the secret', () => {
     expect(problemsOf({ BOOTSTRAP_ADMIN_CLIENT_ID: '00000000-0000-4000-8000-000000000001' })[0]).toMatch(/BOOTSTRAP_ADMIN_CLIENT_SECRET/);
     const problems = problemsOf({ BOOTSTRAP_ADMIN_CLIENT_ID: 'admin', BOOTSTRAP_ADMIN_CLIENT_SECRET: 'short-secret' });
-    expect(problems).toEqual(['BOOTSTRAP_ADMIN_CLIENT_ID must be a UUID', 'BOOTSTRAP_ADMIN_CLIENT_SECRET must be at least 16 characters']);
+    expect(problems).toEqual(['BOOTSTRAP_ADMIN_CLIENT_ID must be a UUID', 'BOOTSTRAP_ADMIN_CLIENT_SECRET must be at least 32 characters']);
     expect(problems.join(' ')).not.toContain('short-secret');
+  });
+
+  it('requires a bootstrap secret of at least 32 characters: it guards every scope', () => {
+    const id = '00000000-0000-4000-8000-000000000001';
+    const secret31 = 'sk_live_0123456789abcdefghijklm';
+    expect(secret31).toHaveLength(31);
+    const problems = problemsOf({ BOOTSTRAP_ADMIN_CLIENT_ID: id, BOOTSTRAP_ADMIN_CLIENT_SECRET: secret31 });
+    expect(problems).toEqual(['BOOTSTRAP_ADMIN_CLIENT_SECRET must be at least 32 characters']);
+    expect(() => loadConfig({ BOOTSTRAP_ADMIN_CLIENT_ID: id, BOOTSTRAP_ADMIN_CLIENT_SECRET: secret31 })).toThrow(
+      'Invalid configuration: BOOTSTRAP_ADMIN_CLIENT_SECRET must be at least 32 characters',
+    );
+    // Surrounding blanks do not count towards the length.
+    expect(problemsOf({ BOOTSTRAP_ADMIN_CLIENT_ID: id, BOOTSTRAP_ADMIN_CLIENT_SECRET: ` ${secret31} ` })).toEqual(problems);
+    expect(loadConfig({ BOOTSTRAP_ADMIN_CLIENT_ID: id, BOOTSTRAP_ADMIN_CLIENT_SECRET: `${secret31}n` }).bootstrapAdmin).toEqual({
+      clientId: id,
+      clientSecret: `${secret31}n`,
+    });
+  });
+
+  it('says whether NODE_ENV is production', () => {
+    expect(loadConfig({}).isProduction).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'development' }).isProduction).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'production', KEY_ENCRYPTION_KEY: KEK }).isProduction).toBe(true);
   });
 
   it('runs one worker by default, one per core in production on PostgreSQL, and never several on the embedded database', () => {

@@ -92,7 +92,7 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
   // a trailing slash say, goes through the routers to the same handler. Each says which
   // error family it answers in.
   const endpoints: [method: 'POST', path: string, handler: (ctx: Context) => Promise<void>][] = [
-    ['POST', '/api/v1/token', endpoint(GRANT, tokenEndpoint(createClientCredentialsGrant(clients, tokens)))],
+    ['POST', '/api/v1/token', endpoint(GRANT, tokenEndpoint(createClientCredentialsGrant({ clients, tokens, query, config, clock })))],
     ['POST', '/api/v1/token/introspect', endpoint(TOKEN_MANAGEMENT, introspectionEndpoint(tokenService))],
     ['POST', '/api/v1/token/revoke', endpoint(TOKEN_MANAGEMENT, revocationEndpoint(tokenService))],
     ['POST', '/api/v1/oidc/token', endpoint(GRANT, exchangeEndpoint(createGitHubExchange({ ...gitHubDeps, tokens })))],

@@ -27,6 +27,8 @@ export interface Config {
   readonly oidcAudience: string;
   readonly bootstrapAdmin: { readonly clientId: string; readonly clientSecret: string } | undefined;
   readonly logLevel: LogLevel;
+  /** NODE_ENV=production: no bootstrap secret is generated (it would be printed into the system journal). */
+  readonly isProduction: boolean;
   /**
    * KEY_ENCRYPTION_KEY: encrypts signing keys at rest. Unset: generated into DATA_DIR on
    * the embedded database (keys/key-ring.ts); on PostgreSQL outside production, keys are
@@ -83,6 +85,8 @@ export class ConfigError extends Error {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+/** Contract, Bootstrap: a chosen secret guards every scope, so it may not be short. */
+export const MIN_BOOTSTRAP_SECRET_LENGTH = 32;
 
 export function isUuid(value: string): boolean {
   return UUID.test(value);
@@ -159,7 +163,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } else if (adminId !== undefined && adminSecret !== undefined) {
     if (!isUuid(adminId)) problems.push('BOOTSTRAP_ADMIN_CLIENT_ID must be a UUID');
     // The secret is never echoed back, not even in a start-up error.
-    if (adminSecret.length < 16) problems.push('BOOTSTRAP_ADMIN_CLIENT_SECRET must be at least 16 characters');
+    if (adminSecret.length < MIN_BOOTSTRAP_SECRET_LENGTH) {
+      problems.push(`BOOTSTRAP_ADMIN_CLIENT_SECRET must be at least ${MIN_BOOTSTRAP_SECRET_LENGTH} characters`);
+    }
     bootstrapAdmin = { clientId: adminId.toLowerCase(), clientSecret: adminSecret };
   }
 
@@ -209,6 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     oidcAudience,
     bootstrapAdmin: bootstrapAdmin && Object.freeze(bootstrapAdmin),
     logLevel: logLevel as LogLevel,
+    isProduction,
     keyEncryptionKey: currentKek,
     previousKeyEncryptionKey: previousKek,
     workers,

@@ -159,16 +159,19 @@ export class InvalidRequest extends GrantError {
   readonly oauthCode = 'invalid_request';
 }
 
-/** RFC 6749 §5.2: a 401 carries WWW-Authenticate when the client tried HTTP Basic. */
+/**
+ * RFC 6749 §5.2: a 401 carries WWW-Authenticate when the client tried HTTP Basic; and the
+ * state of the client_id's window of failed authentications, when it was counted.
+ */
 export class InvalidClient extends GrantError {
   readonly status = 401;
   readonly code = 'UNAUTHORIZED';
   readonly oauthCode = 'invalid_client';
-  constructor(usedBasicAuth: boolean) {
-    super(
-      'Client authentication failed. Invalid client_id or client_secret.',
-      usedBasicAuth ? { 'WWW-Authenticate': 'Basic realm="sentryagent", charset="UTF-8"' } : {},
-    );
+  constructor(usedBasicAuth: boolean, rateLimitHeaders: Headers = {}) {
+    super('Client authentication failed. Invalid client_id or client_secret.', {
+      ...rateLimitHeaders,
+      ...(usedBasicAuth ? { 'WWW-Authenticate': 'Basic realm="sentryagent", charset="UTF-8"' } : {}),
+    });
   }
 }
 

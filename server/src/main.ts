@@ -14,6 +14,8 @@ import { DataDirBusy } from './storage/data-dir-lock.js';
 const announceGeneratedAdmin = (admin: GeneratedAdmin) => process.stdout.write(formatGeneratedAdmin(admin) + '\n');
 
 async function main(): Promise<void> {
+  // What this process writes (DATA_DIR's database, lock and operator socket) is its user's alone.
+  process.umask(0o077);
   let config: Config;
   try {
     config = loadConfig(process.env);

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { createApp, type Lifecycle } from './app.js';
-import { ensureBootstrapAdmin, type GeneratedAdmin } from './agents/bootstrap-admin.js';
+import { ensureBootstrapAdmin, FIRST_ADMIN_HINT, type GeneratedAdmin } from './agents/bootstrap-admin.js';
 import { createMetrics } from './http/observability.js';
 import { SigningKeys } from './keys/signing-keys.js';
 import { SigningKeyService } from './keys/signing-key-service.js';
@@ -51,8 +51,9 @@ export interface StartOptions {
 
 /**
  * What every start does first, and a cluster's primary does once for its workers: migrate,
- * ensure the bootstrap admin and an active signing key (rotating out keys stored in clear
- * once there is a key-encryption key), and load the keys (refreshed until `keys.stop()`).
+ * ensure the bootstrap admin (or say how to make one) and an active signing key (rotating
+ * out keys stored in clear once there is a key-encryption key), and load the keys
+ * (refreshed until `keys.stop()`).
  */
 export async function prepareDatabase(
   database: Database,
@@ -62,7 +63,8 @@ export async function prepareDatabase(
 ): Promise<{ generatedAdmin: GeneratedAdmin | undefined; keys: SigningKeys; keyRing: KeyRing }> {
   const applied = await migrateToLatest(database);
   if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
-  const generatedAdmin = await ensureBootstrapAdmin(database.knex, config);
+  const { generatedAdmin, isAdminWithheld } = await ensureBootstrapAdmin(database.knex, config);
+  if (isAdminWithheld) logger.warn(FIRST_ADMIN_HINT);
   const { ring, source } = loadKeyRing(config);
   if (source === 'none') {
     logger.warn('KEY_ENCRYPTION_KEY is not set: signing keys are stored in clear in the database; set it (32 random bytes, base64) to encrypt them');

@@ -153,6 +153,39 @@ describe('prepareDataDir', () => {
     expect(() => prepareDataDir(dir)).not.toThrow();
   });
 
+  it('refuses a DATA_DIR that its group may write, naming DATA_DIR', () => {
+    const dir = freshDir();
+    fs.chmodSync(dir, 0o770);
+    expect(() => prepareDataDir(dir)).toThrow(`DATA_DIR ${dir} cannot be used: ${dir} is writable by other users (mode 770); make it owner-only: chmod 700 ${dir}`);
+  });
+
+  it('makes an existing DATA_DIR and everything in it owner-only, without following links', () => {
+    const dir = freshDir();
+    const outside = path.join(freshDir(), 'not-ours');
+    fs.writeFileSync(outside, '');
+    fs.chmodSync(outside, 0o644);
+    fs.mkdirSync(path.join(dir, 'pgdata', 'pg_wal'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'pgdata', 'pg_wal', '000000010000000000000001'), 'a signing key, in clear');
+    fs.writeFileSync(path.join(dir, 'pgdata', 'PG_VERSION'), '17');
+    fs.symlinkSync(outside, path.join(dir, 'pgdata', 'link'));
+    fs.chmodSync(path.join(dir, 'pgdata', 'pg_wal', '000000010000000000000001'), 0o666);
+    fs.chmodSync(path.join(dir, 'pgdata', 'PG_VERSION'), 0o644);
+    fs.chmodSync(path.join(dir, 'pgdata', 'pg_wal'), 0o755);
+    fs.chmodSync(path.join(dir, 'pgdata'), 0o755);
+    fs.chmodSync(dir, 0o755);
+
+    prepareDataDir(dir);
+    const modeOf = (file: string) => (fs.lstatSync(path.join(dir, file)).mode & 0o777).toString(8);
+    expect(['.', 'pgdata', 'pgdata/pg_wal', 'pgdata/pg_wal/000000010000000000000001', 'pgdata/PG_VERSION'].map(modeOf)).toEqual([
+      '700',
+      '700',
+      '700',
+      '600',
+      '600',
+    ]);
+    expect(fs.statSync(outside).mode & 0o777).toBe(0o644);
+  });
+
   const runsAsRoot = process.getuid?.() === 0;
   (runsAsRoot ? it : it.skip)('refuses a DATA_DIR that belongs to another user (needs root to give one away)', () => {
     const dir = freshDir();

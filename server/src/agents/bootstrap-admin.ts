@@ -1,12 +1,14 @@
 /**
  * The bootstrap admin (contract, "Bootstrap"): fixed credentials from the environment
  * when no agent has that id yet, or, on an empty database, generated credentials that
- * the caller prints once. An advisory lock keeps instances starting together from
+ * the caller prints once; except with NODE_ENV=production, where a printed secret would
+ * land in the system journal: there nothing is generated, and start-up says how to make
+ * the first admin instead. An advisory lock keeps instances starting together from
  * creating two.
  */
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
-import type { Config } from '../config.js';
+import { MIN_BOOTSTRAP_SECRET_LENGTH, type Config } from '../config.js';
 import { appendAuditEvent } from '../audit/audit-log.js';
 import { KNOWN_SCOPES } from '../authorization/scopes.js';
 import { generateClientSecret } from '../oauth/client-secrets.js';
@@ -21,22 +23,35 @@ export interface GeneratedAdmin {
   readonly clientSecret: string;
 }
 
-/** Returns the credentials only when it generated them (to be printed once). */
-export async function ensureBootstrapAdmin(knex: Knex, config: Config): Promise<GeneratedAdmin | undefined> {
+export interface BootstrapOutcome {
+  /** Credentials generated now, to be printed once. */
+  readonly generatedAdmin?: GeneratedAdmin;
+  /** NODE_ENV=production on a database without any agent: none generated, so nobody can get a token yet. */
+  readonly isAdminWithheld: boolean;
+}
+
+export async function ensureBootstrapAdmin(knex: Knex, config: Config): Promise<BootstrapOutcome> {
   return knex.transaction(async (trx) => {
     await trx.raw('select pg_advisory_xact_lock(?)', [BOOTSTRAP_LOCK]);
     const fixed = config.bootstrapAdmin;
     if (fixed) {
-      if (await findAgent(trx, fixed.clientId)) return undefined;
-      await createAdmin(trx, fixed.clientId, fixed.clientSecret, 'environment');
-      return undefined;
+      if (!(await findAgent(trx, fixed.clientId))) await createAdmin(trx, fixed.clientId, fixed.clientSecret, 'environment');
+      return { isAdminWithheld: false };
     }
-    if ((await countAgents(trx)) > 0) return undefined;
+    if ((await countAgents(trx)) > 0) return { isAdminWithheld: false };
+    if (config.isProduction) return { isAdminWithheld: true };
     const generated = { clientId: crypto.randomUUID(), clientSecret: generateClientSecret() };
     await createAdmin(trx, generated.clientId, generated.clientSecret, 'generated');
-    return generated;
+    return { generatedAdmin: generated, isAdminWithheld: false };
   });
 }
+
+/** Start-up's one line when the admin was withheld: the two ways to make the first one. */
+export const FIRST_ADMIN_HINT =
+  'no agent exists, and with NODE_ENV=production no bootstrap admin is generated (its secret would be printed into the logs): ' +
+  `set BOOTSTRAP_ADMIN_CLIENT_ID (a UUID) and BOOTSTRAP_ADMIN_CLIENT_SECRET (at least ${MIN_BOOTSTRAP_SECRET_LENGTH} characters) and restart, ` +
+  `or create the first admin with the CLI: npx sentryagent-idp agents create --name ${BOOTSTRAP_AGENT_NAME} ` +
+  `${KNOWN_SCOPES.map((scope) => `--scope ${scope}`).join(' ')}, then npx sentryagent-idp credentials create <agentId>`;
 
 async function createAdmin(trx: Knex.Transaction, agentId: string, secret: string, source: string): Promise<void> {
   await insertAgent(trx, {

@@ -9,6 +9,8 @@
 import { runCommandLine, toCliError } from './command-line.js';
 import { Output } from './output.js';
 
+// What a command writes (the embedded database in DATA_DIR, its lock) is the user's alone.
+process.umask(0o077);
 // --json may stand anywhere, before the command words too.
 const argv = process.argv.slice(2);
 const output = new Output(argv.includes('--json'));

@@ -7,7 +7,8 @@ import { InvalidClient, InvalidRequest } from '../errors.js';
 
 export interface PresentedClient {
   readonly clientId: string;
-  readonly clientSecret: string;
+  /** Undefined: a client_id came without a secret; refused as any failed authentication of that id. */
+  readonly clientSecret: string | undefined;
   readonly usedBasicAuth: boolean;
 }
 
@@ -43,8 +44,6 @@ export function readClientCredentials(ctx: Context, params: Record<string, strin
     }
     return { clientId, clientSecret, usedBasicAuth: true };
   }
-  if (params.client_id === undefined || params.client_secret === undefined) {
-    throw new InvalidClient(false);
-  }
+  if (params.client_id === undefined) throw new InvalidClient(false);
   return { clientId: params.client_id, clientSecret: params.client_secret, usedBasicAuth: false };
 }

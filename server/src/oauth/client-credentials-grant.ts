@@ -1,11 +1,24 @@
-/** The client-credentials grant (RFC 6749 §4.4), per seed 002: who gets a token, with which scopes. */
-import { isUuid } from '../config.js';
+/**
+ * The client-credentials grant (RFC 6749 §4.4), per seed 002: who gets a token, with which
+ * scopes; and what a failed client authentication costs.
+ *
+ * Failed authentications of a client_id count in a one-minute window of their own, as
+ * large as RATE_LIMIT_PER_MINUTE (oauth/rate-limit-store.ts); past it, further failures
+ * are answered 429 instead of 401, for an unknown client exactly as for a wrong secret.
+ * The secret is checked first and only a failure is counted, so a correct secret is never
+ * refused because of what others tried, and a grant costs no extra database round trip.
+ */
+import type { Clock } from '../clock.js';
+import { isUuid, type Config } from '../config.js';
 import { InvalidClient, UnauthorizedClient, type GrantError } from '../errors.js';
+import type { RunPrepared } from '../storage/prepared.js';
 import { GrantGateClosed, type AccessTokens, type IssuedToken } from './access-tokens.js';
 import type { ClientDirectory } from './client-directory.js';
 import { hashClientSecret, matchCredential, type ClientForAuthentication } from './client-secrets.js';
 import type { PresentedClient } from './client-authentication.js';
 import { grantableScopes, scopeNotAvailable } from './grantable-scopes.js';
+import { rateLimitHeaders } from './rate-limit.js';
+import { countFailedAuthentication } from './rate-limit-store.js';
 
 type ClientDecision = { readonly error: GrantError } | { readonly credentialId: string; readonly scopes: string[] };
 
@@ -23,9 +36,23 @@ export function decideClientGrant(
   return { credentialId: credential.credentialId, scopes };
 }
 
-export function createClientCredentialsGrant(clients: ClientDirectory, tokens: AccessTokens) {
+export interface ClientCredentialsGrantDeps {
+  readonly clients: ClientDirectory;
+  readonly tokens: AccessTokens;
+  readonly query: RunPrepared;
+  readonly config: Config;
+  readonly clock: Clock;
+}
+
+export function createClientCredentialsGrant({ clients, tokens, query, config, clock }: ClientCredentialsGrantDeps) {
+  /** Counts the failure; 401, or 429 once the client_id's failures are past the limit. */
+  async function refuseAuthentication(presented: PresentedClient): Promise<never> {
+    const failures = await countFailedAuthentication(query, presented.clientId, config.rateLimitPerMinute, clock.now());
+    throw new InvalidClient(presented.usedBasicAuth, failures && rateLimitHeaders(failures));
+  }
+
   return async function grantClientCredentials(presented: PresentedClient, requestedScope: string | undefined): Promise<IssuedToken> {
-    if (!isUuid(presented.clientId)) throw new InvalidClient(presented.usedBasicAuth);
+    if (presented.clientSecret === undefined || !isUuid(presented.clientId)) return refuseAuthentication(presented);
     const agentId = presented.clientId.toLowerCase();
     const secret = { usedBasicAuth: presented.usedBasicAuth, secretHash: hashClientSecret(presented.clientSecret) };
 
@@ -37,8 +64,9 @@ export function createClientCredentialsGrant(clients: ClientDirectory, tokens: A
       const client = isFresh ? await clients.load(agentId) : hint;
       const decision = decideClientGrant(client, secret, requestedScope);
       if ('error' in decision) {
-        if (isFresh) throw decision.error;
-        continue;
+        if (!isFresh) continue;
+        if (decision.error instanceof InvalidClient) return refuseAuthentication(presented);
+        throw decision.error;
       }
       try {
         return await tokens.issue({
@@ -53,6 +81,6 @@ export function createClientCredentialsGrant(clients: ClientDirectory, tokens: A
       }
     }
     // The gate closed on fresh data too: the credential or agent changed in between.
-    throw new InvalidClient(presented.usedBasicAuth);
+    return refuseAuthentication(presented);
   };
 }

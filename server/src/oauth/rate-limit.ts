@@ -1,7 +1,8 @@
 /**
  * Per-client_id rate limits on the token endpoints: fixed one-minute windows, counted in
  * the database (oauth/rate-limit-store.ts, and issue_grants for grants) so that every
- * instance sharing it sees one exact count. The window follows the injected clock.
+ * instance sharing it sees one exact count. Failed client authentications have windows
+ * of their own (oauth/client-credentials-grant.ts). The window follows the injected clock.
  */
 import { RateLimited } from '../errors.js';
 

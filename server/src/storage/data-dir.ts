@@ -1,9 +1,11 @@
 /**
- * DATA_DIR: where the embedded database keeps its files (with the signing keys in them),
- * DATA_DIR's lock and the operator socket. It must be the running user's alone: whoever
- * can write it could plant a lock that points the CLI at their own socket, or swap the
- * socket's directory. So it is created owner-only, and an existing one that belongs to
- * another user or that others can write is refused.
+ * DATA_DIR: where the embedded database keeps its files (with the signing keys in them,
+ * in clear in the WAL), DATA_DIR's lock and the operator socket. It must be the running
+ * user's alone: whoever can write it could plant a lock that points the CLI at their own
+ * socket, or swap the socket's directory; whoever can read it can read the keys. So it is
+ * created owner-only, an existing one that belongs to another user or that others can
+ * write is refused, and everything in it is made owner-only at every start (files that
+ * an earlier version, or PGlite, left readable by others).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -64,10 +66,40 @@ export function isDataDirPresent(dataDir: string): boolean {
 }
 
 /**
- * Creates DATA_DIR (owner-only) if it is missing, and checks that it is a writable
- * directory of this user's. Made one level at a time: Node's recursive mkdir loops for
- * ever where the kernel refuses a directory with ENOENT under an existing parent
- * (`/proc/nope`).
+ * Takes every permission of group and others off `directory` and everything under it,
+ * without following symbolic links. PGlite sets the modes of its files itself (0666 for
+ * those initdb made, 0644 for some it rewrites at each start), which no umask reaches.
+ * A file that vanishes meanwhile (the database's own temporary files) is no matter.
+ */
+export function restrictToOwner(directory: string, what: string): void {
+  const restrict = (file: string): void => {
+    let stat: fs.Stats;
+    try {
+      stat = fs.lstatSync(file);
+      if (stat.isSymbolicLink()) return;
+      if ((stat.mode & 0o077) !== 0) fs.chmodSync(file, stat.mode & 0o700);
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return;
+      throw new DataDirError(`${what} cannot be made owner-only: ${file}: ${errorCode(error)}`);
+    }
+    if (!stat.isDirectory()) return;
+    let entries: string[];
+    try {
+      entries = fs.readdirSync(file);
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return;
+      throw new DataDirError(`${what} cannot be made owner-only: ${file}: ${errorCode(error)}`);
+    }
+    for (const entry of entries) restrict(path.join(file, entry));
+  };
+  restrict(directory);
+}
+
+/**
+ * Creates DATA_DIR (owner-only) if it is missing, checks that it is a writable directory
+ * of this user's, and makes everything in it owner-only. Made one level at a time:
+ * Node's recursive mkdir loops for ever where the kernel refuses a directory with ENOENT
+ * under an existing parent (`/proc/nope`).
  */
 export function prepareDataDir(dataDir: string): void {
   if (!isDataDirPresent(dataDir)) {
@@ -88,4 +120,5 @@ export function prepareDataDir(dataDir: string): void {
   } catch (error) {
     throw new DataDirError(`DATA_DIR ${dataDir} cannot be used: it is not writable (${errorCode(error)})`);
   }
+  restrictToOwner(dataDir, `DATA_DIR ${dataDir}`);
 }

@@ -10,6 +10,7 @@ import ClientPgLite from 'knex-pglite';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { migrations, type Migration } from '../../migrations/index.js';
+import { restrictToOwner } from './data-dir.js';
 
 // bigint (count(*), bigserial) as a JS number: our counters stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
@@ -46,20 +47,38 @@ export function openDatabase(options: DatabaseOptions): Database {
     });
     return { knex, isEmbedded: false, close: () => knex.destroy() };
   }
-  let connection = {} as { filename: string };
-  if (options.dataDir) {
-    // DATA_DIR exists by now (storage/data-dir.ts); a recursive mkdir could spin where the kernel refuses one.
-    const filename = path.join(options.dataDir, 'pgdata');
-    if (!fs.existsSync(filename)) fs.mkdirSync(filename, { mode: 0o700 });
-    connection = { filename };
+  if (!options.dataDir) {
+    const knex = knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: {}, log: knexLog(options.logger) });
+    return { knex, isEmbedded: true, close: () => knex.destroy() };
   }
-  const knex = knexFactory({
-    client: ClientPgLite as unknown as typeof Knex.Client,
-    dialect: 'postgres',
-    connection,
-    log: knexLog(options.logger),
-  });
-  return { knex, isEmbedded: true, close: () => knex.destroy() };
+  // DATA_DIR exists by now (storage/data-dir.ts); a recursive mkdir could spin where the kernel refuses one.
+  const filename = path.join(options.dataDir, 'pgdata');
+  if (!fs.existsSync(filename)) fs.mkdirSync(filename, { mode: 0o700 });
+  // PGlite chooses its files' modes itself (storage/data-dir.ts): made owner-only once it
+  // has opened them, before the first query, and again once it has closed them.
+  const restrict = () => restrictToOwner(filename, `DATA_DIR ${options.dataDir}`);
+  const knex = knexFactory({ client: ownerOnlyPgLite(restrict), dialect: 'postgres', connection: { filename }, log: knexLog(options.logger) });
+  return {
+    knex,
+    isEmbedded: true,
+    close: async () => {
+      await knex.destroy();
+      restrict();
+    },
+  };
+}
+
+/** knex-pglite, with `afterOpen` run when PGlite has opened its files (PGlite is one connection). */
+function ownerOnlyPgLite(afterOpen: () => void): typeof Knex.Client {
+  const PgLiteClient = ClientPgLite as unknown as new (config: Knex.Config) => { acquireRawConnection(): Promise<unknown> };
+  class OwnerOnlyPgLiteClient extends PgLiteClient {
+    override async acquireRawConnection(): Promise<unknown> {
+      const connection = await super.acquireRawConnection();
+      afterOpen();
+      return connection;
+    }
+  }
+  return OwnerOnlyPgLiteClient as unknown as typeof Knex.Client;
 }
 
 const migrationSource: Knex.MigrationSource<Migration> = {
