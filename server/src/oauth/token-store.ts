@@ -73,7 +73,7 @@ export async function revokeLiveTokens(
     .modify((query) => {
       if ('agentId' in of) query.where({ agent_id: of.agentId });
       else if ('credentialId' in of) query.where({ credential_id: of.credentialId });
-      else query.whereRaw('trust_policy_ids @> array[?::uuid]', [of.trustPolicyId]);
+      else query.whereNotNull('trust_policy_ids').whereRaw('trust_policy_ids @> array[?::uuid]', [of.trustPolicyId]);
     })
     .whereNull('revoked_at')
     .where('expires_at', '>', now)
