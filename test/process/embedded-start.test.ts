@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -88,7 +89,7 @@ describe('npm start with NODE_ENV=production on an empty database', () => {
   it('generates and prints no bootstrap secret, logs how to make the first admin, and serves', async () => {
     const productionDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sentryagent-production-'));
     try {
-      const server = await startServerProcess({ DATA_DIR: productionDataDir, NODE_ENV: 'production' });
+      const server = await startServerProcess({ DATA_DIR: productionDataDir, NODE_ENV: 'production', KEY_ENCRYPTION_KEY: crypto.randomBytes(32).toString('base64') });
       try {
         expect(server.stdout()).not.toContain('client_secret');
         expect(server.stdout()).not.toContain('sk_live_');

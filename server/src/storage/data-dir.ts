@@ -97,7 +97,7 @@ export function restrictToOwner(directory: string, what: string): void {
 
 /**
  * Creates DATA_DIR (owner-only) if it is missing, checks that it is a writable directory
- * of this user's, and makes everything in it owner-only. Made one level at a time:
+ * of this user's, and makes it and the database's files owner-only. Made one level at a time:
  * Node's recursive mkdir loops for ever where the kernel refuses a directory with ENOENT
  * under an existing parent (`/proc/nope`).
  */
@@ -120,5 +120,11 @@ export function prepareDataDir(dataDir: string): void {
   } catch (error) {
     throw new DataDirError(`DATA_DIR ${dataDir} cannot be used: it is not writable (${errorCode(error)})`);
   }
-  restrictToOwner(dataDir, `DATA_DIR ${dataDir}`);
+  // DATA_DIR itself, and the database's files, whose modes PGlite chooses. The other files
+  // are this server's own, written owner-only; the key-encryption key among them is checked,
+  // not mended (keys/key-ring.ts): one that others could read may have leaked.
+  const mode = fs.statSync(dataDir).mode;
+  if ((mode & 0o077) !== 0) fs.chmodSync(dataDir, mode & 0o700);
+  const database = path.join(dataDir, 'pgdata');
+  if (fs.existsSync(database)) restrictToOwner(database, `DATA_DIR ${dataDir}`);
 }
