@@ -6,7 +6,7 @@
 import { describe, expect, it, jest } from '@jest/globals';
 import { FIRST_ADMIN_HINT } from '../../server/src/agents/bootstrap-admin.js';
 import { KNOWN_SCOPES } from '../../server/src/authorization/scopes.js';
-import { ADMIN, startTestServer } from '../support/test-server.js';
+import { ADMIN, startTestServer, TEST_KEK } from '../support/test-server.js';
 import { adminToken, getToken } from '../support/api.js';
 import { CLI_TEST_TIMEOUT_MS, cliDatabase, runCli, startServerOn } from '../support/cli-process.js';
 
@@ -63,13 +63,15 @@ describe('the bootstrap admin with NODE_ENV=production', () => {
     expect(create.slice(0, 2)).toEqual(['agents', 'create']);
     expect(credential).toEqual(['credentials', 'create', '<agentId>']);
     const database = await cliDatabase();
+    // Production needs the key-encryption key set, embedded too: the CLI and the server share it.
+    const env = { ...database.env, KEY_ENCRYPTION_KEY: TEST_KEK };
     try {
-      const created = await runCli([...create, '--json'], database.env);
+      const created = await runCli([...create, '--json'], env);
       expect(created.code).toBe(0);
       const agentId = created.json().agentId;
-      const issued = await runCli([...credential.slice(0, 2), agentId, '--json'], database.env);
+      const issued = await runCli([...credential.slice(0, 2), agentId, '--json'], env);
       expect(issued.code).toBe(0);
-      const server = await startServerOn(database, { ...NO_BOOTSTRAP_ENV, NODE_ENV: 'production' });
+      const server = await startServerOn(database, { ...NO_BOOTSTRAP_ENV, NODE_ENV: 'production', KEY_ENCRYPTION_KEY: TEST_KEK });
       try {
         expect(server.generatedAdmin).toBeUndefined();
         const token = await getToken(server, agentId, issued.json().clientSecret, KNOWN_SCOPES.join(' '));
