@@ -28,12 +28,12 @@ beforeAll(async () => {
 });
 afterAll(() => server.stop());
 
-/** Emits the next digest as the maintenance job does, and returns the JWS it logged. */
-async function emit(): Promise<string> {
+/** Emits the next digest on `on` as the maintenance job does, and returns the JWS it logged. */
+async function emit(on: TestServer = server): Promise<string> {
   const lines: string[] = [];
   const logger = pino({}, { write: (line: string) => void lines.push(line) });
-  const { keys, clock } = server.deps;
-  await emitDigest(server.deps.knex, logger, clock, { sign: (typ, payload) => keys.signDocument(typ, payload), intervalSeconds: 1 });
+  const { keys, clock, knex } = on.deps;
+  await emitDigest(knex, logger, clock, { sign: (typ, payload) => keys.signDocument(typ, payload), intervalSeconds: 1 });
   const logged = lines.map((line) => JSON.parse(line)).find((line) => line.msg === 'audit digest');
   if (!logged) throw new Error(`no digest emitted: ${lines.join('')}`);
   return logged.digest;
@@ -124,10 +124,8 @@ describe('tampering', () => {
     try {
       const token = await adminToken(fresh);
       await createAgent(fresh, token);
-      const { keys, clock, knex } = fresh.deps;
-      const lines: string[] = [];
-      await emitDigest(knex, pino({}, { write: (line: string) => void lines.push(line) }), clock, { sign: (typ, payload) => keys.signDocument(typ, payload), intervalSeconds: 1 });
-      const kept = JSON.parse(lines[0]).digest as string;
+      const { knex } = fresh.deps;
+      const kept = await emit(fresh);
       // Rewrite event 2 and recompute every hash from there, as an attacker with the database can.
       const rows = await knex('audit_events').whereNotNull('chain_seq').orderBy('chain_seq');
       let prevHash = rows[0].hash;
@@ -190,9 +188,7 @@ describe('verification', () => {
     const fresh = await startTestServer();
     try {
       const { keys, clock, knex, config } = fresh.deps;
-      const lines: string[] = [];
-      await emitDigest(knex, pino({}, { write: (line: string) => void lines.push(line) }), clock, { sign: keys.signDocument.bind(keys), intervalSeconds: 1 });
-      const old = JSON.parse(lines[0]).digest as string;
+      const old = await emit(fresh);
       const { retired } = await new SigningKeyService({ knex, clock, keyRing: () => loadKeyRing(fresh.config).ring }).rotate(OPERATOR_CALLER, config.signingAlg);
       await knex('signing_keys').whereIn('kid', retired).update({ retired_at: new Date(Date.now() - 365 * 86_400_000) });
       await keys.refresh();
@@ -220,9 +216,7 @@ describe('verification', () => {
     const fresh = await startTestServer();
     try {
       const { keys, clock, knex, config } = fresh.deps;
-      const lines: string[] = [];
-      await emitDigest(knex, pino({}, { write: (line: string) => void lines.push(line) }), clock, { sign: keys.signDocument.bind(keys), intervalSeconds: 1 });
-      const digest = JSON.parse(lines[0]).digest as string;
+      const digest = await emit(fresh);
       const service = new SigningKeyService({ knex, clock, keyRing: () => loadKeyRing(fresh.config).ring });
       await service.revoke(OPERATOR_CALLER, decodeProtectedHeader(digest).kid as string, config.signingAlg);
       await keys.refresh();
