@@ -40,6 +40,17 @@ describe('loadConfig', () => {
     expect(loadConfig({ PUBLIC_URL: 'https://idp.example.com/' }).oidcAudience).toBe('https://idp.example.com');
   });
 
+  it('reads TOKEN_AUDIENCES as comma-separated URLs (none by default), naming a bad one', () => {
+    expect(loadConfig({}).tokenAudiences).toEqual([]);
+    expect(loadConfig({ TOKEN_AUDIENCES: 'https://api.example.com/, https://b.example.com,https://api.example.com' }).tokenAudiences).toEqual([
+      'https://api.example.com',
+      'https://b.example.com',
+    ]);
+    expect(() => loadConfig({ TOKEN_AUDIENCES: 'https://ok.example.com,api.example.com' })).toThrow(
+      'TOKEN_AUDIENCES must be an absolute http(s) URL (got "api.example.com")',
+    );
+  });
+
   it('collects every problem, naming each variable', () => {
     const problems = problemsOf({ PORT: '-1', SIGNING_ALG: 'none', RATE_LIMIT_PER_MINUTE: '1.5', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud' });
     expect(problems.map((problem) => problem.split(' ')[0])).toEqual(['PORT', 'DATABASE_URL', 'SIGNING_ALG', 'RATE_LIMIT_PER_MINUTE', 'LOG_LEVEL']);

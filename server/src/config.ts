@@ -25,6 +25,8 @@ export interface Config {
   readonly auditDigestIntervalSeconds: number;
   readonly githubOidcIssuer: string;
   readonly oidcAudience: string;
+  /** TOKEN_AUDIENCES: the `aud` values a client may ask for with RFC 8707 `resource` (PUBLIC_URL is the default). */
+  readonly tokenAudiences: readonly string[];
   readonly bootstrapAdmin: { readonly clientId: string; readonly clientSecret: string } | undefined;
   readonly logLevel: LogLevel;
   /** NODE_ENV=production: no bootstrap secret is generated (it would be printed into the system journal). */
@@ -150,6 +152,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     true,
   );
   const oidcAudience = text('OIDC_AUDIENCE') ?? publicUrl;
+  // RFC 8707: the resource servers a client may ask a token for, besides this server.
+  const tokenAudiences = [
+    ...new Set(
+      (text('TOKEN_AUDIENCES') ?? '')
+        .split(',')
+        .map((value) => value.trim())
+        .filter(Boolean)
+        .map((value) => httpUrl('TOKEN_AUDIENCES', value, false)),
+    ),
+  ];
 
   const adminId = text('BOOTSTRAP_ADMIN_CLIENT_ID');
   const adminSecret = text('BOOTSTRAP_ADMIN_CLIENT_SECRET');
@@ -213,6 +225,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditDigestIntervalSeconds,
     githubOidcIssuer,
     oidcAudience,
+    tokenAudiences: Object.freeze(tokenAudiences),
     bootstrapAdmin: bootstrapAdmin && Object.freeze(bootstrapAdmin),
     logLevel: logLevel as LogLevel,
     isProduction,

@@ -25,6 +25,7 @@ export type OAuthErrorCode =
   | 'unauthorized_client'
   | 'unsupported_grant_type'
   | 'invalid_scope'
+  | 'invalid_target'
   | 'access_denied';
 
 type Headers = Record<string, string>;
@@ -179,6 +180,13 @@ export class InvalidGrant extends GrantError {
   readonly status = 400;
   readonly code = 'VALIDATION_ERROR';
   readonly oauthCode = 'invalid_grant';
+}
+
+/** RFC 8707 §2: the `resource` asked for is not one this server issues tokens for. */
+export class InvalidTarget extends GrantError {
+  readonly status = 400;
+  readonly code = 'VALIDATION_ERROR';
+  readonly oauthCode = 'invalid_target';
 }
 
 export class InvalidScope extends GrantError {

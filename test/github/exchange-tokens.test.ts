@@ -84,6 +84,7 @@ describe('the issued token', () => {
     const introspection = await send(h.server, '/api/v1/token/introspect', bearer(h.admin, form({ token: reply.body.access_token })));
     expect(introspection.body).toEqual({
       active: true,
+      aud: 'http://idp.test',
       sub: agentId,
       client_id: agentId,
       scope: 'agents:read',

@@ -33,6 +33,7 @@ describe('jose remote JWKS verification', () => {
     expect(protectedHeader).toEqual({ alg: 'RS256', typ: 'at+jwt', kid: expect.any(String) });
     expect(payload).toEqual({
       iss: server.config.publicUrl,
+      aud: server.config.publicUrl,
       sub: agent.agentId,
       client_id: agent.agentId,
       scope: 'agents:read',

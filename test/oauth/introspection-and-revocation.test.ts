@@ -29,6 +29,7 @@ describe('POST /api/v1/token/introspect (RFC 7662)', () => {
     expect(reply.status).toBe(200);
     expect(reply.body).toEqual({
       active: true,
+      aud: 'http://idp.test',
       sub: worker.agentId,
       client_id: worker.agentId,
       scope: 'agents:read',

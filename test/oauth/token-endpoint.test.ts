@@ -30,6 +30,7 @@ describe('POST /api/v1/token', () => {
     const claims = decodePayload(reply.body.access_token);
     expect(claims).toEqual({
       iss: 'http://idp.test',
+      aud: 'http://idp.test',
       sub: agent.agentId,
       client_id: agent.agentId,
       scope: 'agents:read',

@@ -29,6 +29,7 @@ describe('batched grants and exchange admissions', () => {
     credentialId,
     grantType: 'client_credentials',
     scopes: ['agents:read'],
+    audience: server.config.publicUrl,
     audit: { type: 'token.issued', actor: `agent:${agentId}`, data: {} },
   });
 

@@ -10,6 +10,8 @@ const exchangeBody = z.object({
   token: z.string().min(1).max(16_384),
   agentId: z.uuid(),
   scope: z.string().max(1024).optional(),
+  // RFC 8707: the service the token is for (one of TOKEN_AUDIENCES); this server by default.
+  resource: z.string().max(2048).optional(),
 });
 
 export function exchangeEndpoint(exchange: GitHubExchange) {
@@ -19,7 +21,7 @@ export function exchangeEndpoint(exchange: GitHubExchange) {
       const field = parsed.error.issues[0]?.path.join('.') || 'body';
       throw new InvalidRequest(`The '${field}' parameter is missing or malformed.`);
     }
-    const issued = await exchange(parsed.data.token, parsed.data.agentId.toLowerCase(), parsed.data.scope);
+    const issued = await exchange(parsed.data.token, parsed.data.agentId.toLowerCase(), parsed.data.scope, parsed.data.resource);
     respondWithToken(ctx, issued, { expires_at: issued.expiresAt.toISOString() });
   };
 }

@@ -8,17 +8,18 @@
 import { appendAuditEvent } from '../audit/audit-log.js';
 import { AccessDenied, quotable, UnauthorizedClient, type ServiceError } from '../errors.js';
 import { GrantGateClosed, type AccessTokens, type IssuedToken } from '../oauth/access-tokens.js';
+import { audienceFor } from '../oauth/audiences.js';
 import { grantableScopes, scopeNotAvailable } from '../oauth/grantable-scopes.js';
 import { createExchangeAdmission } from './exchange-admission.js';
 import { bindRepositoryIdentities, githubActor, provenanceOf, refuseReplay, verifyIdTokenOrRefuse, type GitHubGateDeps } from './id-token-gate.js';
 import { matchTrustPolicy } from './match-trust-policy.js';
 
-export type GitHubExchange = (idToken: string, agentId: string, requestedScope: string | undefined) => Promise<IssuedToken>;
+export type GitHubExchange = (idToken: string, agentId: string, requestedScope: string | undefined, resource?: string) => Promise<IssuedToken>;
 
 export function createGitHubExchange(deps: GitHubGateDeps & { readonly tokens: AccessTokens }): GitHubExchange {
   const { knex, tokens } = deps;
   const admitExchange = createExchangeAdmission(deps.query, deps.config);
-  return async function exchange(idToken, agentId, requestedScope) {
+  return async function exchange(idToken, agentId, requestedScope, resource) {
     const claims = await verifyIdTokenOrRefuse(deps, idToken, 'oidc.exchange.refused', agentId);
     const admission = await admitExchange(claims, agentId);
     if (admission.isReplay) throw await refuseReplay(knex, claims, 'oidc.exchange.refused', agentId);
@@ -50,6 +51,7 @@ export function createGitHubExchange(deps: GitHubGateDeps & { readonly tokens: A
         trustPolicyIds: decision.policies.map((policy) => policy.id),
         grantType: 'github_oidc',
         scopes,
+        audience: audienceFor(deps.config, resource),
         extraClaims: provenance,
         audit: { type: 'oidc.exchange.granted', actor, data: { ...provenance, policyIds: decision.policies.map((policy) => policy.id) } },
       })

@@ -30,6 +30,8 @@ export interface GrantRequest {
   readonly trustPolicyIds?: readonly string[];
   readonly grantType: 'client_credentials' | 'github_oidc';
   readonly scopes: readonly string[];
+  /** `aud` (oauth/audiences.ts). */
+  readonly audience: string;
   /** Extra claims, e.g. the workflow provenance of a GitHub exchange. */
   readonly extraClaims?: Record<string, unknown>;
   readonly audit: { readonly type: AuditEventType; readonly actor: string; readonly data: Record<string, unknown> };
@@ -117,6 +119,7 @@ export class AccessTokens {
     const accessToken = this.keys.sign({
       ...request.extraClaims,
       iss: this.config.publicUrl,
+      aud: request.audience,
       sub: request.agentId,
       client_id: request.agentId,
       scope,

@@ -16,6 +16,7 @@ import { GrantGateClosed, type AccessTokens, type IssuedToken } from './access-t
 import type { ClientDirectory } from './client-directory.js';
 import { hashClientSecret, matchCredential, type ClientForAuthentication } from './client-secrets.js';
 import type { PresentedClient } from './client-authentication.js';
+import { audienceFor } from './audiences.js';
 import { grantableScopes, scopeNotAvailable } from './grantable-scopes.js';
 import { rateLimitHeaders } from './rate-limit.js';
 import { countFailedAuthentication } from './rate-limit-store.js';
@@ -51,7 +52,11 @@ export function createClientCredentialsGrant({ clients, tokens, query, config, c
     throw new InvalidClient(presented.usedBasicAuth, failures && rateLimitHeaders(failures));
   }
 
-  return async function grantClientCredentials(presented: PresentedClient, requestedScope: string | undefined): Promise<IssuedToken> {
+  return async function grantClientCredentials(
+    presented: PresentedClient,
+    requestedScope: string | undefined,
+    resource?: string,
+  ): Promise<IssuedToken> {
     if (presented.clientSecret === undefined || !isUuid(presented.clientId)) return refuseAuthentication(presented);
     const agentId = presented.clientId.toLowerCase();
     const secret = { usedBasicAuth: presented.usedBasicAuth, secretHash: hashClientSecret(presented.clientSecret) };
@@ -74,6 +79,7 @@ export function createClientCredentialsGrant({ clients, tokens, query, config, c
           credentialId: decision.credentialId,
           grantType: 'client_credentials',
           scopes: decision.scopes,
+          audience: audienceFor(config, resource),
           audit: { type: 'token.issued', actor: `agent:${agentId}`, data: { credentialId: decision.credentialId } },
         });
       } catch (error) {

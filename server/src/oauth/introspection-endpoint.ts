@@ -9,7 +9,7 @@ import { readForm } from '../http/body.js';
 import { rateLimitHeaders } from './rate-limit.js';
 import type { TokenService } from './token-service.js';
 
-const STANDARD_CLAIMS = new Set(['iss', 'sub', 'client_id', 'scope', 'jti', 'iat', 'exp']);
+const STANDARD_CLAIMS = new Set(['iss', 'aud', 'sub', 'client_id', 'scope', 'jti', 'iat', 'exp']);
 
 export function introspectionEndpoint(service: TokenService) {
   return async function introspectToken(ctx: Context): Promise<void> {
@@ -34,6 +34,7 @@ export function introspectionEndpoint(service: TokenService) {
       iat: subject.iat,
       exp: subject.exp,
       iss: subject.iss,
+      ...(subject.aud !== undefined && { aud: subject.aud }),
       jti: subject.jti,
       ...provenance,
     };

@@ -6,14 +6,16 @@ import type { IssuedToken } from './access-tokens.js';
 import { readClientCredentials, type PresentedClient } from './client-authentication.js';
 import { rateLimitHeaders } from './rate-limit.js';
 
-export function tokenEndpoint(grantClientCredentials: (presented: PresentedClient, scope: string | undefined) => Promise<IssuedToken>) {
+export function tokenEndpoint(
+  grantClientCredentials: (presented: PresentedClient, scope: string | undefined, resource: string | undefined) => Promise<IssuedToken>,
+) {
   return async function issueTokenForClient(ctx: Context): Promise<void> {
     const params = await readForm(ctx);
     if (params.grant_type === undefined || params.grant_type === '') {
       throw new InvalidRequest("The 'grant_type' parameter is required.");
     }
     if (params.grant_type !== 'client_credentials') throw new UnsupportedGrantType();
-    respondWithToken(ctx, await grantClientCredentials(readClientCredentials(ctx, params), params.scope));
+    respondWithToken(ctx, await grantClientCredentials(readClientCredentials(ctx, params), params.scope, params.resource));
   };
 }
 

@@ -12,6 +12,7 @@ import { Forbidden, Unauthenticated } from '../errors.js';
 import type { JwtClaims } from '../keys/jwt.js';
 import type { RunPrepared } from '../storage/prepared.js';
 import type { AccessTokens, ActiveToken } from './access-tokens.js';
+import { isForThisServer } from './audiences.js';
 import type { RateLimitState } from './rate-limit.js';
 import { countRequest } from './rate-limit-store.js';
 import { findTokenHolder, revokeTokenAudited } from './token-store.js';
@@ -20,8 +21,9 @@ export function callerOfToken(active: ActiveToken): AgentCaller {
   return agentCaller(active.agentId, parseScopeParameter(active.scope));
 }
 
-function authenticated(active: ActiveToken | undefined): AgentCaller {
-  if (!active) throw new Unauthenticated('The access token is invalid, expired or revoked.', true);
+/** A Bearer token for this server's own endpoints: active, and made for this server. */
+function authenticated(active: ActiveToken | undefined, publicUrl: string): AgentCaller {
+  if (!active || !isForThisServer(active.claims, publicUrl)) throw new Unauthenticated('The access token is invalid, expired or revoked.', true);
   return callerOfToken(active);
 }
 
@@ -38,7 +40,7 @@ export class TokenService {
   /** The caller behind a Bearer token: an active token of ours, or undefined. */
   readonly authenticate = async (token: string): Promise<AgentCaller | undefined> => {
     const active = await this.deps.tokens.findActiveOne(token);
-    return active && callerOfToken(active);
+    return active && isForThisServer(active.claims, this.deps.config.publicUrl) ? callerOfToken(active) : undefined;
   };
 
   private count(caller: AgentCaller): Promise<RateLimitState | undefined> {
@@ -49,7 +51,7 @@ export class TokenService {
   /** The claims of `subjectToken` when it is active, else undefined; the caller needs tokens:read. */
   async introspect(callerToken: string, subjectToken: string): Promise<{ subject: JwtClaims | undefined; rateLimit: RateLimitState | undefined }> {
     const [callerActive, subject] = await this.deps.tokens.findActive([callerToken, subjectToken]);
-    const caller = authenticated(callerActive);
+    const caller = authenticated(callerActive, this.deps.config.publicUrl);
     requireScope(caller, 'tokens:read');
     const rateLimit = await this.count(caller);
     return { subject: subject?.claims, rateLimit };
@@ -61,7 +63,7 @@ export class TokenService {
    * are ignored (RFC 7009 §2.2).
    */
   async revoke(callerToken: string, subjectToken: string): Promise<{ rateLimit: RateLimitState | undefined }> {
-    const caller = authenticated(await this.deps.tokens.findActiveOne(callerToken));
+    const caller = authenticated(await this.deps.tokens.findActiveOne(callerToken), this.deps.config.publicUrl);
     const rateLimit = await this.count(caller);
     const subject = await this.deps.tokens.verifySignature(subjectToken);
     if (!subject) return { rateLimit };
