@@ -54,12 +54,12 @@ describe('sentryagent-idp agents and credentials', () => {
   it('refuses invalid agent input with exit 2 and says why', async () => {
     const unknownScope = await cli('agents', 'create', '--name', 'x', '--scope', 'root');
     expect(unknownScope.code).toBe(2);
-    expect(unknownScope.stderr).toMatch(/^sentryagent-idp: The agent is invalid: scopes\.0: /);
+    expect(unknownScope.stderr).toMatch(/^sentryagent-idp: The agent is invalid: --scope: /);
     expect((await cli('agents', 'create', '--name', '   ')).code).toBe(2);
     const missing = await cli('agents', 'create');
     expect(missing).toMatchObject({ code: 2, stderr: 'sentryagent-idp: --name is required\n' });
     const json = await cli('agents', 'create', '--name', 'x', '--scope', 'root', '--json');
-    expect(JSON.parse(json.stderr)).toEqual({ error: 'validation_error', message: expect.stringContaining('scopes.0') });
+    expect(JSON.parse(json.stderr)).toEqual({ error: 'validation_error', message: expect.stringContaining('--scope: ') });
   });
 
   it('creates a credential whose secret, shown once, gets a token from the server', async () => {

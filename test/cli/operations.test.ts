@@ -42,17 +42,17 @@ describe('sentryagent-idp usage and errors', () => {
       const help = await runCli([...name.split(' '), '--help'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:9/none' });
       expect({ name, code: help.code, stderr: help.stderr }).toEqual({ name, code: 0, stderr: '' });
       expect(help.stdout).toMatch(new RegExp(`^usage: sentryagent-idp ${name}( |\n)`));
-      expect(help.stdout.endsWith(`\n  ${summary}\n`)).toBe(true);
+      expect(help.stdout).toContain(`\n  ${summary}\n`);
     }
   });
 
   it('refuses unknown commands, unknown options and missing arguments with exit 2', async () => {
     const unknown = await runCli(['agents', 'fly'], {});
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/^sentryagent-idp: unknown command "agents fly"\nusage: /);
+    expect(unknown.stderr).toMatch(/^sentryagent-idp: unknown command "agents fly"\nusage: sentryagent-idp agents <command>/);
     const option = await runCli(['agents', 'list', '--colour', 'red'], {});
     expect(option.code).toBe(2);
-    expect(option.stderr).toMatch(/Unknown option '--colour'[\s\S]*\nusage: sentryagent-idp agents list \[--status/);
+    expect(option.stderr).toMatch(/^sentryagent-idp: unknown option --colour\nusage: sentryagent-idp agents list \[--status/);
     const missing = await runCli(['credentials', 'revoke', '11111111-1111-4111-8111-111111111111'], {});
     expect(missing).toMatchObject({ code: 2, stderr: expect.stringMatching(/^sentryagent-idp: expected <agentId> <credentialId>\n/) });
   });

@@ -73,7 +73,7 @@ describe('sentryagent-idp policies', () => {
 
   it('refuses a ref for a branch, a bad repository and scopes the agent lacks, an unknown agent (2, as the API answers 400)', async () => {
     const ref = await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', agentId, '--branch', 'refs/heads/main');
-    expect(ref).toMatchObject({ code: 2, stderr: 'sentryagent-idp: The trust policy is invalid: branch: must be a branch name or glob such as main or release/* (not a ref).\n' });
+    expect(ref).toMatchObject({ code: 2, stderr: 'sentryagent-idp: The trust policy is invalid: --branch: must be a branch name or glob such as main or release/* (not a ref).\n' });
     expect((await cli('policies', 'add', '--repository', 'octo-org', '--agent', agentId)).code).toBe(2);
     const scope = await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', agentId, '--scope', 'audit:read');
     expect(scope).toMatchObject({ code: 2, stderr: "sentryagent-idp: The agent does not hold the scope 'audit:read'.\n" });
@@ -119,6 +119,6 @@ describe('sentryagent-idp policies', () => {
     expect(tagged.code).toBe(0);
     expect(tagged.stdout).toMatch(/^ +ref: +tag v\*$/m);
     const both = await cli('policies', 'add', '--repository', 'octo-org/releases', '--agent', agentId, '--tag', 'v*', '--branch', 'main');
-    expect(both).toMatchObject({ code: 2, stderr: 'sentryagent-idp: The trust policy is invalid: tag: a policy names a branch or a tag, not both.\n' });
+    expect(both).toMatchObject({ code: 2, stderr: 'sentryagent-idp: The trust policy is invalid: --tag: a policy names a branch or a tag, not both.\n' });
   });
 });

@@ -5,7 +5,7 @@ import type { AgentService } from '../agents/agent-service.js';
 import type { Caller } from '../authorization/caller.js';
 import { parseWith, requireUuid } from '../http/validation.js';
 import { formatFields, formatTable } from './output.js';
-import { listOption, textOption, usageError, type Command } from './command.js';
+import { listOption, textOption, usageError, type Command, type Invocation } from './command.js';
 
 const STATUSES: readonly AgentStatus[] = ['active', 'suspended', 'decommissioned'];
 const PAGE_SIZE = 100;
@@ -38,10 +38,17 @@ async function listAllAgents(service: AgentService, caller: Caller, status: Agen
 type Transition = 'suspend' | 'reactivate' | 'decommission';
 
 function transitionCommand(verb: Transition, summary: string): Command {
+  const isFinal = verb === 'decommission';
   return {
     name: `agents ${verb}`,
     summary,
     arguments: ['agentId'],
+    ...(isFinal && {
+      synopsis: '[--yes]',
+      options: { yes: { type: 'boolean', short: 'y' } },
+      optionHelp: { yes: 'do not ask for confirmation on a terminal' },
+      confirmation: ({ args }: Invocation) => `Decommission agent ${args[0]}? Its credentials and tokens die, and it cannot be undone. [y/N] `,
+    }),
     run: async ({ services, caller, output }, { args }) => {
       const agent = await services.agents[verb](caller, requireUuid(args[0], 'agentId'));
       output.result(agent, () => `agent ${agent.agentId} (${agent.name}) is ${agent.status}`);
@@ -55,6 +62,11 @@ export const agentCommands: Command[] = [
     summary: 'create an agent (then give it a credential or a trust policy)',
     synopsis: '--name <name> [--description <text>] [--scope <scope>]...',
     options: { name: { type: 'string' }, description: { type: 'string' }, scope: { type: 'string', multiple: true } },
+    optionHelp: {
+      name: 'a name for people (required)',
+      description: 'what the agent is for',
+      scope: 'a scope it may hold (agents:read, agents:write, tokens:read, audit:read, …); repeat, or space-separate',
+    },
     run: async ({ services, caller, output }, { options }) => {
       if (options.name === undefined) throw usageError('--name is required');
       const input = parseWith(
@@ -72,6 +84,7 @@ export const agentCommands: Command[] = [
     readsOnly: true,
     synopsis: '[--status active|suspended|decommissioned]',
     options: { status: { type: 'string' } },
+    optionHelp: { status: 'only agents in this status: active, suspended or decommissioned' },
     run: async ({ services, caller, output }, { options }) => {
       const status = textOption(options.status);
       if (status !== undefined && !STATUSES.includes(status as AgentStatus)) {
@@ -103,6 +116,11 @@ export const agentCommands: Command[] = [
     arguments: ['agentId'],
     synopsis: "[--name <name>] [--description <text>] [--scope <scope>]...  (--scope '' for none)",
     options: { name: { type: 'string' }, description: { type: 'string' }, scope: { type: 'string', multiple: true } },
+    optionHelp: {
+      name: 'the new name',
+      description: 'the new description',
+      scope: "the scopes it holds from now on, replacing them all (--scope '' for none); taking one away revokes its live tokens",
+    },
     run: async ({ services, caller, output }, { args, options }) => {
       const patch = parseWith(
         agentPatchInput,

@@ -28,6 +28,7 @@ export const auditCommands: Command[] = [
     summary: 'verify the audit hash chain and its signed digests (exit 1 when either is broken)',
     synopsis: '[--digest <file>]',
     options: { digest: { type: 'string' } },
+    optionHelp: { digest: 'a file holding a digest the server logged (the log line or the bare JWS), kept outside the database' },
     pathOptions: ['digest'],
     readsOnly: true,
     run: async ({ services, caller, output }, { options }) => {

@@ -5,7 +5,9 @@
  * code with the same authority (`operator`), so a command's answer does not depend on
  * whether a server was running.
  */
+import fs from 'node:fs';
 import path from 'node:path';
+import readline from 'node:readline/promises';
 import { inspect, parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { ServiceError, type ApiErrorCode } from '../errors.js';
@@ -39,9 +41,50 @@ const USAGE = [
   '',
   'Configuration comes from the environment, as for the server (DATABASE_URL, DATA_DIR, SIGNING_ALG, …).',
   'On the embedded database, while a server runs on DATA_DIR, commands are run by that server.',
-  '--json prints one JSON document for scripts. `sentryagent-idp <command> --help` shows a command\'s options.',
+  '--json prints one JSON document for scripts. `sentryagent-idp <group> --help` lists a group\'s commands,',
+  '`sentryagent-idp <command> --help` describes its options; `sentryagent-idp --version` prints the version.',
   'Exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 not found, 4 conflict, 5 forbidden.',
 ].join('\n');
+
+/** The version of this installation (package.json), for `--version`. */
+function version(): string {
+  for (const location of ['../../../package.json', '../../../../package.json']) {
+    try {
+      const manifest = JSON.parse(fs.readFileSync(new URL(location, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (manifest.name === 'sentryagent-idp' && manifest.version) return manifest.version;
+    } catch {
+      // not this location: the source tree (tests) and the build sit at different depths
+    }
+  }
+  return 'unknown';
+}
+
+/** `agents --help`, or `agents` alone: the group's commands. */
+function groupHelp(group: string): string | undefined {
+  const members = COMMANDS.filter((command) => command.name.startsWith(`${group} `));
+  if (members.length === 0) return undefined;
+  return [`usage: sentryagent-idp ${group} <command> [options] [--json]`, '', ...members.map((command) => `  ${usageLine(command)}\n      ${command.summary}`)].join('\n');
+}
+
+/** `<command> --help`: its usage, what it does, and each option. */
+function commandHelp(command: Command): string {
+  const options = Object.entries(command.options ?? {}).map(([name, option]) => {
+    const flag = `--${name}${option.type === 'string' ? ' <value>' : ''}${option.multiple ? ' (repeatable)' : ''}`;
+    return `  ${flag.padEnd(34)} ${command.optionHelp?.[name] ?? ''}`.trimEnd();
+  });
+  return [`usage: ${usageLine(command)}`, `  ${command.summary}`, ...(options.length > 0 ? ['', 'options:', ...options] : []), '', '  --json  print one JSON document'].join('\n');
+}
+
+/** Node's parseArgs errors, in this tool's words. */
+function describeParseError(error: Error & { code?: string }): string {
+  const option = /'(-{1,2}[^' ]+)/.exec(error.message)?.[1];
+  if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) return `unknown option ${option}`;
+  if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option) {
+    return error.message.includes('argument missing') ? `${option} needs a value` : `${option} takes no value`;
+  }
+  if (error.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `unexpected argument ${/'([^']*)'/.exec(error.message)?.[1] ?? ''}`.trimEnd();
+  return error.message.split('\n')[0];
+}
 
 function findCommand(words: readonly string[]): Command | undefined {
   return COMMANDS.find((command) => command.name === words.slice(0, 2).join(' ')) ?? COMMANDS.find((command) => command.name === words[0]);
@@ -52,7 +95,7 @@ function parseInvocation(command: Command, rest: string[]): Invocation & { isHel
   try {
     parsed = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
   } catch (error) {
-    throw usageError(`${(error as Error).message.split('\n')[0]}\nusage: ${usageLine(command)}`);
+    throw usageError(`${describeParseError(error as Error)}\nusage: ${usageLine(command)}`);
   }
   const { help, ...options } = parsed.values;
   const expected = command.arguments ?? [];
@@ -68,10 +111,15 @@ function parseCommandLine(argv: readonly string[]): Parsed {
   if (argv.length === 0 || ['help', '--help', '-h'].includes(argv[0])) {
     return { help: USAGE, exitCode: argv.length === 0 ? EXIT.usage : EXIT.ok };
   }
+  if (argv[0] === '--version' || argv[0] === '-V') return { help: `sentryagent-idp ${version()}`, exitCode: EXIT.ok };
   const command = findCommand(argv);
-  if (!command) throw usageError(`unknown command "${argv.slice(0, 2).join(' ')}"\n${USAGE}`);
+  if (!command) {
+    const group = groupHelp(argv[0]);
+    if (group && (argv.length === 1 || ['--help', '-h'].includes(argv[1]))) return { help: group, exitCode: argv.length === 1 ? EXIT.usage : EXIT.ok };
+    throw usageError(`unknown command "${argv.slice(0, 2).join(' ')}"\n${group ?? USAGE}`);
+  }
   const { isHelp, ...invocation } = parseInvocation(command, argv.slice(command.name.split(' ').length));
-  if (isHelp) return { help: `usage: ${usageLine(command)}\n  ${command.summary}`, exitCode: EXIT.ok };
+  if (isHelp) return { help: commandHelp(command), exitCode: EXIT.ok };
   return { command, invocation };
 }
 
@@ -85,6 +133,16 @@ function withAbsolutePaths(command: Command, argv: readonly string[]): string[] 
   });
 }
 
+/** Asks on the terminal; true only for an answer of y or yes. */
+async function confirm(question: string): Promise<boolean> {
+  const prompt = readline.createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^(y|yes)$/i.test((await prompt.question(question)).trim());
+  } finally {
+    prompt.close();
+  }
+}
+
 /** The CLI: `argv` without `--json` (which `output` carries), configured by `env`. */
 export async function runCommandLine(argv: readonly string[], output: Output, env: NodeJS.ProcessEnv): Promise<number> {
   const parsed = parseCommandLine(argv);
@@ -93,6 +151,9 @@ export async function runCommandLine(argv: readonly string[], output: Output, en
     return parsed.exitCode;
   }
   const { command, invocation } = parsed;
+  if (command.confirmation && invocation.options.yes !== true && process.stdin.isTTY && !(await confirm(command.confirmation(invocation)))) {
+    throw new CliError('cancelled: nothing was changed', EXIT.failure, 'cancelled');
+  }
   const config = loadConfig(env);
   if ('start' in command) return command.start();
   if (config.databaseUrl === undefined) {

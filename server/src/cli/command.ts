@@ -12,6 +12,7 @@ import { loadKeyRing } from '../keys/key-ring.js';
 import type { KeyRing } from '../keys/key-encryption.js';
 import { SigningKeyService } from '../keys/signing-key-service.js';
 import { createOperatorServices, type OperatorServices } from '../services.js';
+import { ValidationFailed } from '../errors.js';
 import { migrateToLatest, type Database } from '../storage/database.js';
 import type { Output } from './output.js';
 
@@ -69,6 +70,13 @@ interface CommandInfo {
   /** Shown after the name and arguments in the usage line. */
   readonly synopsis?: string;
   readonly options?: NonNullable<ParseArgsConfig['options']>;
+  /**
+   * A question to ask on a terminal before running (a final change), unless `--yes` is
+   * given; scripts, with no terminal, are not asked.
+   */
+  readonly confirmation?: (invocation: Invocation) => string;
+  /** What each option means, for `<command> --help` (every option has one: a test checks). */
+  readonly optionHelp?: Readonly<Record<string, string>>;
   /** Options that name a file: made absolute before a server on the embedded database runs the command in its own directory. */
   readonly pathOptions?: readonly string[];
 }
@@ -139,5 +147,27 @@ export async function runOnDatabase(
     services: createOperatorServices(database.knex, clock),
     keys: new SigningKeyService({ knex: database.knex, clock, keyRing: () => (keyRing ??= loadKeyRing(config).ring) }),
   };
-  return (await command.run(context, invocation)) ?? EXIT.ok;
+  try {
+    return (await command.run(context, invocation)) ?? EXIT.ok;
+  } catch (error) {
+    throw inCommandLineWords(error, command);
+  }
+}
+
+/** A field of a service's input, as the option that carries it: `scopes` is `--scope`. */
+const OPTION_OF_FIELD: Readonly<Record<string, string>> = { scopes: 'scope', agentId: 'agent', allowedEvents: 'allow-event' };
+
+/**
+ * A validation error in the command line's words: `--scope` rather than the API's
+ * `scopes.0`, when the field is one of the command's options.
+ */
+function inCommandLineWords(error: unknown, command: CommandInfo): unknown {
+  if (!(error instanceof ValidationFailed)) return error;
+  const issues = (error.details as { issues?: { path: string; message: string }[] } | undefined)?.issues;
+  const first = issues?.[0];
+  if (!first?.path) return error;
+  const field = first.path.split('.')[0];
+  const option = OPTION_OF_FIELD[field] ?? field.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+  if (!command.options || !(option in command.options)) return error;
+  return new CliError(error.message.replace(`: ${first.path}: `, `: --${option}: `), EXIT.usage, 'validation_error');
 }

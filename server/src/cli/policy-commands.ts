@@ -70,6 +70,19 @@ export const policyCommands: Command[] = [
       'allow-event': { type: 'string', multiple: true },
       scope: { type: 'string', multiple: true },
     },
+    optionHelp: {
+      repository: 'the GitHub repository, owner/name (required; ASCII case ignored)',
+      agent: 'the agent the workflow may act for; without it, a registration policy',
+      branch: 'only runs on this branch: a name or a glob (* within a path segment, ** across); not with --tag',
+      tag: 'only runs on this tag: a name or a glob, e.g. v*; not with --branch',
+      environment: 'only jobs in this deployment environment',
+      'workflow-ref': 'only this calling workflow: owner/repo/.github/workflows/file.yml@ref',
+      'job-workflow-ref': 'only this (reusable) job workflow: owner/repo/.github/workflows/file.yml@ref',
+      'repository-id': "GitHub's numeric repository id (else bound at the first exchange)",
+      'repository-owner-id': "GitHub's numeric owner id (else bound at the first exchange)",
+      'allow-event': 'let this privileged event in: pull_request_target, workflow_run or issue_comment; repeatable',
+      scope: "what a workflow may obtain, a subset of the agent's scopes; repeatable; a registration policy needs it ('' for none)",
+    },
     run: async ({ services, caller, output }, { options }) => {
       if (options.repository === undefined) throw usageError('--repository is required');
       const policy = parseTrustPolicyInput({
@@ -96,6 +109,7 @@ export const policyCommands: Command[] = [
     readsOnly: true,
     synopsis: '[--agent <agentId>]',
     options: { agent: { type: 'string' } },
+    optionHelp: { agent: "only this agent's policies" },
     run: async ({ services, caller, output }, { options }) => {
       const agent = textOption(options.agent);
       const policies = await listAllPolicies(services.trustPolicies, caller, agent === undefined ? undefined : requireUuid(agent, '--agent'));

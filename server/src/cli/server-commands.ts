@@ -17,6 +17,7 @@ export const serverCommands: Command[] = [
     summary: 'apply every pending migration (--down: revert the last batch)',
     synopsis: '[--down]',
     options: { down: { type: 'boolean' } },
+    optionHelp: { down: 'revert the newest migration instead (needs the database to itself)' },
     migratesFirst: false,
     needsDatabaseAlone: ({ options }) => options.down === true,
     run: async ({ database, output }, { options }) => {
