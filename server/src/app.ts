@@ -7,7 +7,7 @@ import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import { agentRoutes } from './agents/agent-routes.js';
 import { auditRoutes } from './audit/audit-routes.js';
-import { observabilityRoutes, observeRequests, type Metrics } from './http/observability.js';
+import { countingRefusals, observabilityRoutes, observeRequests, type Metrics } from './http/observability.js';
 import { endpoint, renderErrors } from './http/render-errors.js';
 import { wellKnownRoutes } from './keys/well-known-routes.js';
 import type { SigningKeys } from './keys/signing-keys.js';
@@ -95,8 +95,8 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
     ['POST', '/api/v1/token', endpoint(GRANT, tokenEndpoint(createClientCredentialsGrant({ clients, tokens, query, config, clock })))],
     ['POST', '/api/v1/token/introspect', endpoint(TOKEN_MANAGEMENT, introspectionEndpoint(tokenService))],
     ['POST', '/api/v1/token/revoke', endpoint(TOKEN_MANAGEMENT, revocationEndpoint(tokenService))],
-    ['POST', '/api/v1/oidc/token', endpoint(GRANT, exchangeEndpoint(createGitHubExchange({ ...gitHubDeps, tokens })))],
-    ['POST', '/api/v1/oidc/register', endpoint(GRANT, registerEndpoint(createGitHubRegistration(gitHubDeps)))],
+    ['POST', '/api/v1/oidc/token', endpoint(GRANT, countingRefusals(metrics.oidcRefusals, 'exchange', exchangeEndpoint(createGitHubExchange({ ...gitHubDeps, tokens }))))],
+    ['POST', '/api/v1/oidc/register', endpoint(GRANT, countingRefusals(metrics.oidcRefusals, 'register', registerEndpoint(createGitHubRegistration(gitHubDeps))))],
   ];
   const direct = new Map(endpoints.map(([method, path, handler]) => [`${method} ${path}`, handler]));
   app.use((ctx, next) => {
@@ -116,7 +116,7 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
     auditRoutes(audit, authenticate),
     wellKnownRoutes(config, keys),
     observabilityRoutes(() => pingDatabase(knex), metrics),
-    openApiRoutes(),
+    openApiRoutes(config.publicUrl),
   ];
   for (const router of routers) {
     app.use(router.routes());

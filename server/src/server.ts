@@ -113,7 +113,10 @@ export async function startServer(config: Config, options: StartOptions): Promis
     undo.push(() => keys.stop());
     const metrics = createMetrics();
     const query = preparedStatements(database.knex, database.isEmbedded);
-    const tokens = new AccessTokens(query, keys, config, clock, (grantType) => metrics.tokensIssued.inc({ grant_type: grantType }));
+    const tokens = new AccessTokens(query, keys, config, clock, {
+      onIssued: (grantType) => metrics.tokensIssued.inc({ grant_type: grantType }),
+      onQuotaExceeded: (grantType) => metrics.quotaRefusals.inc({ grant_type: grantType }),
+    });
     const clients = new ClientDirectory(query);
     const githubJwks = new GitHubJwksCache({ issuer: config.githubOidcIssuer, now: () => clock.now() });
     const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock };

@@ -101,11 +101,12 @@ function* walk(value: Json, pointer = '#'): Generator<[Json, string]> {
 }
 
 describe('the OpenAPI document', () => {
-  it('is served verbatim at /api/v1/openapi.json and advertised in the RFC 8414 metadata', async () => {
+  it('is served at /api/v1/openapi.json as stored, its servers naming PUBLIC_URL, and advertised in the RFC 8414 metadata', async () => {
     const reply = await send(server, '/api/v1/openapi.json');
     expect(reply.status).toBe(200);
     expect(reply.headers.get('content-type')).toBe('application/json; charset=utf-8');
-    expect(reply.text).toBe(readFileSync(OPENAPI_PATH, 'utf8'));
+    const stored = JSON.parse(readFileSync(OPENAPI_PATH, 'utf8'));
+    expect(reply.body).toEqual({ ...stored, servers: [{ url: 'http://idp.test', description: 'This server (its PUBLIC_URL)' }] });
     const metadata = await send(server, '/.well-known/oauth-authorization-server');
     expect(metadata.body.service_documentation).toBe('http://idp.test/api/v1/openapi.json');
   });

@@ -4,14 +4,17 @@ import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import client from 'prom-client';
-import { ServiceUnavailable } from '../errors.js';
+import { ServiceError, ServiceUnavailable } from '../errors.js';
 
 export interface Metrics {
   readonly registry: client.Registry;
   readonly requests: client.Counter<'method' | 'route' | 'status'>;
-  readonly duration: client.Histogram<'method' | 'route'>;
+  readonly duration: client.Histogram<'method' | 'route' | 'status'>;
   readonly tokensIssued: client.Counter<'grant_type'>;
   readonly oidcUnverifiedRefusals: client.Counter<'endpoint' | 'reason'>;
+  readonly oidcRefusals: client.Counter<'endpoint' | 'reason'>;
+  readonly rateLimited: client.Counter<'route'>;
+  readonly quotaRefusals: client.Counter<'grant_type'>;
 }
 
 export function createMetrics(): Metrics {
@@ -27,8 +30,8 @@ export function createMetrics(): Metrics {
     }),
     duration: new client.Histogram({
       name: 'http_request_duration_seconds',
-      help: 'HTTP request duration by method and route',
-      labelNames: ['method', 'route'],
+      help: 'HTTP request duration by method, route and status',
+      labelNames: ['method', 'route', 'status'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
@@ -42,6 +45,24 @@ export function createMetrics(): Metrics {
       name: 'sentryagent_oidc_unverified_refusals_total',
       help: 'GitHub ID tokens refused before their signature was verified, by endpoint and reason',
       labelNames: ['endpoint', 'reason'],
+      registers: [registry],
+    }),
+    oidcRefusals: new client.Counter({
+      name: 'sentryagent_oidc_refusals_total',
+      help: 'GitHub exchanges and registrations refused, by endpoint and reason',
+      labelNames: ['endpoint', 'reason'],
+      registers: [registry],
+    }),
+    rateLimited: new client.Counter({
+      name: 'sentryagent_rate_limited_total',
+      help: 'Requests refused with 429 by a rate limit, by route',
+      labelNames: ['route'],
+      registers: [registry],
+    }),
+    quotaRefusals: new client.Counter({
+      name: 'sentryagent_quota_refusals_total',
+      help: 'Token grants refused because the monthly quota is spent, by grant type',
+      labelNames: ['grant_type'],
       registers: [registry],
     }),
   };
@@ -69,14 +90,14 @@ export function observeRequests(logger: Logger, metrics: Metrics) {
       // The matched route pattern, not the path: ids must not become label values.
       const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
       const { method, status } = ctx;
-      const timerKey = `${method} ${route}`;
-      const counterKey = `${timerKey} ${status}`;
+      const counterKey = `${method} ${route} ${status}`;
       let counter = counters.get(counterKey);
       if (!counter) counters.set(counterKey, (counter = metrics.requests.labels(method, route, String(status))));
-      let timer = timers.get(timerKey);
-      if (!timer) timers.set(timerKey, (timer = metrics.duration.labels(method, route)));
+      let timer = timers.get(counterKey);
+      if (!timer) timers.set(counterKey, (timer = metrics.duration.labels(method, route, String(status))));
       counter.inc();
       timer.observe(seconds);
+      if (status === 429) metrics.rateLimited.inc({ route });
       const line = { requestId, method, route, status, durationMs: Math.round(seconds * 1e4) / 10 };
       if (status >= 500) accessLog.error(line, 'request');
       else accessLog.info(line, 'request');
@@ -103,4 +124,25 @@ export function observabilityRoutes(isReady: () => Promise<void>, metrics: Metri
     ctx.body = await metrics.registry.metrics();
   });
   return router;
+}
+
+/**
+ * Counts the refusals of a GitHub endpoint by a fixed reason: the OAuth error code, with
+ * access_denied told apart by its two answers (CONTRACT.md, "Trust policies").
+ */
+export function countingRefusals(counter: Metrics['oidcRefusals'], endpoint: string, handler: (ctx: Context) => Promise<void>) {
+  return async function countRefusals(ctx: Context): Promise<void> {
+    try {
+      await handler(ctx);
+    } catch (error) {
+      if (error instanceof ServiceError && error.status < 500) counter.inc({ endpoint, reason: refusalReason(error) });
+      throw error;
+    }
+  };
+}
+
+function refusalReason(error: ServiceError): string {
+  if (error.status === 429) return 'rate_limited';
+  if (error.oauthCode === 'access_denied') return error.message === 'Branch not permitted' ? 'branch_not_permitted' : 'trust_policy_violation';
+  return error.oauthCode ?? error.code.toLowerCase();
 }

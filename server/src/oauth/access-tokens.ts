@@ -77,7 +77,7 @@ export class AccessTokens {
     private readonly keys: SigningKeys,
     private readonly config: Config,
     private readonly clock: Clock,
-    private readonly onIssued: (grantType: string) => void = () => undefined,
+    private readonly observer: { readonly onIssued?: (grantType: string) => void; readonly onQuotaExceeded?: (grantType: string) => void } = {},
   ) {}
 
   /** Throws GrantGateClosed when the database no longer allows the grant. */
@@ -108,6 +108,7 @@ export class AccessTokens {
       outcome.rate_count === null ? undefined : { limit: this.config.rateLimitPerMinute, count: outcome.rate_count, resetSeconds };
     if (rateLimit && isOverLimit(rateLimit)) throw rateLimitExceeded(rateLimit, nowMs);
     if (outcome.issued !== 1) {
+      this.observer.onQuotaExceeded?.(request.grantType);
       // The refused request still counted in the minute's window: say so, as on any answer.
       throw new UnauthorizedClient(
         `Free tier monthly token limit of ${this.config.monthlyTokenLimit.toLocaleString('en-US')} requests has been reached.`,
@@ -127,7 +128,7 @@ export class AccessTokens {
       iat: issuedAt,
       exp: expiresAt,
     });
-    this.onIssued(request.grantType);
+    this.observer.onIssued?.(request.grantType);
     return { accessToken, expiresIn: this.config.tokenTtlSeconds, expiresAt: new Date(expiresAt * 1000), scope, jti, rateLimit };
   }
 

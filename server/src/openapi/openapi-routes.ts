@@ -1,6 +1,8 @@
 /**
- * GET /api/v1/openapi.json: the OpenAPI 3.1 description of this API, served byte for byte
- * as stored in server/openapi/openapi.json (the tests validate every response against it).
+ * GET /api/v1/openapi.json: the OpenAPI 3.1 description of this API, as stored in
+ * server/openapi/openapi.json (the tests validate every response against it), with
+ * `servers` naming this server's PUBLIC_URL, so that a client generated from the served
+ * document calls the right host.
  */
 import fs from 'node:fs';
 import Router from '@koa/router';
@@ -18,8 +20,9 @@ export function readOpenApiDocument(): Buffer {
   return fs.readFileSync(location);
 }
 
-export function openApiRoutes(): Router {
-  const document = readOpenApiDocument();
+export function openApiRoutes(publicUrl: string): Router {
+  const stored = JSON.parse(readOpenApiDocument().toString('utf8')) as Record<string, unknown>;
+  const document = Buffer.from(JSON.stringify({ ...stored, servers: [{ url: publicUrl, description: 'This server (its PUBLIC_URL)' }] }));
   const router = new Router();
   router.get('/api/v1/openapi.json', (ctx) => {
     ctx.set('Cache-Control', 'public, max-age=300');
