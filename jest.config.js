@@ -20,6 +20,8 @@ export const SLOW = [
   'test/actions/issue-token-e2e.test.ts',
   'test/actions/register-agent-dist.test.ts',
   'test/actions/register-agent-e2e.test.ts',
+  // The release trees, built outside the repository and run as the runner runs them.
+  'test/actions/release-trees.test.ts',
 ];
 
 export default {

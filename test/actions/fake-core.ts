@@ -78,6 +78,7 @@ export function createFakeCore(): FakeCore {
     saveState: jest.fn(record('saveState')),
     setOutput: jest.fn(record('setOutput')),
     setSecret: jest.fn(record('setSecret')),
+    exportVariable: jest.fn(record('exportVariable')),
     setFailed: jest.fn(record('setFailed')),
     info: jest.fn(record('info')),
     warning: jest.fn(record('warning')),

@@ -82,6 +82,19 @@ describe('issue-token, bundled, main step', () => {
     expect(JSON.parse(idp.requestsTo(TOKEN_PATH)[0].body)).toMatchObject({ scope: 'agents:read tokens:read' });
   });
 
+  it('exports the masked token to later steps through GITHUB_ENV when export-env is true', async () => {
+    const main = await issueToken({ 'export-env': 'true' }).main();
+    expect(main.exitCode).toBe(0);
+    expect(main.env).toEqual({ SENTRYAGENT_TOKEN: ACCESS_TOKEN });
+    expectMaskedBeforeFirstUse(main, ACCESS_TOKEN);
+  });
+
+  it('writes nothing to GITHUB_ENV by default', async () => {
+    const main = await issueToken().main();
+    expect(main.exitCode).toBe(0);
+    expect(main.env).toEqual({});
+  });
+
   it('retries a 503 once with a fresh ID token, then succeeds', async () => {
     idp.script(TOKEN_PATH, [{ status: 503, body: { code: 'SERVICE_UNAVAILABLE', message: 'Try again' } }, issued]);
     const before = idTokens.issued.length;

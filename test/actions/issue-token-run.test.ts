@@ -121,6 +121,31 @@ describe('issue-token main step', () => {
     expect(core.callsOf('setOutput')).toHaveLength(2);
   });
 
+  it('exports the token as SENTRYAGENT_TOKEN only after masking it, when export-env is true', async () => {
+    idp.script('/api/v1/oidc/token', [issued]);
+    core.inputs['export-env'] = 'true';
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([]);
+    expect(core.callsOf('exportVariable')).toEqual([['SENTRYAGENT_TOKEN', ACCESS_TOKEN]]);
+    const fns = core.calls.map((call) => call.fn);
+    expect(fns.indexOf('setSecret')).toBeGreaterThanOrEqual(0);
+    expect(fns.indexOf('setSecret')).toBeLessThan(fns.indexOf('exportVariable'));
+  });
+
+  it('exports no environment variable by default', async () => {
+    idp.script('/api/v1/oidc/token', [issued]);
+    await run();
+    expect(core.callsOf('setOutput')).toHaveLength(2);
+    expect(core.callsOf('exportVariable')).toEqual([]);
+  });
+
+  it('refuses an export-env that is not a boolean, before any request', async () => {
+    core.inputs['export-env'] = 'yes';
+    await run();
+    expect(core.callsOf('setFailed')).toEqual([['Invalid action inputs: `export-env` must be true or false, got "yes".']]);
+    expect(idp.requests).toEqual([]);
+  });
+
   it('asks for the ID token with the audience input when given', async () => {
     idp.script('/api/v1/oidc/token', [issued]);
     core.inputs.audience = 'sentryagent';

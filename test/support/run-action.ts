@@ -1,7 +1,7 @@
 /**
  * Runs a bundled action (`actions/<name>/dist/index.js`) the way the GitHub runner does:
  * a fresh Node process whose environment holds only what a runner provides — `INPUT_*`
- * (with action.yml defaults applied), `GITHUB_OUTPUT` / `GITHUB_STATE` files, the
+ * (with action.yml defaults applied), `GITHUB_OUTPUT` / `GITHUB_STATE` / `GITHUB_ENV` files, the
  * `ACTIONS_ID_TOKEN_REQUEST_*` pair the caller supplies and, for a post step, the main
  * step's saved state as `STATE_*`. Nothing leaks in from the test process, so a suite run
  * inside GitHub Actions can never touch the real job's files or ID-token service.
@@ -17,6 +17,8 @@ export const ACTIONS_DIR = fileURLToPath(new URL('../../actions/', import.meta.u
 export interface RunActionOptions {
   /** Folder under actions/, e.g. `issue-token`. */
   readonly action: string;
+  /** The action's folder (action.yml, dist/) when not actions/<action>, e.g. a release tree. */
+  readonly actionDir?: string;
   /** `with:` values by input name; action.yml defaults fill the rest, as on a runner. */
   readonly inputs?: Readonly<Record<string, string>>;
   /** Added to (or, when undefined, removed from) the runner environment. */
@@ -41,6 +43,8 @@ export interface ActionRun {
   readonly outputs: Record<string, string>;
   /** Parsed from the GITHUB_STATE file; what a post step receives as STATE_*. */
   readonly state: Record<string, string>;
+  /** Parsed from the GITHUB_ENV file; what the job's later steps receive as environment. */
+  readonly env: Record<string, string>;
   readonly commands: WorkflowCommands;
 }
 
@@ -69,20 +73,24 @@ export async function runAction(options: RunActionOptions): Promise<ActionRun> {
   const workDir = mkdtempSync(join(tmpdir(), `run-${options.action}-`));
   const outputFile = join(workDir, 'output');
   const stateFile = join(workDir, 'state');
+  const envFile = join(workDir, 'env');
   writeFileSync(outputFile, '');
   writeFileSync(stateFile, '');
+  writeFileSync(envFile, '');
+  const actionDir = options.actionDir ?? join(ACTIONS_DIR, options.action);
   const env: Record<string, string | undefined> = {
     ...runnerBaseEnv(workDir),
     GITHUB_OUTPUT: outputFile,
     GITHUB_STATE: stateFile,
+    GITHUB_ENV: envFile,
   };
-  const inputs = { ...readInputDefaults(options.action), ...options.inputs };
+  const inputs = { ...readInputDefaults(actionDir), ...options.inputs };
   for (const [name, value] of Object.entries(inputs)) env[inputEnvName(name)] = value;
   for (const [name, value] of Object.entries(options.state ?? {})) env[`STATE_${name}`] = value;
   Object.assign(env, options.env);
   try {
     const { exitCode, stdout, stderr } = await spawnNode(
-      join(ACTIONS_DIR, options.action, 'dist', 'index.js'),
+      join(actionDir, 'dist', 'index.js'),
       dropUndefined(env),
       workDir,
       options.timeoutMs ?? 20_000,
@@ -93,6 +101,7 @@ export async function runAction(options: RunActionOptions): Promise<ActionRun> {
       stderr,
       outputs: parseFileCommands(readFileSync(outputFile, 'utf8')),
       state: parseFileCommands(readFileSync(stateFile, 'utf8')),
+      env: parseFileCommands(readFileSync(envFile, 'utf8')),
       commands: parseWorkflowCommands(stdout),
     };
   } finally {
@@ -105,7 +114,7 @@ export async function runPostStep(main: ActionRun, options: RunActionOptions): P
   return runAction({ ...options, state: { ...main.state, ...options.state } });
 }
 
-/** Reads `name<<delimiter … delimiter` (and legacy `name=value`) entries of GITHUB_OUTPUT / GITHUB_STATE. */
+/** Reads `name<<delimiter … delimiter` (and legacy `name=value`) entries of GITHUB_OUTPUT / GITHUB_STATE / GITHUB_ENV. */
 export function parseFileCommands(text: string): Record<string, string> {
   const values: Record<string, string> = {};
   const lines = text.split(/\r?\n/);
@@ -142,12 +151,12 @@ export function parseWorkflowCommands(stdout: string): WorkflowCommands {
 }
 
 /**
- * Input defaults from `actions/<name>/action.yml`, as the runner applies them. A small
+ * Input defaults from `<actionDir>/action.yml`, as the runner applies them. A small
  * reader for the plain layout of our own action.yml files (two-space indents, scalar
  * defaults), not a YAML parser.
  */
-export function readInputDefaults(action: string): Record<string, string> {
-  const lines = readFileSync(join(ACTIONS_DIR, action, 'action.yml'), 'utf8').split(/\r?\n/);
+export function readInputDefaults(actionDir: string): Record<string, string> {
+  const lines = readFileSync(join(actionDir, 'action.yml'), 'utf8').split(/\r?\n/);
   const defaults: Record<string, string> = {};
   let inInputs = false;
   let input: string | undefined;

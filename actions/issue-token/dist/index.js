@@ -28507,6 +28507,7 @@ function readInputs() {
     const agentId = (0,_lib_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .checkUuid */ .oH)('agent-id', _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('agent-id'), problems);
     const scopes = (0,_lib_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .checkScopes */ .A6)('scope', _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('scope'), problems);
     const revoke = (0,_lib_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .checkBoolean */ .pO)('revoke', _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('revoke'), true, problems);
+    const exportEnv = (0,_lib_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .checkBoolean */ .pO)('export-env', _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('export-env'), false, problems);
     problems.throwIfAny();
     return Object.freeze({
         apiUrl: apiUrl,
@@ -28514,6 +28515,7 @@ function readInputs() {
         audience: _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4('audience') || apiUrl,
         scope: scopes?.join(' '),
         revoke,
+        exportEnv,
         retryPolicy: (0,_lib_retry_js__WEBPACK_IMPORTED_MODULE_2__/* .readRetryPolicy */ .hB)(process.env),
         repository: process.env.GITHUB_REPOSITORY || undefined,
         ref: process.env.GITHUB_REF || undefined,
@@ -28631,6 +28633,10 @@ async function run() {
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(issued.accessToken);
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('access-token', issued.accessToken);
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('expires-at', issued.expiresAt);
+        // Later steps read it as $SENTRYAGENT_TOKEN with no `env:` mapping (as
+        // google-github-actions/auth and aws-actions/configure-aws-credentials export theirs).
+        if (inputs.exportEnv)
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .exportVariable */ .dN('SENTRYAGENT_TOKEN', issued.accessToken);
         if (inputs.revoke) {
             _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ('token', issued.accessToken);
             _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ('api-url', inputs.apiUrl);
@@ -29473,6 +29479,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
   Yz: () => (/* binding */ debug),
+  dN: () => (/* binding */ exportVariable),
   V9: () => (/* binding */ getIDToken),
   V4: () => (/* binding */ getInput),
   Gu: () => (/* binding */ getState),
@@ -29484,7 +29491,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, endGroup, error, exportVariable, getBooleanInput, getMultilineInput, group, isDebug, markdownSummary, notice, platform, setCommandEcho, startGroup, summary, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, endGroup, error, getBooleanInput, getMultilineInput, group, isDebug, markdownSummary, notice, platform, setCommandEcho, startGroup, summary, toPlatformPath, toPosixPath, toWin32Path
 
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
@@ -29495,7 +29502,7 @@ const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta
  * Sanitizes an input into a string so it can be passed into issueCommand safely
  * @param input input to sanitize into a string
  */
-function utils_toCommandValue(input) {
+function toCommandValue(input) {
     if (input === null || input === undefined) {
         return '';
     }
@@ -29602,13 +29609,13 @@ class Command {
     }
 }
 function escapeData(s) {
-    return utils_toCommandValue(s)
+    return toCommandValue(s)
         .replace(/%/g, '%25')
         .replace(/\r/g, '%0D')
         .replace(/\n/g, '%0A');
 }
 function escapeProperty(s) {
-    return utils_toCommandValue(s)
+    return toCommandValue(s)
         .replace(/%/g, '%25')
         .replace(/\r/g, '%0D')
         .replace(/\n/g, '%0A')
@@ -29636,13 +29643,13 @@ function file_command_issueFileCommand(command, message) {
     if (!external_fs_namespaceObject.existsSync(filePath)) {
         throw new Error(`Missing file at path: ${filePath}`);
     }
-    external_fs_namespaceObject.appendFileSync(filePath, `${utils_toCommandValue(message)}${external_os_namespaceObject.EOL}`, {
+    external_fs_namespaceObject.appendFileSync(filePath, `${toCommandValue(message)}${external_os_namespaceObject.EOL}`, {
         encoding: 'utf8'
     });
 }
-function file_command_prepareKeyValueMessage(key, value) {
+function prepareKeyValueMessage(key, value) {
     const delimiter = `ghadelimiter_${external_crypto_namespaceObject.randomUUID()}`;
-    const convertedValue = utils_toCommandValue(value);
+    const convertedValue = toCommandValue(value);
     // These should realistically never happen, but just in case someone finds a
     // way to exploit uuid generation let's not allow keys or values that contain
     // the delimiter.
@@ -31363,9 +31370,9 @@ function exportVariable(name, val) {
     process.env[name] = convertedVal;
     const filePath = process.env['GITHUB_ENV'] || '';
     if (filePath) {
-        return issueFileCommand('ENV', prepareKeyValueMessage(name, val));
+        return file_command_issueFileCommand('ENV', prepareKeyValueMessage(name, val));
     }
-    issueCommand('set-env', { name }, convertedVal);
+    command_issueCommand('set-env', { name }, convertedVal);
 }
 /**
  * Registers a secret which will get masked from logs
@@ -31480,10 +31487,10 @@ function getBooleanInput(name, options) {
 function setOutput(name, value) {
     const filePath = process.env['GITHUB_OUTPUT'] || '';
     if (filePath) {
-        return file_command_issueFileCommand('OUTPUT', file_command_prepareKeyValueMessage(name, value));
+        return file_command_issueFileCommand('OUTPUT', prepareKeyValueMessage(name, value));
     }
     process.stdout.write(external_os_namespaceObject.EOL);
-    command_issueCommand('set-output', { name }, utils_toCommandValue(value));
+    command_issueCommand('set-output', { name }, toCommandValue(value));
 }
 /**
  * Enables or disables the echoing of commands into stdout for the rest of the step.
@@ -31602,9 +31609,9 @@ function group(name, fn) {
 function saveState(name, value) {
     const filePath = process.env['GITHUB_STATE'] || '';
     if (filePath) {
-        return file_command_issueFileCommand('STATE', file_command_prepareKeyValueMessage(name, value));
+        return file_command_issueFileCommand('STATE', prepareKeyValueMessage(name, value));
     }
-    command_issueCommand('save-state', { name }, utils_toCommandValue(value));
+    command_issueCommand('save-state', { name }, toCommandValue(value));
 }
 /**
  * Gets the value of an state set by this action's main execution.

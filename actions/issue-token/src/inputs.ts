@@ -9,6 +9,8 @@ export interface IssueTokenInputs {
   /** Space-separated; undefined asks for every scope the agent holds. */
   readonly scope?: string;
   readonly revoke: boolean;
+  /** Also export the token as SENTRYAGENT_TOKEN to the job's later steps. */
+  readonly exportEnv: boolean;
   readonly retryPolicy: RetryPolicy;
   /** Run context, only for naming things in failure messages. */
   readonly repository?: string;
@@ -22,6 +24,7 @@ export function readInputs(): IssueTokenInputs {
   const agentId = checkUuid('agent-id', core.getInput('agent-id'), problems);
   const scopes = checkScopes('scope', core.getInput('scope'), problems);
   const revoke = checkBoolean('revoke', core.getInput('revoke'), true, problems);
+  const exportEnv = checkBoolean('export-env', core.getInput('export-env'), false, problems);
   problems.throwIfAny();
   return Object.freeze({
     apiUrl: apiUrl as string,
@@ -29,6 +32,7 @@ export function readInputs(): IssueTokenInputs {
     audience: core.getInput('audience') || (apiUrl as string),
     scope: scopes?.join(' '),
     revoke,
+    exportEnv,
     retryPolicy: readRetryPolicy(process.env),
     repository: process.env.GITHUB_REPOSITORY || undefined,
     ref: process.env.GITHUB_REF || undefined,

@@ -17,6 +17,9 @@ export async function run(): Promise<void> {
     core.setSecret(issued.accessToken);
     core.setOutput('access-token', issued.accessToken);
     core.setOutput('expires-at', issued.expiresAt);
+    // Later steps read it as $SENTRYAGENT_TOKEN with no `env:` mapping (as
+    // google-github-actions/auth and aws-actions/configure-aws-credentials export theirs).
+    if (inputs.exportEnv) core.exportVariable('SENTRYAGENT_TOKEN', issued.accessToken);
     if (inputs.revoke) {
       core.saveState('token', issued.accessToken);
       core.saveState('api-url', inputs.apiUrl);
