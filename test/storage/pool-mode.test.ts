@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { isRealPostgres } from '../support/database.js';
+import { isBehindPooler, isRealPostgres } from '../support/database.js';
 import { startTestServer } from '../support/test-server.js';
 import { adminToken, bearer, form, send } from '../support/api.js';
 
@@ -66,7 +66,9 @@ describeWithPostgres('DATABASE_POOL_MODE', () => {
     expect(statements.some((statement) => /pg_advisory_xact_lock/.test(statement.text))).toBe(true);
   });
 
-  it('keeps named prepared statements and the session migration lock in session mode, the default', async () => {
+  // Through a transaction pooler a session lock would outlive this test on some server connection.
+  const itWithoutPooler = isBehindPooler ? it.skip : it;
+  itWithoutPooler('keeps named prepared statements and the session migration lock in session mode, the default', async () => {
     const statements = await statementsOfServerIn('session');
 
     expect(statements.filter((statement) => statement.name !== undefined).length).toBeGreaterThan(0);
