@@ -103,6 +103,17 @@ describe('loadConfig', () => {
     expect(problemsOf({ ...postgres, WORKERS: '0' })[0]).toMatch(/^WORKERS must be a whole number from 1 to 256/);
   });
 
+  it('uses session pooling by default and takes transaction pooling, refusing anything else in one line naming DATABASE_POOL_MODE', () => {
+    const postgres = { DATABASE_URL: 'postgres://idp@pgbouncer.internal:6432/idp' };
+    expect(loadConfig(postgres).databasePoolMode).toBe('session');
+    expect(loadConfig({ ...postgres, DATABASE_POOL_MODE: 'session' }).databasePoolMode).toBe('session');
+    expect(loadConfig({ ...postgres, DATABASE_POOL_MODE: ' transaction ' }).databasePoolMode).toBe('transaction');
+    expect(problemsOf({ ...postgres, DATABASE_POOL_MODE: 'statement' })).toEqual(['DATABASE_POOL_MODE must be one of session, transaction (got "statement")']);
+    expect(() => loadConfig({ DATABASE_POOL_MODE: 'Transaction' })).toThrow(
+      new ConfigError(['DATABASE_POOL_MODE must be one of session, transaction (got "Transaction")']),
+    );
+  });
+
   it('refuses to start in production without a key-encryption key, naming the variable', () => {
     const problems = problemsOf({ NODE_ENV: 'production', DATABASE_URL: 'postgres://idp@db.internal/idp' });
     expect(problems).toEqual(['KEY_ENCRYPTION_KEY is required with NODE_ENV=production: 32 random bytes in base64, e.g. from `openssl rand -base64 32`']);

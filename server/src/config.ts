@@ -8,6 +8,9 @@ import path from 'node:path';
 
 export type SigningAlg = 'RS256' | 'ES256' | 'EdDSA';
 export const SIGNING_ALGS: readonly SigningAlg[] = ['RS256', 'ES256', 'EdDSA'];
+/** DATABASE_POOL_MODE: `transaction` behind a transaction-mode pooler (PgBouncer, RDS Proxy). */
+export type PoolMode = 'session' | 'transaction';
+export const POOL_MODES: readonly PoolMode[] = ['session', 'transaction'];
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -15,6 +18,11 @@ export interface Config {
   readonly port: number;
   readonly host: string;
   readonly databaseUrl: string | undefined;
+  /**
+   * `transaction`: the connection may change between transactions (a transaction-mode
+   * pooler), so no named prepared statements and no session advisory locks.
+   */
+  readonly databasePoolMode: PoolMode;
   readonly dataDir: string;
   readonly publicUrl: string;
   readonly tokenTtlSeconds: number;
@@ -135,6 +143,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
   }
+  const databasePoolMode = text('DATABASE_POOL_MODE') ?? 'session';
+  if (!POOL_MODES.includes(databasePoolMode as PoolMode)) {
+    problems.push(`DATABASE_POOL_MODE must be one of ${POOL_MODES.join(', ')} (got "${databasePoolMode}")`);
+  }
   const dataDir = path.resolve(text('DATA_DIR') ?? './.data');
   const publicUrl = httpUrl('PUBLIC_URL', text('PUBLIC_URL') ?? `http://localhost:${port}`, false);
   const tokenTtlSeconds = integer('TOKEN_TTL_SECONDS', 3600, 1, 86_400);
@@ -216,6 +228,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port,
     host,
     databaseUrl,
+    databasePoolMode: databasePoolMode as PoolMode,
     dataDir,
     publicUrl,
     tokenTtlSeconds,

@@ -107,12 +107,12 @@ export async function startServer(config: Config, options: StartOptions): Promis
   // What a failed start has to undo, last first.
   const undo: (() => unknown)[] = [() => dataDirLock?.release()];
   try {
-    const database = options.database ?? openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+    const database = options.database ?? openDatabase({ databaseUrl: config.databaseUrl, poolMode: config.databasePoolMode, dataDir: config.dataDir, logger });
     if (ownsDatabase) undo.push(() => database.close());
     const { generatedAdmin, keys, keyRing } = await prepareDatabase(database, config, logger, clock);
     undo.push(() => keys.stop());
     const metrics = createMetrics();
-    const query = preparedStatements(database.knex, database.isEmbedded);
+    const query = preparedStatements(database);
     const tokens = new AccessTokens(query, keys, config, clock, {
       onIssued: (grantType) => metrics.tokensIssued.inc({ grant_type: grantType }),
       onQuotaExceeded: (grantType) => metrics.quotaRefusals.inc({ grant_type: grantType }),

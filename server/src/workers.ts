@@ -24,7 +24,7 @@ export interface PrimaryOptions {
 
 export async function runPrimary(config: Config, options: PrimaryOptions): Promise<{ stop(signal: string): Promise<number> }> {
   const { logger } = options;
-  const database = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+  const database = openDatabase({ databaseUrl: config.databaseUrl, poolMode: config.databasePoolMode, dataDir: config.dataDir, logger });
   try {
     const { generatedAdmin, keys } = await prepareDatabase(database, config, logger);
     keys.stop();

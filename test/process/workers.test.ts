@@ -4,7 +4,7 @@
  * serve and share keys and revocations, and SIGTERM drains both before the exit.
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { createTestDatabase, isRealPostgres, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, isRealPostgres, testPoolMode, type TestDatabase } from '../support/database.js';
 import { startServerProcess, type ServerProcess } from '../support/server-process.js';
 import { bearer, form, send } from '../support/api.js';
 
@@ -18,7 +18,7 @@ describeWithPostgres('WORKERS=2', () => {
   let server: ServerProcess;
   beforeAll(async () => {
     testDatabase = await createTestDatabase();
-    server = await startServerProcess({ DATABASE_URL: testDatabase.url, WORKERS: '2', RATE_LIMIT_PER_MINUTE: '0' });
+    server = await startServerProcess({ DATABASE_URL: testDatabase.url, DATABASE_POOL_MODE: testPoolMode, WORKERS: '2', RATE_LIMIT_PER_MINUTE: '0' });
   });
   afterAll(async () => {
     if (server.child.exitCode === null) server.child.kill('SIGKILL');

@@ -9,7 +9,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createTestDatabase, isRealPostgres, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, isRealPostgres, testPoolMode, type TestDatabase } from '../support/database.js';
 import { startServerProcess, type ServerProcess } from '../support/server-process.js';
 import { ADMIN } from '../support/test-server.js';
 import { sleep } from '../support/load.js';
@@ -52,7 +52,7 @@ describe('SIGTERM under keep-alive load', () => {
     testDatabase = isRealPostgres ? await createTestDatabase() : undefined;
     dataDir = testDatabase ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'sentryagent-sigterm-'));
     server = await startServerProcess({
-      ...(testDatabase ? { DATABASE_URL: testDatabase.url } : { DATA_DIR: dataDir }),
+      ...(testDatabase ? { DATABASE_URL: testDatabase.url, DATABASE_POOL_MODE: testPoolMode } : { DATA_DIR: dataDir }),
       BOOTSTRAP_ADMIN_CLIENT_ID: ADMIN.clientId,
       BOOTSTRAP_ADMIN_CLIENT_SECRET: ADMIN.clientSecret,
       RATE_LIMIT_PER_MINUTE: '0',

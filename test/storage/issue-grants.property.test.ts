@@ -115,7 +115,7 @@ describe('issue_grants', () => {
   const database = useMigratedDatabase();
   let query: RunPrepared;
   beforeAll(() => {
-    query = preparedStatements(database().knex, database().isEmbedded);
+    query = preparedStatements(database());
   });
 
   /** Agents whose ids sort in the order given (index first), so both worlds share one agent order. */

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { loadConfig } from '../../server/src/config.js';
 import { createLogger } from '../../server/src/logger.js';
 import { startServer, type RunningServer } from '../../server/src/server.js';
-import { createTestDatabase, temporaryDataDir } from './database.js';
+import { createTestDatabase, temporaryDataDir, testPoolMode } from './database.js';
 import { TEST_KEK } from './test-server.js';
 
 export const CLI = 'bin/sentryagent-idp.js';
@@ -54,7 +54,7 @@ export interface CliDatabase {
 export async function cliDatabase(): Promise<CliDatabase> {
   const testDatabase = await createTestDatabase();
   // As in production: the CLI and the server share the key-encryption key (embedded, it is generated into DATA_DIR).
-  if (testDatabase.url) return { env: { DATABASE_URL: testDatabase.url, KEY_ENCRYPTION_KEY: TEST_KEK }, isEmbedded: false, drop: () => testDatabase.drop() };
+  if (testDatabase.url) return { env: { DATABASE_URL: testDatabase.url, DATABASE_POOL_MODE: testPoolMode, KEY_ENCRYPTION_KEY: TEST_KEK }, isEmbedded: false, drop: () => testDatabase.drop() };
   const dataDir = temporaryDataDir('sentryagent-cli-');
   return { env: { DATA_DIR: dataDir }, isEmbedded: true, drop: async () => fs.rmSync(dataDir, { recursive: true, force: true }) };
 }

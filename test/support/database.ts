@@ -10,6 +10,13 @@
  * still runs migrateToLatest (the server does at every start): a no-op on the copy. The
  * migrations themselves, from an empty database, are tested on empty databases
  * (test/storage/migrations, the CLI's migrate, the server processes).
+ *
+ * Behind a pooler (scripts/throwaway-pgbouncer.sh, .ci/run): DATABASE_URL still names
+ * PostgreSQL itself, where databases are created and dropped (a transaction-mode pooler
+ * is no place for `create database`); IDP_TEST_POOLER_URL names the pooler, and each test
+ * database's `url`, the one servers under test and `open()` use, goes through it under
+ * the same database name. DATABASE_POOL_MODE (`transaction` there) reaches those servers
+ * and `open()` as `testPoolMode`.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -17,6 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll } from '@jest/globals';
 import knexFactory from 'knex';
+import type { PoolMode } from '../../server/src/config.js';
 import { migrateToLatest, openDatabase, type Database } from '../../server/src/storage/database.js';
 import { TEMPLATE_DATABASE_ENV, TEMPLATE_DATA_DIR_ENV, TEST_ROOT_ENV } from './global-setup.js';
 
@@ -34,6 +42,28 @@ export interface TestDatabaseOptions {
 
 export const isRealPostgres = Boolean(process.env.DATABASE_URL);
 
+/** The pooler in front of DATABASE_URL's PostgreSQL that test servers connect through, if any. */
+export const POOLER_URL_ENV = 'IDP_TEST_POOLER_URL';
+
+/** DATABASE_POOL_MODE of this run, for the servers and databases opened by tests (config.ts validates it there). */
+export const testPoolMode: PoolMode = process.env.DATABASE_POOL_MODE === 'transaction' ? 'transaction' : 'session';
+
+/** Whether test servers reach PostgreSQL through a pooler (IDP_TEST_POOLER_URL). */
+export const isBehindPooler = Boolean(process.env[POOLER_URL_ENV]);
+
+/** The URL of database `name`: through the pooler when there is one, else on PostgreSQL directly. */
+function urlOfDatabase(adminUrl: string, name: string): string {
+  const url = new URL(adminUrl);
+  const pooler = process.env[POOLER_URL_ENV];
+  if (pooler) {
+    const { hostname, port } = new URL(pooler);
+    url.hostname = hostname;
+    url.port = port;
+  }
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
 export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
   const adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) return options.migrated ? embeddedCopyOfTemplate() : embeddedInMemory();
@@ -41,11 +71,10 @@ export async function createTestDatabase(options: TestDatabaseOptions = {}): Pro
   const template = options.migrated ? process.env[TEMPLATE_DATABASE_ENV] : undefined;
   const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
   await admin.raw(template ? `create database ${name} template ${template}` : `create database ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
+  const url = urlOfDatabase(adminUrl, name);
   return {
-    url: url.toString(),
-    open: (poolMax?: number) => openDatabase({ databaseUrl: url.toString(), poolMax }),
+    url,
+    open: (poolMax?: number) => openDatabase({ databaseUrl: url, poolMax, poolMode: testPoolMode }),
     drop: async () => {
       await admin.raw(`drop database if exists ${name} with (force)`);
       await admin.destroy();

@@ -12,7 +12,7 @@ import { startServer, type RunningServer } from '../../server/src/server.js';
 import { loadKeyRing } from '../../server/src/keys/key-ring.js';
 import { SigningKeyService } from '../../server/src/keys/signing-key-service.js';
 import type { Database } from '../../server/src/storage/database.js';
-import { createTestDatabase, type TestDatabase } from './database.js';
+import { createTestDatabase, testPoolMode, type TestDatabase } from './database.js';
 
 export const ADMIN = Object.freeze({
   clientId: '00000000-0000-4000-8000-00000000a0a0',
@@ -57,7 +57,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     MONTHLY_TOKEN_LIMIT: '0',
     LOG_LEVEL: 'trace',
     KEY_ENCRYPTION_KEY: TEST_KEK,
-    ...(testDatabase.url ? { DATABASE_URL: testDatabase.url } : {}),
+    ...(testDatabase.url ? { DATABASE_URL: testDatabase.url, DATABASE_POOL_MODE: testPoolMode } : {}),
     ...options.env,
   });
   const logs: string[] = [];

@@ -159,7 +159,7 @@ export async function runCommandLine(argv: readonly string[], output: Output, en
   if (config.databaseUrl === undefined) {
     return runOnEmbeddedDatabase({ command, invocation, argv: withAbsolutePaths(command, argv), config, output });
   }
-  const database = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: 2 });
+  const database = openDatabase({ databaseUrl: config.databaseUrl, poolMode: config.databasePoolMode, dataDir: config.dataDir, poolMax: 2 });
   try {
     return await runOnDatabase(command, invocation, config, database, output);
   } finally {

@@ -9,6 +9,7 @@ import knexFactory, { type Knex } from 'knex';
 import ClientPgLite from 'knex-pglite';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import type { PoolMode } from '../config.js';
 import { migrations, type Migration } from '../../migrations/index.js';
 import { restrictToOwner } from './data-dir.js';
 
@@ -18,6 +19,8 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value))
 export interface Database {
   readonly knex: Knex;
   readonly isEmbedded: boolean;
+  /** `transaction`: behind a transaction-mode pooler; see DatabaseOptions.poolMode. */
+  readonly poolMode: PoolMode;
   close(): Promise<void>;
 }
 
@@ -26,6 +29,12 @@ export interface DatabaseOptions {
   /** Embedded only: where PGlite keeps its files; undefined = in memory. */
   readonly dataDir?: string;
   readonly poolMax?: number;
+  /**
+   * DATABASE_POOL_MODE. `transaction` (PgBouncer, RDS Proxy): consecutive statements may
+   * reach different server connections, so statements are unnamed (storage/prepared.ts)
+   * and locks are transaction-scoped (migrateToLatest). Default `session`.
+   */
+  readonly poolMode?: PoolMode;
   /** Where Knex's own warnings go (it writes to the console otherwise). */
   readonly logger?: Pick<Logger, 'warn' | 'debug'>;
 }
@@ -45,11 +54,11 @@ export function openDatabase(options: DatabaseOptions): Database {
       acquireConnectionTimeout: 5_000,
       log: knexLog(options.logger),
     });
-    return { knex, isEmbedded: false, close: () => knex.destroy() };
+    return { knex, isEmbedded: false, poolMode: options.poolMode ?? 'session', close: () => knex.destroy() };
   }
   if (!options.dataDir) {
     const knex = knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: {}, log: knexLog(options.logger) });
-    return { knex, isEmbedded: true, close: () => knex.destroy() };
+    return { knex, isEmbedded: true, poolMode: 'session', close: () => knex.destroy() };
   }
   // DATA_DIR exists by now (storage/data-dir.ts); a recursive mkdir could spin where the kernel refuses one.
   const filename = path.join(options.dataDir, 'pgdata');
@@ -61,6 +70,7 @@ export function openDatabase(options: DatabaseOptions): Database {
   return {
     knex,
     isEmbedded: true,
+    poolMode: 'session',
     close: async () => {
       await knex.destroy();
       restrict();
@@ -87,8 +97,8 @@ const migrationSource: Knex.MigrationSource<Migration> = {
   getMigration: async (migration) => migration,
 };
 
-// Any constant shared by every instance: the key of the session advisory lock that
-// serialises migrations when several instances start at once.
+// Any constant shared by every instance: the key of the advisory lock that serialises
+// migrations when several instances start at once.
 const MIGRATION_LOCK_KEY = 7_242_001;
 
 export async function migrateToLatest(db: Database): Promise<string[]> {
@@ -97,7 +107,8 @@ export async function migrateToLatest(db: Database): Promise<string[]> {
     return applied as string[];
   }
   // Knex's own lock row refuses (rather than waits for) a concurrent migrator, and its
-  // table creation races; a session advisory lock makes the second instance wait.
+  // table creation races; an advisory lock makes the second instance wait.
+  if (db.poolMode === 'transaction') return migrateUnderTransactionLock(db);
   const client = db.knex.client as Knex.Client & {
     acquireConnection(): Promise<pg.PoolClient>;
     releaseConnection(connection: pg.PoolClient): Promise<void>;
@@ -111,6 +122,20 @@ export async function migrateToLatest(db: Database): Promise<string[]> {
     await connection.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
     await client.releaseConnection(connection);
   }
+}
+
+/**
+ * Behind a transaction-mode pooler a session lock would stay on whichever server
+ * connection took it. Instead one transaction holds a transaction-scoped lock (the pooler
+ * keeps its server connection for it) while the migrations run on other connections, as
+ * the session lock's connection does in session mode.
+ */
+async function migrateUnderTransactionLock(db: Database): Promise<string[]> {
+  return db.knex.transaction(async (trx) => {
+    await trx.raw('select pg_advisory_xact_lock(?)', [MIGRATION_LOCK_KEY]);
+    const [, applied] = await db.knex.migrate.latest({ migrationSource });
+    return applied as string[];
+  });
 }
 
 export async function migrateDown(db: Database): Promise<string[]> {
