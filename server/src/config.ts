@@ -15,6 +15,11 @@ export interface Config {
   readonly port: number;
   readonly host: string;
   readonly databaseUrl: string | undefined;
+  /**
+   * DATABASE_CONNECT_TIMEOUT_SECONDS: how long start-up retries a PostgreSQL that cannot be
+   * reached before it gives up (0 = one attempt). Not used by the embedded database.
+   */
+  readonly databaseConnectTimeoutSeconds: number;
   readonly dataDir: string;
   readonly publicUrl: string;
   readonly tokenTtlSeconds: number;
@@ -133,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
   }
+  const databaseConnectTimeoutSeconds = integer('DATABASE_CONNECT_TIMEOUT_SECONDS', 60, 0, 86_400);
   const dataDir = path.resolve(text('DATA_DIR') ?? './.data');
   const publicUrl = httpUrl('PUBLIC_URL', text('PUBLIC_URL') ?? `http://localhost:${port}`, false);
   const tokenTtlSeconds = integer('TOKEN_TTL_SECONDS', 3600, 1, 86_400);
@@ -204,6 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port,
     host,
     databaseUrl,
+    databaseConnectTimeoutSeconds,
     dataDir,
     publicUrl,
     tokenTtlSeconds,

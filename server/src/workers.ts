@@ -1,6 +1,6 @@
 /**
  * WORKERS > 1: one primary process and that many server processes sharing one listening
- * port (node:cluster). The primary prepares the database once (migrations, bootstrap
+ * port (node:cluster). The primary waits for the database and prepares it once (migrations, bootstrap
  * admin, first signing key) so that generated credentials are printed once, then forks
  * the workers, replaces a worker that dies, and on SIGTERM has every worker drain before
  * it exits. Workers are ordinary instances: everything they share lives in the database.
@@ -11,6 +11,7 @@ import type { Config } from './config.js';
 import type { GeneratedAdmin } from './agents/bootstrap-admin.js';
 import { prepareDatabase } from './server.js';
 import { openDatabase } from './storage/database.js';
+import { waitForDatabase } from './storage/wait-for-database.js';
 
 /** A worker that dies this soon after its start is not replaced in a loop. */
 const CRASH_LOOP_MS = 5_000;
@@ -26,6 +27,10 @@ export async function runPrimary(config: Config, options: PrimaryOptions): Promi
   const { logger } = options;
   const database = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
   try {
+    // As a single server does (storage/wait-for-database.ts); the workers start once it is reachable.
+    if (config.databaseUrl !== undefined) {
+      await waitForDatabase(database, { databaseUrl: config.databaseUrl, timeoutSeconds: config.databaseConnectTimeoutSeconds, logger });
+    }
     const { generatedAdmin, keys } = await prepareDatabase(database, config, logger);
     keys.stop();
     if (generatedAdmin) options.announceGeneratedAdmin(generatedAdmin);
