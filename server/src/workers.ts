@@ -23,6 +23,17 @@ export interface PrimaryOptions {
   readonly onListening?: (port: number) => void;
 }
 
+/** What a worker sends its primary once it serves (main.ts). */
+export interface WorkerReady {
+  readonly type: 'sentryagent-idp:worker-ready';
+  readonly port: number;
+}
+
+export const workerReady = (port: number): WorkerReady => ({ type: 'sentryagent-idp:worker-ready', port });
+
+const isWorkerReady = (message: unknown): message is WorkerReady =>
+  typeof message === 'object' && message !== null && (message as WorkerReady).type === 'sentryagent-idp:worker-ready';
+
 export async function runPrimary(config: Config, options: PrimaryOptions): Promise<{ stop(signal: string): Promise<number> }> {
   const { logger } = options;
   const database = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
@@ -42,15 +53,17 @@ export async function runPrimary(config: Config, options: PrimaryOptions): Promi
   const startedAt = new Map<Worker, number>();
   const fork = () => startedAt.set(cluster.fork(), Date.now());
 
-  let listening = 0;
+  // A worker listens before it is ready (server.ts); it says so once it serves.
+  let ready = 0;
   let announced = false;
-  cluster.on('listening', (_worker, address) => {
-    listening += 1;
-    if (announced || listening < config.workers) return;
+  cluster.on('message', (_worker, message: unknown) => {
+    if (!isWorkerReady(message)) return;
+    ready += 1;
+    if (announced || ready < config.workers) return;
     announced = true;
-    logger.info({ port: address.port, host: config.host, workers: config.workers, database: 'postgres', alg: config.signingAlg }, 'listening');
+    logger.info({ port: message.port, host: config.host, workers: config.workers, database: 'postgres', alg: config.signingAlg }, 'listening');
     logger.flush();
-    options.onListening?.(address.port);
+    options.onListening?.(message.port);
   });
   cluster.on('exit', (worker, code, signal) => {
     const lifetimeMs = Date.now() - (startedAt.get(worker) ?? 0);
