@@ -79,9 +79,9 @@ export interface WatchedProcess {
   readonly exited: Promise<number | null>;
 }
 
-/** The server (or any `node` command line) as a process to watch from its first line, ready or not. */
-export function watchProcess(args: string[], env: Record<string, string | undefined>): WatchedProcess {
-  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'info', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+/** The server (or another command line, node's by default) as a process to watch from its first line, ready or not. */
+export function watchProcess(args: string[], env: Record<string, string | undefined>, command = process.execPath): WatchedProcess {
+  const child = spawn(command, args, { env: { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'info', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (chunk) => (out += chunk));
