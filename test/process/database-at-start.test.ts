@@ -66,7 +66,7 @@ describe('a database that cannot be reached at start', () => {
     const server = watchProcess([MAIN], { DATABASE_URL: `postgres://idp@127.0.0.1:${port}/idp`, DATABASE_CONNECT_TIMEOUT_SECONDS: '0' });
     expect(await server.exited).toBe(1);
     expect(server.stderr()).toBe(
-      `sentryagent-idp: failed to start: the database at 127.0.0.1:${port}/idp could not be reached within DATABASE_CONNECT_TIMEOUT_SECONDS=0 (1 attempts; last: ECONNREFUSED)\n`,
+      `sentryagent-idp: failed to start: the database at 127.0.0.1:${port}/idp could not be reached within DATABASE_CONNECT_TIMEOUT_SECONDS=0 (1 attempt; last: ECONNREFUSED)\n`,
     );
   });
 });

@@ -65,7 +65,7 @@ export async function waitForDatabase(database: Database, options: WaitOptions):
       const remainingMs = deadline - now();
       if (remainingMs <= 0) {
         throw new DatabaseUnreachable(
-          `the database at ${where} could not be reached within DATABASE_CONNECT_TIMEOUT_SECONDS=${timeoutSeconds} (${attempt} attempts; last: ${reason})`,
+          `the database at ${where} could not be reached within DATABASE_CONNECT_TIMEOUT_SECONDS=${timeoutSeconds} (${attempt} attempt${attempt === 1 ? '' : 's'}; last: ${reason})`,
         );
       }
       const retryInMs = Math.min(delayMs, remainingMs);
