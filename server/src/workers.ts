@@ -1,9 +1,11 @@
 /**
  * WORKERS > 1: one primary process and that many server processes sharing one listening
- * port (node:cluster). The primary waits for the database and prepares it once (migrations, bootstrap
- * admin, first signing key) so that generated credentials are printed once, then forks
- * the workers, replaces a worker that dies, and on SIGTERM has every worker drain before
- * it exits. Workers are ordinary instances: everything they share lives in the database.
+ * port (node:cluster). The primary waits for the database (storage/wait-for-database.ts)
+ * and prepares it once (migrations, bootstrap admin, first signing key) so that generated
+ * credentials are printed once, then forks the workers, replaces a worker that dies, and on
+ * SIGTERM has every worker drain before it exits. Workers are ordinary instances:
+ * everything they share lives in the database. A worker listens before it is ready and
+ * says when it is; the primary logs "listening" once all of them are.
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
