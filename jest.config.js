@@ -8,7 +8,7 @@ import os from 'node:os';
  * `npm run test:slow` (jest.slow.config.js), which CI runs too.
  */
 export const SLOW = [
-  // Real server and CLI processes: `npm start`, the embedded DATA_DIR's lock and operator socket, cluster workers.
+  // Real server and CLI processes: `npm start`, the embedded DATA_DIR's lock and operator socket, cluster workers, a database missing at start.
   'test/process/',
   // The real process under SIGTERM while keep-alive clients race it.
   'test/reliability/sigterm.test.ts',

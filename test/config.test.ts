@@ -114,6 +114,15 @@ describe('loadConfig', () => {
     );
   });
 
+  it('retries an unreachable database for 60 s at start by default, 0 meaning one attempt, and names a bad DATABASE_CONNECT_TIMEOUT_SECONDS', () => {
+    expect(loadConfig({}).databaseConnectTimeoutSeconds).toBe(60);
+    expect(loadConfig({ DATABASE_CONNECT_TIMEOUT_SECONDS: '0' }).databaseConnectTimeoutSeconds).toBe(0);
+    expect(loadConfig({ DATABASE_CONNECT_TIMEOUT_SECONDS: '300' }).databaseConnectTimeoutSeconds).toBe(300);
+    for (const bad of ['-1', '1.5', 'soon', '86401']) {
+      expect(problemsOf({ DATABASE_CONNECT_TIMEOUT_SECONDS: bad })).toEqual([`DATABASE_CONNECT_TIMEOUT_SECONDS must be a whole number from 0 to 86400 (got "${bad}")`]);
+    }
+  });
+
   it('refuses to start in production without a key-encryption key, naming the variable', () => {
     const problems = problemsOf({ NODE_ENV: 'production', DATABASE_URL: 'postgres://idp@db.internal/idp' });
     expect(problems).toEqual(['KEY_ENCRYPTION_KEY is required with NODE_ENV=production: 32 random bytes in base64, e.g. from `openssl rand -base64 32`']);

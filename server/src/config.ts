@@ -23,6 +23,11 @@ export interface Config {
    * pooler), so no named prepared statements and no session advisory locks.
    */
   readonly databasePoolMode: PoolMode;
+  /**
+   * DATABASE_CONNECT_TIMEOUT_SECONDS: how long start-up retries a PostgreSQL that cannot be
+   * reached before it gives up (0 = one attempt). Not used by the embedded database.
+   */
+  readonly databaseConnectTimeoutSeconds: number;
   readonly dataDir: string;
   readonly publicUrl: string;
   readonly tokenTtlSeconds: number;
@@ -147,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!POOL_MODES.includes(databasePoolMode as PoolMode)) {
     problems.push(`DATABASE_POOL_MODE must be one of ${POOL_MODES.join(', ')} (got "${databasePoolMode}")`);
   }
+  const databaseConnectTimeoutSeconds = integer('DATABASE_CONNECT_TIMEOUT_SECONDS', 60, 0, 86_400);
   const dataDir = path.resolve(text('DATA_DIR') ?? './.data');
   const publicUrl = httpUrl('PUBLIC_URL', text('PUBLIC_URL') ?? `http://localhost:${port}`, false);
   const tokenTtlSeconds = integer('TOKEN_TTL_SECONDS', 3600, 1, 86_400);
@@ -229,6 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host,
     databaseUrl,
     databasePoolMode: databasePoolMode as PoolMode,
+    databaseConnectTimeoutSeconds,
     dataDir,
     publicUrl,
     tokenTtlSeconds,

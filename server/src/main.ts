@@ -7,7 +7,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { formatGeneratedAdmin, type GeneratedAdmin } from './agents/bootstrap-admin.js';
 import { createLogger } from './logger.js';
 import { startServer } from './server.js';
-import { runPrimary } from './workers.js';
+import { runPrimary, workerReady } from './workers.js';
 import { DataDirError } from './storage/data-dir.js';
 import { DataDirBusy } from './storage/data-dir-lock.js';
 
@@ -41,6 +41,7 @@ async function main(): Promise<void> {
     announceGeneratedAdmin: cluster.isWorker ? undefined : announceGeneratedAdmin,
     listeningMessage: cluster.isWorker ? 'worker listening' : 'listening',
   });
+  if (cluster.isWorker) process.send?.(workerReady(server.port));
   onShutdownSignal((signal) => {
     logger.info({ signal }, 'shutting down: finishing in-flight requests');
     server.close().then(

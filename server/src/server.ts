@@ -23,6 +23,8 @@ import type { AppDeps } from './app.js';
 import { runForwardedCommand } from './cli/command-line.js';
 import { serveOperatorSocket, type OperatorSocket } from './cli/operator-socket.js';
 import { acquireDataDirLock, type DataDirLock } from './storage/data-dir-lock.js';
+import { waitForDatabase } from './storage/wait-for-database.js';
+import { answerWhileStarting } from './http/while-starting.js';
 
 export interface RunningServer {
   readonly url: string;
@@ -107,8 +109,28 @@ export async function startServer(config: Config, options: StartOptions): Promis
   // What a failed start has to undo, last first.
   const undo: (() => unknown)[] = [() => dataDirLock?.release()];
   try {
+    // The listener comes first, so that a supervisor sees the process alive (`/healthz`)
+    // and not ready (`/readyz` 503) while the database is waited for and prepared.
+    let handleRequest: http.RequestListener = answerWhileStarting;
+    const httpServer = http.createServer((request, response) => handleRequest(request, response));
+    httpServer.keepAliveTimeout = 65_000;
+    httpServer.on('clientError', answerUnparsableRequest);
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(config.port, config.host, () => resolve());
+    });
+    undo.push(() => {
+      httpServer.closeAllConnections();
+      return new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    });
+    const port = (httpServer.address() as AddressInfo).port;
+    logger.info({ port, host: config.host }, 'accepting connections; not ready until the database is');
+
     const database = options.database ?? openDatabase({ databaseUrl: config.databaseUrl, poolMode: config.databasePoolMode, dataDir: config.dataDir, logger });
     if (ownsDatabase) undo.push(() => database.close());
+    if (ownsDatabase && config.databaseUrl !== undefined) {
+      await waitForDatabase(database, { databaseUrl: config.databaseUrl, timeoutSeconds: config.databaseConnectTimeoutSeconds, logger });
+    }
     const { generatedAdmin, keys, keyRing } = await prepareDatabase(database, config, logger, clock);
     undo.push(() => keys.stop());
     const metrics = createMetrics();
@@ -139,14 +161,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     }
 
     const lifecycle: Lifecycle = { draining: false };
-    const httpServer = http.createServer(createApp(deps, lifecycle).callback());
-    httpServer.keepAliveTimeout = 65_000;
-    httpServer.on('clientError', answerUnparsableRequest);
-    await new Promise<void>((resolve, reject) => {
-      httpServer.once('error', reject);
-      httpServer.listen(config.port, config.host, () => resolve());
-    });
-    const port = (httpServer.address() as AddressInfo).port;
+    handleRequest = createApp(deps, lifecycle).callback();
     dataDirLock?.announce({ port });
     if (generatedAdmin) options.announceGeneratedAdmin?.(generatedAdmin);
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;

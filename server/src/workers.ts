@@ -1,9 +1,11 @@
 /**
  * WORKERS > 1: one primary process and that many server processes sharing one listening
- * port (node:cluster). The primary prepares the database once (migrations, bootstrap
- * admin, first signing key) so that generated credentials are printed once, then forks
- * the workers, replaces a worker that dies, and on SIGTERM has every worker drain before
- * it exits. Workers are ordinary instances: everything they share lives in the database.
+ * port (node:cluster). The primary waits for the database (storage/wait-for-database.ts)
+ * and prepares it once (migrations, bootstrap admin, first signing key) so that generated
+ * credentials are printed once, then forks the workers, replaces a worker that dies, and on
+ * SIGTERM has every worker drain before it exits. Workers are ordinary instances:
+ * everything they share lives in the database. A worker listens before it is ready and
+ * says when it is; the primary logs "listening" once all of them are.
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
@@ -11,6 +13,7 @@ import type { Config } from './config.js';
 import type { GeneratedAdmin } from './agents/bootstrap-admin.js';
 import { prepareDatabase } from './server.js';
 import { openDatabase } from './storage/database.js';
+import { waitForDatabase } from './storage/wait-for-database.js';
 
 /** A worker that dies this soon after its start is not replaced in a loop. */
 const CRASH_LOOP_MS = 5_000;
@@ -22,10 +25,25 @@ export interface PrimaryOptions {
   readonly onListening?: (port: number) => void;
 }
 
+/** What a worker sends its primary once it serves (main.ts). */
+export interface WorkerReady {
+  readonly type: 'sentryagent-idp:worker-ready';
+  readonly port: number;
+}
+
+export const workerReady = (port: number): WorkerReady => ({ type: 'sentryagent-idp:worker-ready', port });
+
+const isWorkerReady = (message: unknown): message is WorkerReady =>
+  typeof message === 'object' && message !== null && (message as WorkerReady).type === 'sentryagent-idp:worker-ready';
+
 export async function runPrimary(config: Config, options: PrimaryOptions): Promise<{ stop(signal: string): Promise<number> }> {
   const { logger } = options;
   const database = openDatabase({ databaseUrl: config.databaseUrl, poolMode: config.databasePoolMode, dataDir: config.dataDir, logger });
   try {
+    // As a single server does (storage/wait-for-database.ts); the workers start once it is reachable.
+    if (config.databaseUrl !== undefined) {
+      await waitForDatabase(database, { databaseUrl: config.databaseUrl, timeoutSeconds: config.databaseConnectTimeoutSeconds, logger });
+    }
     const { generatedAdmin, keys } = await prepareDatabase(database, config, logger);
     keys.stop();
     if (generatedAdmin) options.announceGeneratedAdmin(generatedAdmin);
@@ -37,15 +55,17 @@ export async function runPrimary(config: Config, options: PrimaryOptions): Promi
   const startedAt = new Map<Worker, number>();
   const fork = () => startedAt.set(cluster.fork(), Date.now());
 
-  let listening = 0;
+  // A worker listens before it is ready (server.ts); it says so once it serves.
+  let ready = 0;
   let announced = false;
-  cluster.on('listening', (_worker, address) => {
-    listening += 1;
-    if (announced || listening < config.workers) return;
+  cluster.on('message', (_worker, message: unknown) => {
+    if (!isWorkerReady(message)) return;
+    ready += 1;
+    if (announced || ready < config.workers) return;
     announced = true;
-    logger.info({ port: address.port, host: config.host, workers: config.workers, database: 'postgres', alg: config.signingAlg }, 'listening');
+    logger.info({ port: message.port, host: config.host, workers: config.workers, database: 'postgres', alg: config.signingAlg }, 'listening');
     logger.flush();
-    options.onListening?.(address.port);
+    options.onListening?.(message.port);
   });
   cluster.on('exit', (worker, code, signal) => {
     const lifetimeMs = Date.now() - (startedAt.get(worker) ?? 0);

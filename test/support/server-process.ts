@@ -68,3 +68,32 @@ export function runToExit(env: Record<string, string>, timeoutMs = 60_000): Prom
     }),
   );
 }
+
+export interface WatchedProcess {
+  readonly child: ChildProcessWithoutNullStreams;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the first match in standard output, waiting for it up to `timeoutMs`. */
+  waitForStdout(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+  /** The exit code once the process has exited and its output is read. */
+  readonly exited: Promise<number | null>;
+}
+
+/** The server (or another command line, node's by default) as a process to watch from its first line, ready or not. */
+export function watchProcess(args: string[], env: Record<string, string | undefined>, command = process.execPath): WatchedProcess {
+  const child = spawn(command, args, { env: { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'info', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk) => (out += chunk));
+  child.stderr.on('data', (chunk) => (err += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const waitForStdout = async (pattern: RegExp, timeoutMs = 60_000) => {
+    for (const deadline = Date.now() + timeoutMs; ; ) {
+      const match = pattern.exec(out);
+      if (match) return match;
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no ${pattern} in the output (exit code ${child.exitCode}):\n${out}\n${err}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  return { child, stdout: () => out, stderr: () => err, waitForStdout, exited };
+}
