@@ -35,6 +35,14 @@ interface KeyRow {
 }
 
 /** The rows as anyone with read access to the database sees them. */
+/** A server whose database holds two keys: the first one retired, a newer one active. */
+async function serverWithTwoKeys(): Promise<TestServer> {
+  const server = await startTestServer();
+  await keyServiceOf(server).rotate(OPERATOR_CALLER, 'RS256');
+  await server.deps.keys.refresh();
+  return server;
+}
+
 async function keyRows(server: TestServer): Promise<KeyRow[]> {
   const result = await server.deps.knex.raw('select k.*, row_to_json(k)::text as whole from signing_keys k order by created_at');
   return result.rows;
@@ -52,9 +60,7 @@ async function cli(server: TestServer, env: Record<string, string>, ...argv: str
 describe('with KEY_ENCRYPTION_KEY set', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer();
-    await keyServiceOf(server).rotate(OPERATOR_CALLER, 'RS256');
-    await server.deps.keys.refresh();
+    server = await serverWithTwoKeys();
   });
   afterAll(() => server.stop());
 
@@ -100,9 +106,7 @@ describe('rotating the key-encryption key with `keys rewrap`', () => {
   const b64 = (key: Buffer) => key.toString('base64');
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer();
-    await keyServiceOf(server).rotate(OPERATOR_CALLER, 'RS256');
-    await server.deps.keys.refresh();
+    server = await serverWithTwoKeys();
   });
   afterAll(() => server.stop());
 
