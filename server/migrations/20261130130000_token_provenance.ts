@@ -30,6 +30,11 @@ export async function up(knex: Knex): Promise<void> {
       where revoked_at is null and trust_policy_ids is not null`,
   );
   await knex.raw(`drop function if exists ${PREVIOUS_SIGNATURE}`);
+  await createIssueGrants(knex);
+}
+
+/** This migration's issue_grants (also what the organizations migration goes back to). */
+export async function createIssueGrants(knex: Knex): Promise<void> {
   await knex.raw(`
     create or replace function ${SIGNATURE}
     language plpgsql as $fn$

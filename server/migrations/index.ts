@@ -9,6 +9,7 @@ import * as trustPolicyTag from './20261130120000_trust_policy_tag.js';
 import * as tokenProvenance from './20261130130000_token_provenance.js';
 import * as auditDigests from './20261130140000_audit_digests.js';
 import * as signingKeysAtRest from './20261201090000_signing_keys_at_rest.js';
+import * as organizations from './20261202090000_organizations.js';
 
 export interface Migration {
   readonly name: string;
@@ -25,4 +26,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261130130000_token_provenance', ...tokenProvenance },
   { name: '20261130140000_audit_digests', ...auditDigests },
   { name: '20261201090000_signing_keys_at_rest', ...signingKeysAtRest },
+  { name: '20261202090000_organizations', ...organizations },
 ];

@@ -26,6 +26,9 @@ import { registerEndpoint } from './github/register-endpoint.js';
 import { createGitHubRegistration } from './github/registration-service.js';
 import { trustPolicyRoutes } from './github/trust-policy-routes.js';
 import { openApiRoutes } from './openapi/openapi-routes.js';
+import { organizationRoutes } from './organizations/organization-routes.js';
+import { OrganizationService } from './organizations/organization-service.js';
+import type { UsageRefusals } from './organizations/usage-refusals.js';
 import { createOperatorServices } from './services.js';
 import { pingDatabase } from './storage/database.js';
 import type { RunPrepared } from './storage/prepared.js';
@@ -43,6 +46,8 @@ export interface AppDeps {
   readonly query: RunPrepared;
   /** The time source of every decision that depends on time. */
   readonly clock: Clock;
+  /** Refused grants per organization, for usage (optional: tests that build an app by hand). */
+  readonly refusals?: UsageRefusals;
 }
 
 /** Set by the server on shutdown: every answer from then on tells its client to close the connection. */
@@ -56,6 +61,7 @@ const TOKEN_MANAGEMENT = { family: 'api', isNoStore: true } as const;
 export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: false }): Koa {
   const { config, knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock } = deps;
   const { agents, trustPolicies, audit } = createOperatorServices(knex, clock);
+  const organizations = new OrganizationService({ knex, clock, flushRefusals: deps.refusals && (() => deps.refusals!.flush()) });
   const tokenService = new TokenService({ config, query, tokens, clock });
   const authenticate = tokenService.authenticate;
   const gitHubDeps: GitHubGateDeps = {
@@ -113,6 +119,7 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
     endpointRouter,
     trustPolicyRoutes(trustPolicies, authenticate),
     agentRoutes(agents, authenticate),
+    organizationRoutes(organizations, authenticate),
     auditRoutes(audit, authenticate),
     wellKnownRoutes(config, keys),
     observabilityRoutes(() => pingDatabase(knex), metrics),

@@ -16,6 +16,7 @@ import { GitHubJwksCache } from './github/jwks-cache.js';
 import { AccessTokens } from './oauth/access-tokens.js';
 import { isDatabaseUnavailable, migrateToLatest, openDatabase, type Database } from './storage/database.js';
 import { startMaintenance } from './maintenance.js';
+import { UsageRefusals } from './organizations/usage-refusals.js';
 import { preparedStatements } from './storage/prepared.js';
 import { ClientDirectory } from './oauth/client-directory.js';
 import { systemClock, type Clock } from './clock.js';
@@ -135,13 +136,17 @@ export async function startServer(config: Config, options: StartOptions): Promis
     undo.push(() => keys.stop());
     const metrics = createMetrics();
     const query = preparedStatements(database);
+    const refusals = new UsageRefusals(database.knex, clock);
+    const stopRefusals = refusals.start((error) => logger.warn({ err: error }, 'could not store usage refusal counts; retrying'));
+    undo.push(stopRefusals);
     const tokens = new AccessTokens(query, keys, config, clock, {
       onIssued: (grantType) => metrics.tokensIssued.inc({ grant_type: grantType }),
       onQuotaExceeded: (grantType) => metrics.quotaRefusals.inc({ grant_type: grantType }),
+      onRefused: (orgId, reason) => refusals.record(orgId, reason),
     });
     const clients = new ClientDirectory(query);
     const githubJwks = new GitHubJwksCache({ issuer: config.githubOidcIssuer, now: () => clock.now() });
-    const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock };
+    const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock, refusals };
     const stopMaintenance = startMaintenance(database.knex, logger, clock, config.tokenTtlSeconds, {
       sign: (typ, payload) => keys.signDocument(typ, payload),
       intervalSeconds: config.auditDigestIntervalSeconds,
@@ -175,6 +180,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
         dataDirLock?.announce({ socket: undefined });
         await Promise.all([drain(httpServer, lifecycle, options.idleGraceMs ?? IDLE_GRACE_MS), operatorSocket?.close()]);
         keys.stop();
+        await stopRefusals();
         await stopMaintenance();
         if (ownsDatabase) await database.close();
         dataDirLock?.release();

@@ -9,9 +9,11 @@ import { AuditService } from './audit/audit-service.js';
 import type { Clock } from './clock.js';
 import { TrustPolicyService } from './github/trust-policy-service.js';
 import { verifyDocumentSignature } from './keys/signing-key-store.js';
+import { OrganizationService } from './organizations/organization-service.js';
 
 export interface OperatorServices {
   readonly agents: AgentService;
+  readonly organizations: OrganizationService;
   readonly trustPolicies: TrustPolicyService;
   readonly audit: AuditService;
 }
@@ -19,6 +21,7 @@ export interface OperatorServices {
 export function createOperatorServices(knex: Knex, clock: Clock): OperatorServices {
   return {
     agents: new AgentService({ knex, clock }),
+    organizations: new OrganizationService({ knex, clock }),
     trustPolicies: new TrustPolicyService({ knex, clock }),
     audit: new AuditService({ knex, verifyDocument: (jws, typ) => verifyDocumentSignature(knex, jws, typ) }),
   };

@@ -43,12 +43,14 @@ const ALLOWED: Record<string, readonly string[]> = {
   http: [...BASE, 'storage'],
   openapi: [...BASE, 'http'],
   authorization: [...BASE],
-  audit: [...BASE, 'storage', 'http', 'authorization'],
+  tenancy: [...BASE, 'storage', 'authorization'],
+  audit: [...BASE, 'storage', 'http', 'authorization', 'tenancy'],
   keys: [...BASE, 'storage', 'http', 'authorization', 'audit'],
   oauth: [...BASE, 'storage', 'http', 'authorization', 'audit', 'keys'],
-  agents: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth'],
-  github: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth', 'agents'],
-  services: [...BASE, 'storage', 'authorization', 'audit', 'keys', 'agents', 'github'],
+  agents: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth', 'tenancy'],
+  github: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth', 'agents', 'tenancy'],
+  organizations: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth', 'agents', 'tenancy'],
+  services: [...BASE, 'storage', 'authorization', 'audit', 'keys', 'agents', 'github', 'organizations'],
   maintenance: [...BASE, 'storage', 'audit', 'keys', 'oauth', 'github'],
 };
 const COMPOSITION = new Set(['app', 'server', 'main', 'workers', 'cli']);

@@ -6,7 +6,8 @@ import { Forbidden } from '../../server/src/errors.js';
 
 const SELF = '00000000-0000-4000-8000-000000000001';
 const OTHER = '00000000-0000-4000-8000-000000000002';
-const caller = agentCaller(SELF, ['agents:read', 'agents:write', 'tokens:read']);
+const PLATFORM = { orgId: '00000000-0000-4000-8000-0000000000f0', isPlatform: true };
+const caller = agentCaller(SELF, ['agents:read', 'agents:write', 'tokens:read'], PLATFORM);
 
 describe('assertMayManage', () => {
   it.each([
@@ -43,7 +44,7 @@ describe('assertMayManage', () => {
   });
 
   it('judges by the token’s scopes, not by what its agent may hold', () => {
-    const narrowed = agentCaller(SELF, ['agents:write']);
+    const narrowed = agentCaller(SELF, ['agents:write'], PLATFORM);
     expect(() => assertMayManage(narrowed, { agentId: OTHER, scopes: ['agents:read'] })).toThrow(Forbidden);
   });
 });

@@ -6,7 +6,8 @@
  * answer from the API and from `policies add`.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { agentCaller, OPERATOR_CALLER, type Caller } from '../../server/src/authorization/caller.js';
+import { agentCaller, OPERATOR_CALLER, type Caller, type CallerOrganization } from '../../server/src/authorization/caller.js';
+import { platformOrgId } from '../../server/src/tenancy/organization-store.js';
 import { runCommandOn } from '../../server/src/cli/command-line.js';
 import { bufferedOutput } from '../../server/src/cli/output.js';
 import { adminToken, bearer, createAgent, json, send, type AgentWithSecret } from '../support/api.js';
@@ -14,10 +15,12 @@ import { startTestServer, type TestServer } from '../support/test-server.js';
 
 let server: TestServer;
 let admin: string;
+let platform: CallerOrganization;
 
 beforeAll(async () => {
   server = await startTestServer();
   admin = await adminToken(server);
+  platform = { orgId: await platformOrgId(server.deps.knex), isPlatform: true };
 });
 afterAll(() => server.stop());
 
@@ -38,7 +41,7 @@ const auditedSince = async (id: number) =>
   (await server.deps.knex('audit_events').where('id', '>', id).select('type')).map((row: { type: string }) => row.type);
 
 describe('every CLI write, as a caller holding less than its target, and as the operator', () => {
-  const lesser = agentCaller('00000000-0000-4000-8000-0000000000c1', ['agents:read', 'agents:write', 'tokens:read']);
+  const lesser = () => agentCaller('00000000-0000-4000-8000-0000000000c1', ['agents:read', 'agents:write', 'tokens:read'], platform);
   const commands: [name: string, argv: (target: AgentWithSecret, policyId: string) => string[]][] = [
     ['agents create with a scope the caller lacks', () => ['agents', 'create', '--name', 'cli-root', '--scope', 'audit:read']],
     ['agents update', (t) => ['agents', 'update', t.agentId, '--name', 'renamed']],
@@ -60,7 +63,7 @@ describe('every CLI write, as a caller holding less than its target, and as the 
     if (argvOf(target, '')[1] === 'reactivate') await send(server, `/api/v1/agents/${target.agentId}/suspend`, bearer(admin, { method: 'POST' }));
     const argv = argvOf(target, policy.body.id);
     const before = await lastAuditId();
-    const refused = await runAs(lesser, ...argv);
+    const refused = await runAs(lesser(), ...argv);
     expect(refused).toMatchObject({ exitCode: 5, stdout: '' });
     expect(refused.stderr).toMatch(/^sentryagent-idp: (The agent holds scopes|You cannot give|A policy cannot allow|Only the operator)/);
     expect(await auditedSince(before)).toEqual([]);
@@ -72,7 +75,7 @@ describe('every CLI write, as a caller holding less than its target, and as the 
 
   it('refuses the four attacks of an agents:write caller, as the API does', async () => {
     const attacker = await createAgent(server, admin, { name: 'cli-attacker', scopes: ['agents:read', 'agents:write'] });
-    const as = agentCaller(attacker.agentId, ['agents:read', 'agents:write']);
+    const as = agentCaller(attacker.agentId, ['agents:read', 'agents:write'], platform);
     const adminId = '00000000-0000-4000-8000-00000000a0a0';
     const before = await lastAuditId();
     const attempts = [
@@ -87,7 +90,7 @@ describe('every CLI write, as a caller holding less than its target, and as the 
   });
 
   it('reads as the caller too: a caller without agents:read is refused', async () => {
-    const refused = await runAs(agentCaller('00000000-0000-4000-8000-0000000000c2', ['tokens:read']), 'agents', 'list');
+    const refused = await runAs(agentCaller('00000000-0000-4000-8000-0000000000c2', ['tokens:read'], platform), 'agents', 'list');
     expect(refused).toMatchObject({ exitCode: 5, stderr: "sentryagent-idp: The 'agents:read' scope is required.\n" });
   });
 });

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { agentCaller, OPERATOR_CALLER, type Caller } from '../../server/src/authorization/caller.js';
+import { platformOrgId } from '../../server/src/tenancy/organization-store.js';
 import { runCommandOn } from '../../server/src/cli/command-line.js';
 import { bufferedOutput } from '../../server/src/cli/output.js';
 import { adminToken, bearer, form, send } from '../support/api.js';
@@ -103,7 +104,10 @@ describe('keys revoke', () => {
     const events = (await revokedEvents()).length;
     expect(await cli(['keys', 'revoke', 'no-such-kid'])).toMatchObject({ exitCode: 3, stdout: '', stderr: 'sentryagent-idp: No signing key has kid no-such-kid.\n' });
     const active = (await first.deps.knex('signing_keys').whereNull('retired_at').first('kid')).kid;
-    const lesser = agentCaller('00000000-0000-4000-8000-0000000000c1', ['agents:read', 'agents:write', 'tokens:read', 'audit:read']);
+    const lesser = agentCaller('00000000-0000-4000-8000-0000000000c1', ['agents:read', 'agents:write', 'tokens:read', 'audit:read'], {
+      orgId: await platformOrgId(first.deps.knex),
+      isPlatform: true,
+    });
     expect(await cli(['keys', 'revoke', active], lesser)).toMatchObject({ exitCode: 5, stderr: 'sentryagent-idp: Only the operator manages signing keys.\n' });
     expect(await first.deps.knex('signing_keys').where({ kid: active }).first('revoked_at')).toEqual({ revoked_at: null });
     expect(await revokedEvents()).toHaveLength(events);

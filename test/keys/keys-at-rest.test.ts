@@ -5,7 +5,7 @@
  */
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
+import { agentCaller, OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
 import { runCommandOn } from '../../server/src/cli/command-line.js';
 import { bufferedOutput } from '../../server/src/cli/output.js';
 import { loadConfig } from '../../server/src/config.js';
@@ -246,7 +246,7 @@ describe('upgrading a database whose keys were stored in clear', () => {
 describe('the signing-key service', () => {
   it('lets only the operator change keys', async () => {
     const service = new SigningKeyService({ knex: undefined as never, clock: { now: () => 0 }, keyRing: () => keyRingOf(KEK_A, undefined) });
-    const agent = { kind: 'agent', agentId: '00000000-0000-4000-8000-0000000000c1', scopes: ['agents:write'] } as const;
+    const agent = agentCaller('00000000-0000-4000-8000-0000000000c1', ['agents:write'], { orgId: '00000000-0000-4000-8000-0000000000f0', isPlatform: true });
     await expect(service.rotate(agent, 'RS256')).rejects.toThrow('Only the operator manages signing keys.');
     await expect(service.rewrap(agent, 'RS256')).rejects.toThrow('Only the operator manages signing keys.');
     await expect(service.revoke(agent, 'kid', 'RS256')).rejects.toThrow('Only the operator manages signing keys.');

@@ -26,6 +26,7 @@ describe('batched grants and exchange admissions', () => {
 
   const grant = (agentId: string, credentialId: string | null = null): GrantRequest => ({
     agentId,
+    orgId: agent.orgId,
     credentialId,
     grantType: 'client_credentials',
     scopes: ['agents:read'],
@@ -42,7 +43,7 @@ describe('batched grants and exchange admissions', () => {
     const other = claimsFor(crypto.randomUUID());
     const outcomes = await Promise.all([admit(claims, agent.agentId), admit(other, agent.agentId), admit(claims, agent.agentId)]);
     expect(outcomes.map((outcome) => outcome.isReplay)).toEqual([false, false, true]);
-    expect(outcomes[0]).toEqual({ isReplay: false, agent: { status: 'active', scopes: ['agents:read'] }, policies: [] });
+    expect(outcomes[0]).toEqual({ isReplay: false, agent: { status: 'active', scopes: ['agents:read'], orgId: agent.orgId, orgStatus: 'active' }, policies: [] });
     expect((await admit(claims, agent.agentId)).isReplay).toBe(true);
   });
 

@@ -13,6 +13,7 @@ const ALL = [
   '20261130130000_token_provenance',
   '20261130140000_audit_digests',
   '20261201090000_signing_keys_at_rest',
+  '20261202090000_organizations',
 ];
 
 describe('migrations', () => {

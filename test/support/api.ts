@@ -78,6 +78,7 @@ export async function adminToken(server: TestServer): Promise<string> {
 
 export interface AgentWithSecret {
   readonly agentId: string;
+  readonly orgId: string;
   readonly clientSecret: string;
   readonly credentialId: string;
 }
@@ -91,5 +92,5 @@ export async function createAgent(
   if (created.status !== 201) throw new Error(`create agent failed: ${created.status} ${created.text}`);
   const credential = await send(server, `/api/v1/agents/${created.body.agentId}/credentials`, bearer(admin, { method: 'POST' }));
   if (credential.status !== 201) throw new Error(`create credential failed: ${credential.status} ${credential.text}`);
-  return { agentId: created.body.agentId, clientSecret: credential.body.clientSecret, credentialId: credential.body.credentialId };
+  return { agentId: created.body.agentId, orgId: created.body.orgId, clientSecret: credential.body.clientSecret, credentialId: credential.body.credentialId };
 }

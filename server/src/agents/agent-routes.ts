@@ -13,6 +13,7 @@ const listQuery = z.strictObject({
   limit: pageLimit,
   cursor: z.string().max(512).optional(),
   status: z.enum(['active', 'suspended', 'decommissioned']).optional(),
+  orgId: z.uuid().optional(),
 });
 const agentCursor = z.object({ createdAt: z.iso.datetime().refine(isStorableInstant), agentId: z.uuid() });
 
@@ -33,7 +34,7 @@ export function agentRoutes(agents: AgentService, authenticate: CallerLookup<Age
   router.get('/', canRead, async (ctx) => {
     const query = parseWith(listQuery, ctx.query, 'The query');
     const after = decodeCursor(query.cursor, agentCursor);
-    const { agents: page, hasMore } = await agents.list(caller(ctx), { limit: query.limit, status: query.status, after });
+    const { agents: page, hasMore } = await agents.list(caller(ctx), { limit: query.limit, status: query.status, after, orgId: query.orgId?.toLowerCase() });
     const last = page[page.length - 1];
     ctx.body = { data: page, nextCursor: hasMore ? encodeCursor({ createdAt: last.createdAt, agentId: last.agentId }) : null };
   });
@@ -60,10 +61,10 @@ export function agentRoutes(agents: AgentService, authenticate: CallerLookup<Age
   });
 
   router.post('/:agentId/credentials', canWrite, async (ctx) => {
-    const { credentialId, clientId, clientSecret, createdAt } = await agents.createCredential(caller(ctx), agentIdOf(ctx));
+    const { credentialId, clientId, clientSecret, orgId, createdAt } = await agents.createCredential(caller(ctx), agentIdOf(ctx));
     ctx.status = 201;
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = { credentialId, clientId, clientSecret, createdAt };
+    ctx.body = { credentialId, clientId, clientSecret, orgId, createdAt };
   });
 
   router.get('/:agentId/credentials', canRead, async (ctx) => {

@@ -7,11 +7,14 @@ import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { actorOf, requireScope, type Caller } from '../authorization/caller.js';
 import { assertMayManage } from '../authorization/escalation.js';
+import { assertVisible } from '../authorization/tenancy.js';
 import { appendAuditEvent } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { Conflict, NotFound } from '../errors.js';
 import { generateClientSecret } from '../oauth/client-secrets.js';
 import { revokeLiveTokens } from '../oauth/token-store.js';
+import { findOrganization } from '../tenancy/organization-store.js';
+import { assertMayAddAgent, assertScopesAllowedIn, organizationFor } from '../tenancy/organization-scope.js';
 import type { Agent } from './agent.js';
 import { findAgent, insertAgent, listAgents, updateAgent, type AgentPageQuery } from './agent-store.js';
 import {
@@ -23,6 +26,8 @@ import {
 } from './credential-store.js';
 
 export interface CreateAgentInput {
+  /** The organization to create it in; the caller's own by default (the operator's: the platform). */
+  readonly orgId?: string;
   readonly name: string;
   readonly description?: string | null;
   readonly scopes?: readonly string[];
@@ -38,6 +43,8 @@ export interface NewCredential extends Credential {
   readonly clientSecret: string;
 }
 
+export type AgentListQuery = Omit<AgentPageQuery, 'orgId'> & { readonly orgId?: string };
+
 export interface AgentServiceDeps {
   readonly knex: Knex;
   readonly clock: Clock;
@@ -52,22 +59,25 @@ export class AgentService {
     const agentId = crypto.randomUUID();
     assertMayManage(caller, { agentId, scopes: [] }, scopes);
     return this.deps.knex.transaction(async (trx) => {
-      const agent = await insertAgent(trx, { id: agentId, name: input.name, description: input.description ?? null, scopes });
-      await appendAuditEvent(trx, { type: 'agent.created', agentId, actor: actorOf(caller), data: { name: agent.name, scopes: agent.scopes } });
+      // Locked, so that concurrent creations count each other against maxAgents.
+      const org = await organizationFor(trx, caller, input.orgId, true);
+      await assertMayAddAgent(trx, org, scopes);
+      const agent = await insertAgent(trx, { id: agentId, orgId: org.orgId, name: input.name, description: input.description ?? null, scopes });
+      await appendAuditEvent(trx, { type: 'agent.created', agentId, orgId: org.orgId, actor: actorOf(caller), data: { name: agent.name, scopes: agent.scopes } });
       return agent;
     });
   }
 
-  async list(caller: Caller, query: AgentPageQuery): Promise<{ agents: Agent[]; hasMore: boolean }> {
+  /** One organization's agents: the caller's own, or (admin:orgs in the platform organization) the one named. */
+  async list(caller: Caller, query: AgentListQuery): Promise<{ agents: Agent[]; hasMore: boolean }> {
     requireScope(caller, 'agents:read');
-    return listAgents(this.deps.knex, query);
+    const org = await organizationFor(this.deps.knex, caller, query.orgId);
+    return listAgents(this.deps.knex, { ...query, orgId: org.orgId });
   }
 
   async get(caller: Caller, agentId: string): Promise<Agent> {
     requireScope(caller, 'agents:read');
-    const agent = await findAgent(this.deps.knex, agentId);
-    if (!agent) throw new NotFound('Agent');
-    return agent;
+    return assertVisible(caller, await findAgent(this.deps.knex, agentId), 'Agent');
   }
 
   /**
@@ -79,6 +89,10 @@ export class AgentService {
     return this.change(caller, agentId, async (trx, current) => {
       assertMayManage(caller, current, patch.scopes);
       assertNotDecommissioned(current);
+      if (patch.scopes?.includes('admin:orgs')) {
+        const org = await findOrganization(trx, current.orgId);
+        if (org) assertScopesAllowedIn(org, patch.scopes);
+      }
       const agent = await updateAgent(trx, agentId, patch);
       const changes = changesBetween(current, agent, Object.keys(patch) as (keyof AgentDetailsPatch)[]);
       const lostScopes = current.scopes.filter((scope) => !agent.scopes.includes(scope));
@@ -137,7 +151,7 @@ export class AgentService {
       assertMayManage(caller, current);
       assertNotDecommissioned(current);
       const secret = generateClientSecret();
-      const credential = await insertCredential(trx, agentId, secret);
+      const credential = await insertCredential(trx, current, secret);
       await appendAuditEvent(trx, { type: 'credential.created', agentId, actor: actorOf(caller), data: { credentialId: credential.credentialId } });
       return { ...credential, clientSecret: secret };
     });
@@ -145,8 +159,8 @@ export class AgentService {
 
   async listCredentials(caller: Caller, agentId: string): Promise<Credential[]> {
     requireScope(caller, 'agents:read');
-    if (!(await findAgent(this.deps.knex, agentId))) throw new NotFound('Agent');
-    return listCredentials(this.deps.knex, agentId);
+    const agent = assertVisible(caller, await findAgent(this.deps.knex, agentId), 'Agent');
+    return listCredentials(this.deps.knex, agent);
   }
 
   /** Revokes one credential and the live tokens it obtained. */
@@ -154,7 +168,7 @@ export class AgentService {
     return this.change(caller, agentId, async (trx, current) => {
       assertMayManage(caller, current);
       const nowMs = this.deps.clock.now();
-      const revoked = await revokeStoredCredential(trx, agentId, credentialId, nowMs);
+      const revoked = await revokeStoredCredential(trx, current, credentialId, nowMs);
       if (!revoked) throw new NotFound('Credential');
       if (revoked.isNewlyRevoked) {
         await revokeLiveTokens(trx, { credentialId }, nowMs);
@@ -164,12 +178,14 @@ export class AgentService {
     });
   }
 
-  /** A change to one agent: agents:write, the agent locked for the transaction, and 404 when there is none. */
+  /**
+   * A change to one agent: agents:write, the agent locked for the transaction, and 404 when
+   * there is none or it belongs to an organization the caller may not act in.
+   */
   private change<T>(caller: Caller, agentId: string, work: (trx: Knex.Transaction, current: Agent) => Promise<T>): Promise<T> {
     requireScope(caller, 'agents:write');
     return this.deps.knex.transaction(async (trx) => {
-      const current = await findAgent(trx, agentId, true);
-      if (!current) throw new NotFound('Agent');
+      const current = assertVisible(caller, await findAgent(trx, agentId, true), 'Agent');
       return work(trx, current);
     });
   }

@@ -4,6 +4,7 @@ import { toAgent, type Agent, type AgentRow, type AgentStatus } from './agent.js
 
 export interface NewAgent {
   readonly id: string;
+  readonly orgId: string;
   readonly name: string;
   readonly description: string | null;
   readonly scopes: readonly string[];
@@ -15,6 +16,7 @@ export async function insertAgent(db: Knex | Knex.Transaction, agent: NewAgent):
   const [row] = await db('agents')
     .insert({
       id: agent.id,
+      org_id: agent.orgId,
       name: agent.name,
       description: agent.description,
       scopes: agent.scopes,
@@ -33,10 +35,11 @@ export async function findAgent(db: Knex | Knex.Transaction, agentId: string, fo
 
 export async function findRegisteredAgent(
   db: Knex | Knex.Transaction,
+  orgId: string,
   repositoryId: string,
   name: string,
 ): Promise<Agent | undefined> {
-  const row = await db<AgentRow>('agents').where({ registered_repository_id: repositoryId, name }).first();
+  const row = await db<AgentRow>('agents').where({ org_id: orgId, registered_repository_id: repositoryId, name }).first();
   return row ? toAgent(row) : undefined;
 }
 
@@ -46,14 +49,16 @@ export async function countAgents(db: Knex | Knex.Transaction): Promise<number> 
 }
 
 export interface AgentPageQuery {
+  readonly orgId: string;
   readonly limit: number;
   readonly after?: { createdAt: string; agentId: string };
   readonly status?: AgentStatus;
 }
 
-/** Oldest first, keyset-paginated on (created_at, id). */
+/** One organization's agents, oldest first, keyset-paginated on (created_at, id). */
 export async function listAgents(db: Knex | Knex.Transaction, query: AgentPageQuery): Promise<{ agents: Agent[]; hasMore: boolean }> {
   const rows: AgentRow[] = await db<AgentRow>('agents')
+    .where('org_id', query.orgId)
     .modify((builder) => {
       if (query.status) builder.where('status', query.status);
       if (query.after) {

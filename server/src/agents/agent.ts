@@ -3,6 +3,7 @@ export type AgentStatus = 'active' | 'suspended' | 'decommissioned';
 
 export interface Agent {
   readonly agentId: string;
+  readonly orgId: string;
   readonly name: string;
   readonly description: string | null;
   readonly status: AgentStatus;
@@ -14,6 +15,7 @@ export interface Agent {
 
 export interface AgentRow {
   id: string;
+  org_id: string;
   name: string;
   description: string | null;
   status: AgentStatus;
@@ -27,6 +29,7 @@ export interface AgentRow {
 export function toAgent(row: AgentRow): Agent {
   return {
     agentId: row.id,
+    orgId: row.org_id,
     name: row.name,
     description: row.description,
     status: row.status,

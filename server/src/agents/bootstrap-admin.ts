@@ -12,6 +12,7 @@ import { MIN_BOOTSTRAP_SECRET_LENGTH, type Config } from '../config.js';
 import { appendAuditEvent } from '../audit/audit-log.js';
 import { KNOWN_SCOPES } from '../authorization/scopes.js';
 import { generateClientSecret } from '../oauth/client-secrets.js';
+import { platformOrgId } from '../tenancy/organization-store.js';
 import { countAgents, findAgent, insertAgent } from './agent-store.js';
 import { insertCredential } from './credential-store.js';
 
@@ -53,14 +54,17 @@ export const FIRST_ADMIN_HINT =
   `or create the first admin with the CLI: npx sentryagent-idp agents create --name ${BOOTSTRAP_AGENT_NAME} ` +
   `${KNOWN_SCOPES.map((scope) => `--scope ${scope}`).join(' ')}, then npx sentryagent-idp credentials create <agentId>`;
 
+/** In the platform organization: the bootstrap admin is the one that can make the others. */
 async function createAdmin(trx: Knex.Transaction, agentId: string, secret: string, source: string): Promise<void> {
+  const orgId = await platformOrgId(trx);
   await insertAgent(trx, {
     id: agentId,
+    orgId,
     name: BOOTSTRAP_AGENT_NAME,
     description: 'Created at first start; holds every scope.',
     scopes: KNOWN_SCOPES,
   });
-  const credential = await insertCredential(trx, agentId, secret);
+  const credential = await insertCredential(trx, { agentId, orgId }, secret);
   await appendAuditEvent(trx, {
     type: 'bootstrap.admin_created',
     agentId,

@@ -1,6 +1,6 @@
 /**
  * The audit log is a hash chain: each linked event stores the hash of its predecessor
- * and its own hash over (seq, prev hash, content). Requests only append unlinked rows
+ * and its own hash over (seq, prev hash, content, organization). Requests only append unlinked rows
  * (one insert, no lock); the linker gives pending rows their place in id order, in small
  * batches under an advisory lock so that exactly one instance links at a time. Rows
  * that commit late simply join the chain in a later batch: the chain order is
@@ -17,6 +17,8 @@ interface AuditRow {
   id: number;
   type: string;
   agent_id: string | null;
+  /** Null only on events written before organizations (the platform organization's). */
+  org_id: string | null;
   actor: string;
   data: unknown;
   created_at: Date;
@@ -44,6 +46,9 @@ export function hashAuditEvent(row: Omit<AuditRow, 'chain_seq' | 'prev_hash' | '
     id: String(row.id),
     type: row.type,
     agentId: row.agent_id,
+    // Covered when set, so that no event can be moved to another organization; events
+    // written before organizations keep the hash they were linked with.
+    ...(row.org_id !== null && { orgId: row.org_id }),
     actor: row.actor,
     data: row.data,
     createdAt: row.created_at.toISOString(),

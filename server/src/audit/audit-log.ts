@@ -23,11 +23,18 @@ export type AuditEventType =
   | 'oidc.unverified_refused'
   | 'signing_key.rotated'
   | 'signing_key.rewrapped'
-  | 'signing_key.revoked';
+  | 'signing_key.revoked'
+  | 'org.created'
+  | 'org.updated'
+  | 'org.suspended'
+  | 'org.reactivated'
+  | 'org.decommissioned';
 
 export interface NewAuditEvent {
   readonly type: AuditEventType;
   readonly agentId?: string | null;
+  /** The organization it belongs to; by default its agent's, and without an agent the platform's. */
+  readonly orgId?: string;
   /** Who acted: `agent:<id>`, `github:<owner/repo>`, `operator`, `system`. */
   readonly actor: string;
   readonly data?: Record<string, unknown>;
@@ -37,6 +44,7 @@ export interface AuditEvent {
   readonly id: string;
   readonly type: string;
   readonly agentId: string | null;
+  readonly orgId: string;
   readonly actor: string;
   readonly data: Record<string, unknown>;
   readonly createdAt: string;
@@ -52,12 +60,16 @@ export async function appendAuditEvent(db: Knex | Knex.Transaction, event: NewAu
   await db('audit_events').insert({
     type: event.type,
     agent_id: event.agentId ?? null,
+    org_id: event.orgId ?? db.raw(`coalesce((select org_id from agents where id = ?), (select id from organizations where is_platform))`, [event.agentId ?? null]),
     actor: event.actor,
     data: JSON.stringify(event.data ?? {}, storableJsonText),
   });
 }
 
 export interface AuditQuery {
+  /** One organization's events; events from before organizations are the platform's. */
+  readonly orgId: string;
+  readonly isPlatform: boolean;
   readonly type?: string;
   readonly agentId?: string;
   readonly since?: Date;
@@ -69,6 +81,10 @@ export interface AuditQuery {
 export async function listAuditEvents(knex: Knex, query: AuditQuery): Promise<{ events: AuditEvent[]; nextCursor: string | null }> {
   await linkAllPendingEvents(knex);
   const rows = await knex('audit_events')
+    .where((builder) => {
+      builder.where('org_id', query.orgId);
+      if (query.isPlatform) builder.orWhereNull('org_id');
+    })
     .modify((builder) => {
       if (query.type) builder.where('type', query.type);
       if (query.agentId) builder.where('agent_id', query.agentId);
@@ -83,6 +99,7 @@ export async function listAuditEvents(knex: Knex, query: AuditQuery): Promise<{ 
       id: String(row.id),
       type: row.type,
       agentId: row.agent_id,
+      orgId: row.org_id ?? query.orgId,
       actor: row.actor,
       data: row.data,
       createdAt: row.created_at.toISOString(),
@@ -96,6 +113,7 @@ interface AuditRowRead {
   id: number;
   type: string;
   agent_id: string | null;
+  org_id: string | null;
   actor: string;
   data: Record<string, unknown>;
   created_at: Date;

@@ -9,6 +9,7 @@ import type { AuditService } from './audit-service.js';
 const auditQuery = z.strictObject({
   type: z.string().regex(/^[a-z_.]{1,64}$/, 'must be an event type such as token.issued').optional(),
   agentId: z.uuid().optional(),
+  orgId: z.uuid().optional(),
   since: z.iso.datetime({ offset: true }).refine(isStorableInstant, 'must be between the years 0001 and 9999').optional(),
   limit: pageLimit,
   cursor: z.string().regex(/^[1-9]\d{0,15}$/, 'must be a cursor this server returned').optional(),
@@ -28,6 +29,7 @@ export function auditRoutes(audit: AuditService, authenticate: CallerLookup<Agen
     const { events, nextCursor } = await audit.list(callerOf<AgentCaller>(ctx), {
       type: query.type,
       agentId: query.agentId?.toLowerCase(),
+      orgId: query.orgId?.toLowerCase(),
       since: query.since ? new Date(query.since) : undefined,
       beforeId: query.cursor ? Number(query.cursor) : undefined,
       limit: query.limit,

@@ -38,3 +38,10 @@ export function assertMayManage(caller: Caller, agent: ManagedAgent, scopesAfter
 export function assertMayDelegate(caller: Caller, scopes: readonly string[]): void {
   if (!isWithin(caller, scopes)) throw new Forbidden('A policy cannot allow a scope your token does not carry.');
 }
+
+/** Suspending or decommissioning an organization changes every agent in it: the caller must hold all their scopes. */
+export function assertMayManageAll(caller: Caller, scopesHeld: readonly string[]): void {
+  if (!isWithin(caller, scopesHeld)) {
+    throw new Forbidden("The organization's agents hold scopes your token does not carry; only a caller holding all of them can suspend or decommission it.");
+  }
+}

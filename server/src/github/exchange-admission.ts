@@ -16,7 +16,9 @@ export type ExchangeAdmission =
   | { readonly isReplay: true }
   | {
       readonly isReplay: false;
-      readonly agent: { readonly status: AgentStatus; readonly scopes: readonly string[] } | undefined;
+      readonly agent:
+        | { readonly status: AgentStatus; readonly scopes: readonly string[]; readonly orgId: string; readonly orgStatus: string }
+        | undefined;
       readonly policies: StoredTrustPolicy[];
     };
 
@@ -32,19 +34,24 @@ const ADMIT = `
          s.jti is not null as spent,
          a.status as agent_status,
          a.scopes as agent_scopes,
+         a.org_id,
+         o.status as org_status,
          coalesce(
            (select json_agg(p) from trust_policies p where ${ASCII_FOLD.replace('repository', 'p.repository')} = i.repository and p.agent_id = a.id),
            '[]'::json
          ) as policies
     from input i
     left join spent s on s.jti = i.jti
-    left join agents a on a.id = i.agent_id and s.jti is not null`;
+    left join agents a on a.id = i.agent_id and s.jti is not null
+    left join organizations o on o.id = a.org_id`;
 
 interface AdmitRow {
   readonly ord: number;
   readonly spent: boolean;
   readonly agent_status: AgentStatus | null;
   readonly agent_scopes: string[] | null;
+  readonly org_id: string | null;
+  readonly org_status: string | null;
   readonly policies: PolicyRow[];
 }
 
@@ -79,7 +86,10 @@ export function createExchangeAdmission(query: RunPrepared, config: Config) {
           ? REPLAY
           : {
               isReplay: false,
-              agent: row.agent_status === null ? undefined : { status: row.agent_status, scopes: row.agent_scopes ?? [] },
+              agent:
+                row.agent_status === null
+                  ? undefined
+                  : { status: row.agent_status, scopes: row.agent_scopes ?? [], orgId: row.org_id as string, orgStatus: row.org_status as string },
               policies: row.policies.map(toPolicy),
             },
       );

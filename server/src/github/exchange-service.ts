@@ -33,8 +33,16 @@ export function createGitHubExchange(deps: GitHubGateDeps & { readonly tokens: A
     const { agent } = admission;
     const decision = matchTrustPolicy(claims, admission.policies, agentId);
     if (!agent) throw await refuse('unknown agent', new AccessDenied('Trust policy violation'));
-    if (!decision.isGranted) throw await refuse(decision.reason, new AccessDenied(decision.refusal));
+    if (!decision.isGranted) {
+      tokens.noteRefusal(agent.orgId, 'trust_policy_violation');
+      throw await refuse(decision.reason, new AccessDenied(decision.refusal));
+    }
+    if (agent.orgStatus !== 'active') {
+      tokens.noteRefusal(agent.orgId, 'org_inactive');
+      throw await refuse(`organization is ${agent.orgStatus}`, new UnauthorizedClient(`Organization is ${agent.orgStatus}.`));
+    }
     if (agent.status !== 'active') {
+      tokens.noteRefusal(agent.orgId, 'agent_inactive');
       throw await refuse(`agent is ${agent.status}`, new UnauthorizedClient(`Agent is ${agent.status} and cannot obtain tokens.`));
     }
     const bindingConflict = await bindRepositoryIdentities(knex, decision.bindings, { agentId, actor });
@@ -42,11 +50,15 @@ export function createGitHubExchange(deps: GitHubGateDeps & { readonly tokens: A
 
     const allowed = decision.scopes === null ? agent.scopes : agent.scopes.filter((scope) => decision.scopes?.includes(scope));
     const scopes = grantableScopes(requestedScope, allowed);
-    if (typeof scopes === 'string') throw await refuse(`scope ${quotable(scopes) ?? '(not shown)'} not allowed`, scopeNotAvailable(scopes));
+    if (typeof scopes === 'string') {
+      tokens.noteRefusal(agent.orgId, 'invalid_scope');
+      throw await refuse(`scope ${quotable(scopes) ?? '(not shown)'} not allowed`, scopeNotAvailable(scopes));
+    }
 
     return tokens
       .issue({
         agentId,
+        orgId: agent.orgId,
         credentialId: null,
         trustPolicyIds: decision.policies.map((policy) => policy.id),
         grantType: 'github_oidc',

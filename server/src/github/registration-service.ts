@@ -11,13 +11,21 @@
  * constraints, and the scopes granted) is the template of the trust policy created, so a
  * loose policy's constraints cannot carry a strict policy's scopes. Without a request, the
  * matching policy granting the fewest scopes is the template (ties: the lowest id).
+ *
+ * Registration policies belong to an organization, and so does the agent: a workflow that
+ * matches registration policies of two organizations is refused, and re-runs are
+ * idempotent per (organization, repository id, name). The organization must be active and
+ * below its maxAgents.
  */
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Agent } from '../agents/agent.js';
 import { findRegisteredAgent, insertAgent } from '../agents/agent-store.js';
 import { appendAuditEvent } from '../audit/audit-log.js';
-import { AccessDenied, InvalidScope, type ServiceError } from '../errors.js';
+import { AccessDenied, Conflict, Forbidden, InvalidScope, UnauthorizedClient, type ServiceError } from '../errors.js';
+import type { Organization } from '../tenancy/organization.js';
+import { findOrganization } from '../tenancy/organization-store.js';
+import { assertMayAddAgent } from '../tenancy/organization-scope.js';
 import { scopeNotAvailable } from '../oauth/grantable-scopes.js';
 import { admitGitHubIdToken, bindRepositoryIdentities, githubActor, provenanceOf, type GitHubGateDeps } from './id-token-gate.js';
 import { matchRegistrationPolicy } from './match-trust-policy.js';
@@ -55,13 +63,26 @@ export function createGitHubRegistration(deps: GitHubGateDeps): GitHubRegistrati
     const claims = await admitGitHubIdToken(deps, idToken, 'oidc.register.refused', null);
     const actor = githubActor(claims);
     const provenance = provenanceOf(claims);
+    const stored = await findPoliciesFor(knex, claims.repository, null);
+    // A refusal is the organization's whose policies for this repository were considered, when only one's were.
+    const consideredOrgs = new Set(stored.map((policy) => policy.orgId));
+    let refusalOrgId = consideredOrgs.size === 1 ? [...consideredOrgs][0] : undefined;
     const refuse = async (reason: string, error: ServiceError) => {
-      await appendAuditEvent(knex, { type: 'oidc.register.refused', actor, data: { reason, name: request.name, ...provenance } });
+      await appendAuditEvent(knex, { type: 'oidc.register.refused', orgId: refusalOrgId, actor, data: { reason, name: request.name, ...provenance } });
       return error;
     };
 
-    const decision = matchRegistrationPolicy(claims, await findPoliciesFor(knex, claims.repository, null));
+    const decision = matchRegistrationPolicy(claims, stored);
     if (!decision.isGranted) throw await refuse(decision.reason, new AccessDenied(decision.refusal));
+    // An agent belongs to one organization: a workflow two organizations let in registers in neither.
+    const matchedOrgs = new Set(decision.policies.map((policy) => stored.find((candidate) => candidate.id === policy.id)?.orgId));
+    if (matchedOrgs.size !== 1) throw await refuse('registration policies of several organizations match', new AccessDenied('Trust policy violation'));
+    const orgId = [...matchedOrgs][0] as string;
+    refusalOrgId = orgId;
+    const org = await findOrganization(knex, orgId);
+    if (!org || org.status !== 'active') {
+      throw await refuse(`organization is ${org?.status ?? 'missing'}`, new UnauthorizedClient(`Organization is ${org?.status ?? 'unavailable'}.`));
+    }
     if (!claims.repository_id) throw await refuse('token has no repository_id', new AccessDenied('Trust policy violation'));
     // A registration policy is pinned like any other: a re-created repository or owner registers nothing.
     const bindingConflict = await bindRepositoryIdentities(knex, decision.bindings, { agentId: null, actor });
@@ -73,14 +94,16 @@ export function createGitHubRegistration(deps: GitHubGateDeps): GitHubRegistrati
     }
     const { template, scopes: requested } = choice;
 
-    const existing = await findRegisteredAgent(knex, claims.repository_id, request.name);
+    const existing = await findRegisteredAgent(knex, orgId, claims.repository_id, request.name);
     if (existing) return { agent: existing, created: false };
     try {
-      const agent = await knex.transaction((trx) => registerAgent(trx, claims, template, request, requested));
+      const agent = await knex.transaction((trx) => registerAgent(trx, org, claims, template, request, requested));
       return { agent, created: true };
     } catch (error) {
+      // The organization reached maxAgents, or was suspended, since it was read.
+      if (error instanceof Forbidden || error instanceof Conflict) throw await refuse(error.message, new AccessDenied(error.message));
       // A concurrent run registered the same name first: that agent is the answer.
-      const winner = isUniqueViolation(error) && (await findRegisteredAgent(knex, claims.repository_id, request.name));
+      const winner = isUniqueViolation(error) && (await findRegisteredAgent(knex, orgId, claims.repository_id, request.name));
       if (!winner) throw error;
       return { agent: winner, created: false };
     }
@@ -89,13 +112,19 @@ export function createGitHubRegistration(deps: GitHubGateDeps): GitHubRegistrati
 
 async function registerAgent(
   trx: Knex.Transaction,
+  org: Organization,
   claims: GitHubClaims,
   template: TrustPolicy,
   request: RegistrationRequest,
   scopes: string[],
 ): Promise<Agent> {
+  // Locked, so that concurrent registrations and creations count each other against maxAgents.
+  const locked = await findOrganization(trx, org.orgId, true);
+  if (!locked) throw new Conflict('The organization is gone.');
+  await assertMayAddAgent(trx, locked, scopes);
   const agent = await insertAgent(trx, {
     id: crypto.randomUUID(),
+    orgId: org.orgId,
     name: request.name,
     description: request.description ?? null,
     scopes,
@@ -103,6 +132,7 @@ async function registerAgent(
     registeredRepository: claims.repository,
   });
   const policy = await insertTrustPolicy(trx, {
+    orgId: org.orgId,
     provider: 'github',
     repository: claims.repository,
     agentId: agent.agentId,

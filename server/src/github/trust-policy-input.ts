@@ -26,6 +26,8 @@ const trustPolicyInput = z
     provider: z.literal('github'),
     repository: z.string().regex(REPOSITORY, 'must be owner/name'),
     agentId: z.uuid().optional(),
+    // The organization of a registration policy (a platform admin:orgs caller's choice); a policy for an agent is in the agent's.
+    orgId: z.uuid().optional(),
     branch: exactText(255).regex(REF_NAME, 'must be a branch name or glob such as main or release/* (not a ref)').optional(),
     tag: exactText(255).regex(REF_NAME, 'must be a tag name or glob such as v1.2.0 or v* (not a ref)').optional(),
     environment: exactText(255).optional(),
@@ -46,12 +48,15 @@ const trustPolicyInput = z
     message: 'a registration policy (one without agentId) must name its scopes',
   });
 
+export type TrustPolicyInput = Omit<NewTrustPolicy, 'orgId'> & { readonly orgId?: string };
+
 /** The policy to store, or VALIDATION_ERROR naming the first problem. */
-export function parseTrustPolicyInput(value: unknown): NewTrustPolicy {
+export function parseTrustPolicyInput(value: unknown): TrustPolicyInput {
   const parsed = parseWith(trustPolicyInput, value, 'The trust policy');
   return {
     ...parsed,
     agentId: parsed.agentId?.toLowerCase() ?? null,
+    orgId: parsed.orgId?.toLowerCase(),
     allowedEvents: [...new Set(parsed.allowedEvents ?? [])],
     scopes: parsed.scopes ? [...new Set(parsed.scopes)] : null,
   };

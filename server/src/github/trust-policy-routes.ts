@@ -9,7 +9,7 @@ import { pageLimit, parseWith, requireUuid } from '../http/validation.js';
 import { parseTrustPolicyInput } from './trust-policy-input.js';
 import type { TrustPolicyService } from './trust-policy-service.js';
 
-const listQuery = z.strictObject({ agentId: z.uuid().optional(), limit: pageLimit, cursor: z.uuid().optional() });
+const listQuery = z.strictObject({ agentId: z.uuid().optional(), orgId: z.uuid().optional(), limit: pageLimit, cursor: z.uuid().optional() });
 
 export function trustPolicyRoutes(policies: TrustPolicyService, authenticate: CallerLookup<AgentCaller>): Router {
   const router = new Router({ prefix: '/api/v1/oidc/trust-policies' });
@@ -25,7 +25,10 @@ export function trustPolicyRoutes(policies: TrustPolicyService, authenticate: Ca
 
   router.get('/', canRead, async (ctx) => {
     const query = parseWith(listQuery, ctx.query, 'The query');
-    const page = await policies.list(caller(ctx), { agentId: query.agentId?.toLowerCase(), afterId: query.cursor?.toLowerCase(), limit: query.limit });
+    const page = await policies.list(caller(ctx), {
+      agentId: query.agentId?.toLowerCase(),
+      orgId: query.orgId?.toLowerCase(),
+      afterId: query.cursor?.toLowerCase(), limit: query.limit });
     ctx.body = { data: page.policies, nextCursor: page.hasMore ? page.policies[page.policies.length - 1].id : null };
   });
 

@@ -9,19 +9,23 @@ import type { Clock } from '../clock.js';
 import { findAgent } from '../agents/agent-store.js';
 import { actorOf, requireScope, type Caller } from '../authorization/caller.js';
 import { assertMayDelegate, assertMayManage } from '../authorization/escalation.js';
+import { assertVisible, mayActIn } from '../authorization/tenancy.js';
+import { assertAcceptsChanges, assertScopesAllowedIn, organizationFor } from '../tenancy/organization-scope.js';
+import type { TrustPolicyInput } from './trust-policy-input.js';
 import { appendAuditEvent } from '../audit/audit-log.js';
-import { Conflict, NotFound, ValidationFailed } from '../errors.js';
+import { Conflict, ValidationFailed } from '../errors.js';
 import { revokeLiveTokens } from '../oauth/token-store.js';
 import {
   deleteTrustPolicy,
   findTrustPolicy,
   insertTrustPolicy,
   listTrustPolicies,
-  type NewTrustPolicy,
   type StoredTrustPolicy,
 } from './trust-policy-store.js';
 
 export interface PolicyPageQuery {
+  /** The caller's own organization by default. */
+  readonly orgId?: string;
   readonly agentId?: string;
   readonly afterId?: string;
   readonly limit: number;
@@ -30,49 +34,60 @@ export interface PolicyPageQuery {
 export class TrustPolicyService {
   constructor(private readonly deps: { readonly knex: Knex; readonly clock: Clock }) {}
 
-  async create(caller: Caller, policy: NewTrustPolicy): Promise<StoredTrustPolicy> {
+  /** A policy for an agent is in the agent's organization; a registration policy in the one named, or the caller's. */
+  async create(caller: Caller, input: TrustPolicyInput): Promise<StoredTrustPolicy> {
     requireScope(caller, 'agents:write');
     return this.deps.knex.transaction(async (trx) => {
-      if (policy.agentId) {
+      let orgId: string;
+      if (input.agentId) {
         // Locked, so that its scopes cannot change between this check and the insert.
-        const agent = await findAgent(trx, policy.agentId, true);
-        if (!agent) throw new ValidationFailed('agentId does not name an existing agent.', {}, { field: 'agentId' });
+        const agent = await findAgent(trx, input.agentId, true);
+        // Another organization's agent is as unknown as a missing one.
+        if (!agent || !mayActIn(caller, agent.orgId)) throw new ValidationFailed('agentId does not name an existing agent.', {}, { field: 'agentId' });
+        if (input.orgId !== undefined && input.orgId !== agent.orgId) {
+          throw new ValidationFailed("orgId must be the agent's organization (or left out).", {}, { field: 'orgId' });
+        }
         assertMayManage(caller, agent);
         if (agent.status === 'decommissioned') throw new Conflict('The agent has been decommissioned.');
-        const lacking = policy.scopes?.find((scope) => !agent.scopes.includes(scope));
+        const lacking = input.scopes?.find((scope) => !agent.scopes.includes(scope));
         if (lacking) throw new ValidationFailed(`The agent does not hold the scope '${lacking}'.`, {}, { field: 'scopes' });
+        orgId = agent.orgId;
+      } else {
+        const org = await organizationFor(trx, caller, input.orgId);
+        assertAcceptsChanges(org);
+        // What a registration policy grants, its agents will hold.
+        assertScopesAllowedIn(org, input.scopes);
+        orgId = org.orgId;
       }
-      assertMayDelegate(caller, policy.scopes ?? []);
-      const created = await insertTrustPolicy(trx, policy);
-      await appendAuditEvent(trx, { type: 'trust_policy.created', agentId: created.agentId, actor: actorOf(caller), data: { policy: created } });
+      assertMayDelegate(caller, input.scopes ?? []);
+      const created = await insertTrustPolicy(trx, { ...input, orgId });
+      await appendAuditEvent(trx, { type: 'trust_policy.created', agentId: created.agentId, orgId, actor: actorOf(caller), data: { policy: created } });
       return created;
     });
   }
 
   async list(caller: Caller, query: PolicyPageQuery): Promise<{ policies: StoredTrustPolicy[]; hasMore: boolean }> {
     requireScope(caller, 'agents:read');
-    return listTrustPolicies(this.deps.knex, query);
+    const org = await organizationFor(this.deps.knex, caller, query.orgId);
+    return listTrustPolicies(this.deps.knex, { ...query, orgId: org.orgId });
   }
 
   async get(caller: Caller, id: string): Promise<StoredTrustPolicy> {
     requireScope(caller, 'agents:read');
-    const policy = await findTrustPolicy(this.deps.knex, id);
-    if (!policy) throw new NotFound('Trust policy');
-    return policy;
+    return assertVisible(caller, await findTrustPolicy(this.deps.knex, id), 'Trust policy');
   }
 
   async delete(caller: Caller, id: string): Promise<StoredTrustPolicy> {
     requireScope(caller, 'agents:write');
     return this.deps.knex.transaction(async (trx) => {
-      const policy = await findTrustPolicy(trx, id, true);
-      if (!policy) throw new NotFound('Trust policy');
+      const policy = assertVisible(caller, await findTrustPolicy(trx, id, true), 'Trust policy');
       const agent = policy.agentId ? await findAgent(trx, policy.agentId, true) : undefined;
       if (agent) assertMayManage(caller, agent);
       assertMayDelegate(caller, policy.scopes ?? []);
       await deleteTrustPolicy(trx, id);
       // The tokens issued through it die with it.
       const revokedTokens = await revokeLiveTokens(trx, { trustPolicyId: id }, this.deps.clock.now());
-      await appendAuditEvent(trx, { type: 'trust_policy.deleted', agentId: policy.agentId, actor: actorOf(caller), data: { policyId: id, revokedTokens } });
+      await appendAuditEvent(trx, { type: 'trust_policy.deleted', agentId: policy.agentId, orgId: policy.orgId, actor: actorOf(caller), data: { policyId: id, revokedTokens } });
       return policy;
     });
   }

@@ -5,13 +5,16 @@ import type { TrustPolicy } from './trust-policy.js';
 import type { IdentityBinding } from './match-trust-policy.js';
 
 export interface StoredTrustPolicy extends TrustPolicy {
+  /** The organization of its agent, or, for a registration policy, the one its agents are made in. */
+  readonly orgId: string;
   readonly createdAt: string;
 }
 
-export type NewTrustPolicy = Omit<TrustPolicy, 'id'>;
+export type NewTrustPolicy = Omit<TrustPolicy, 'id'> & { readonly orgId: string };
 
 export interface PolicyRow {
   id: string;
+  org_id: string;
   provider: 'github';
   repository: string;
   agent_id: string | null;
@@ -29,6 +32,7 @@ export interface PolicyRow {
 
 export const toPolicy = (row: PolicyRow): StoredTrustPolicy => ({
   id: row.id,
+  orgId: row.org_id,
   provider: row.provider,
   repository: row.repository,
   agentId: row.agent_id,
@@ -48,6 +52,7 @@ export async function insertTrustPolicy(db: Knex | Knex.Transaction, policy: New
   const [row] = await db('trust_policies')
     .insert({
       id: crypto.randomUUID(),
+      org_id: policy.orgId,
       provider: policy.provider,
       repository: policy.repository,
       agent_id: policy.agentId,
@@ -73,9 +78,10 @@ export async function findTrustPolicy(db: Knex | Knex.Transaction, id: string, f
 
 export async function listTrustPolicies(
   db: Knex | Knex.Transaction,
-  query: { agentId?: string; afterId?: string; limit: number },
+  query: { orgId: string; agentId?: string; afterId?: string; limit: number },
 ): Promise<{ policies: StoredTrustPolicy[]; hasMore: boolean }> {
   const rows: PolicyRow[] = await db<PolicyRow>('trust_policies')
+    .where('org_id', query.orgId)
     .modify((builder) => {
       if (query.agentId) builder.where('agent_id', query.agentId);
       if (query.afterId) builder.where('id', '>', query.afterId);
@@ -96,7 +102,7 @@ export const ASCII_FOLD = `translate(repository, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', '
 export const foldRepository = (repository: string): string => repository.replace(/[A-Z]/g, (letter) => letter.toLowerCase());
 
 /** The policies of one repository (ASCII case ignored, as GitHub does) for one agent (null: registration policies). */
-export async function findPoliciesFor(db: Knex | Knex.Transaction, repository: string, agentId: string | null): Promise<TrustPolicy[]> {
+export async function findPoliciesFor(db: Knex | Knex.Transaction, repository: string, agentId: string | null): Promise<StoredTrustPolicy[]> {
   const rows: PolicyRow[] = await db<PolicyRow>('trust_policies')
     .whereRaw(`${ASCII_FOLD} = ?`, [foldRepository(repository)])
     .modify((builder) => (agentId === null ? builder.whereNull('agent_id') : builder.where('agent_id', agentId)));

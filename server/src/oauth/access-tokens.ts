@@ -1,7 +1,7 @@
 /**
  * Issuing our access tokens and deciding whether one is active. A token is active when
  * its signature is ours, its iss is ours, it has not expired, its jti is recorded and
- * not revoked, its agent is active and still holds its scopes, what it was issued through
+ * not revoked, its agent and the agent's organization are active, the agent still holds its scopes, what it was issued through
  * (credential, trust policies) still stands, and the key that signed it has not been
  * revoked: one indexed lookup per request (concurrent requests share one query, made after
  * each of them arrived), so a revocation, a suspension or a key withdrawal on any instance
@@ -25,6 +25,8 @@ import { lookUpTokenStates, type TokenOfKey, type TokenState } from './token-sto
 
 export interface GrantRequest {
   readonly agentId: string;
+  /** The agent's organization: the token's `org_id`. */
+  readonly orgId: string;
   readonly credentialId: string | null;
   /** The trust policies a GitHub exchange went through: deleting one revokes the token. */
   readonly trustPolicyIds?: readonly string[];
@@ -50,6 +52,26 @@ export interface ActiveToken {
   readonly claims: JwtClaims;
   readonly agentId: string;
   readonly scope: string;
+  /** The agent's organization (also for tokens issued before organizations, which carry no `org_id`). */
+  readonly orgId: string;
+  readonly isPlatform: boolean;
+}
+
+/** Why a grant the client was entitled to was refused, as `GET /orgs/{id}/usage` counts it. */
+export type GrantRefusalReason =
+  | 'rate_limited'
+  | 'agent_monthly_limit'
+  | 'org_monthly_limit'
+  | 'agent_inactive'
+  | 'org_inactive'
+  | 'invalid_scope'
+  | 'trust_policy_violation';
+
+export interface AccessTokensObserver {
+  readonly onIssued?: (grantType: string) => void;
+  readonly onQuotaExceeded?: (grantType: string) => void;
+  /** A grant refused for an agent of `orgId` (only once the client or workflow has proved who it is). */
+  readonly onRefused?: (orgId: string, reason: GrantRefusalReason) => void;
 }
 
 /** The database refused what cached data allowed: the credential, agent or scopes changed. */
@@ -77,7 +99,7 @@ export class AccessTokens {
     private readonly keys: SigningKeys,
     private readonly config: Config,
     private readonly clock: Clock,
-    private readonly observer: { readonly onIssued?: (grantType: string) => void; readonly onQuotaExceeded?: (grantType: string) => void } = {},
+    private readonly observer: AccessTokensObserver = {},
   ) {}
 
   /** Throws GrantGateClosed when the database no longer allows the grant. */
@@ -103,17 +125,22 @@ export class AccessTokens {
       auditActor: request.audit.actor,
       auditData: JSON.stringify({ jti, scope, grantType: request.grantType, ...request.audit.data }),
     });
-    if (outcome.gate === 0) throw new GrantGateClosed();
+    if (outcome.refusal === 'gate') throw new GrantGateClosed();
     const rateLimit =
       outcome.rate_count === null ? undefined : { limit: this.config.rateLimitPerMinute, count: outcome.rate_count, resetSeconds };
-    if (rateLimit && isOverLimit(rateLimit)) throw rateLimitExceeded(rateLimit, nowMs);
+    if (outcome.refusal === 'rate' && rateLimit) {
+      this.observer.onRefused?.(request.orgId, 'rate_limited');
+      throw rateLimitExceeded(rateLimit, nowMs);
+    }
     if (outcome.issued !== 1) {
+      const isOrganizationLimit = outcome.refusal === 'org_quota';
       this.observer.onQuotaExceeded?.(request.grantType);
+      this.observer.onRefused?.(request.orgId, isOrganizationLimit ? 'org_monthly_limit' : 'agent_monthly_limit');
       // The refused request still counted in the minute's window: say so, as on any answer.
-      throw new UnauthorizedClient(
-        `Free tier monthly token limit of ${this.config.monthlyTokenLimit.toLocaleString('en-US')} requests has been reached.`,
-        rateLimit ? rateLimitHeaders(rateLimit) : {},
-      );
+      const headers = rateLimit ? rateLimitHeaders(rateLimit) : {};
+      throw isOrganizationLimit
+        ? new UnauthorizedClient(`Organization monthly token limit of ${(outcome.org_limit ?? 0).toLocaleString('en-US')} has been reached.`, headers)
+        : new UnauthorizedClient(`Free tier monthly token limit of ${this.config.monthlyTokenLimit.toLocaleString('en-US')} requests has been reached.`, headers);
     }
     // Revoked on another instance: reload, and sign with the key that replaced it.
     if (outcome.is_key_revoked) await this.keys.refresh();
@@ -123,6 +150,7 @@ export class AccessTokens {
       aud: request.audience,
       sub: request.agentId,
       client_id: request.agentId,
+      org_id: request.orgId,
       scope,
       jti,
       iat: issuedAt,
@@ -130,6 +158,11 @@ export class AccessTokens {
     });
     this.observer.onIssued?.(request.grantType);
     return { accessToken, expiresIn: this.config.tokenTtlSeconds, expiresAt: new Date(expiresAt * 1000), scope, jti, rateLimit };
+  }
+
+  /** A refusal decided outside issue_grants, for the organization's usage. */
+  noteRefusal(orgId: string, reason: GrantRefusalReason): void {
+    this.observer.onRefused?.(orgId, reason);
   }
 
   private async lookUpStates(tokens: TokenOfKey[]): Promise<(TokenState | undefined)[]> {
@@ -173,8 +206,11 @@ export class AccessTokens {
         const { claims, kid } = signed;
         const state = await this.states.submit({ jti: claims.jti, kid });
         if (state?.is_key_revoked) this.keys.noteRevokedKey();
-        if (!state || state.is_revoked || state.is_key_revoked || state.status !== 'active' || state.agent_id !== claims.sub) return undefined;
-        return { claims, agentId: state.agent_id, scope: typeof claims.scope === 'string' ? claims.scope : '' };
+        if (!state || state.is_revoked || state.is_key_revoked || state.status !== 'active' || state.org_status !== 'active') return undefined;
+        // Agents never change organization: a token naming another than its agent's is not one we issued.
+        if (state.agent_id !== claims.sub || (claims.org_id !== undefined && claims.org_id !== state.org_id)) return undefined;
+        const scope = typeof claims.scope === 'string' ? claims.scope : '';
+        return { claims, agentId: state.agent_id, scope, orgId: state.org_id, isPlatform: state.is_platform };
       }),
     );
   }

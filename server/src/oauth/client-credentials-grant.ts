@@ -12,7 +12,7 @@ import type { Clock } from '../clock.js';
 import { isUuid, type Config } from '../config.js';
 import { InvalidClient, UnauthorizedClient, type GrantError } from '../errors.js';
 import type { RunPrepared } from '../storage/prepared.js';
-import { GrantGateClosed, type AccessTokens, type IssuedToken } from './access-tokens.js';
+import { GrantGateClosed, type AccessTokens, type GrantRefusalReason, type IssuedToken } from './access-tokens.js';
 import type { ClientDirectory } from './client-directory.js';
 import { hashClientSecret, matchCredential, type ClientForAuthentication } from './client-secrets.js';
 import type { PresentedClient } from './client-authentication.js';
@@ -21,7 +21,10 @@ import { grantableScopes, scopeNotAvailable } from './grantable-scopes.js';
 import { rateLimitHeaders } from './rate-limit.js';
 import { countFailedAuthentication } from './rate-limit-store.js';
 
-type ClientDecision = { readonly error: GrantError } | { readonly credentialId: string; readonly scopes: string[] };
+type ClientDecision =
+  /** `reason`: a refusal of a client that proved who it is, counted in its organization's usage. */
+  | { readonly error: GrantError; readonly reason?: GrantRefusalReason }
+  | { readonly credentialId: string; readonly scopes: string[] };
 
 /** Pure: what the token endpoint answers this client, from what is known of it. */
 export function decideClientGrant(
@@ -31,9 +34,10 @@ export function decideClientGrant(
 ): ClientDecision {
   const credential = matchCredential(client, presented.secretHash);
   if (!client || !credential) return { error: new InvalidClient(presented.usedBasicAuth) };
-  if (client.status !== 'active') return { error: new UnauthorizedClient('Agent is currently suspended and cannot obtain tokens.') };
+  if (client.orgStatus !== 'active') return { error: new UnauthorizedClient(`Organization is ${client.orgStatus}.`), reason: 'org_inactive' };
+  if (client.status !== 'active') return { error: new UnauthorizedClient('Agent is currently suspended and cannot obtain tokens.'), reason: 'agent_inactive' };
   const scopes = grantableScopes(requestedScope, client.scopes);
-  if (typeof scopes === 'string') return { error: scopeNotAvailable(scopes) };
+  if (typeof scopes === 'string') return { error: scopeNotAvailable(scopes), reason: 'invalid_scope' };
   return { credentialId: credential.credentialId, scopes };
 }
 
@@ -71,11 +75,13 @@ export function createClientCredentialsGrant({ clients, tokens, query, config, c
       if ('error' in decision) {
         if (!isFresh) continue;
         if (decision.error instanceof InvalidClient) return refuseAuthentication(presented);
+        if (client && decision.reason) tokens.noteRefusal(client.orgId, decision.reason);
         throw decision.error;
       }
       try {
         return await tokens.issue({
           agentId,
+          orgId: (client as ClientForAuthentication).orgId,
           credentialId: decision.credentialId,
           grantType: 'client_credentials',
           scopes: decision.scopes,

@@ -17,17 +17,22 @@ import type { ClientForAuthentication } from './client-secrets.js';
 const LOAD_CLIENT_SQL = `select a.id is not null as is_known,
        c.id is not null as has_credential,
        coalesce(a.status, 'active') as status,
+       coalesce(a.org_id, '00000000-0000-4000-8000-000000000000'::uuid) as org_id,
+       coalesce(o.status, 'active') as org_status,
        coalesce(a.scopes, '{agents:read,tokens:read}'::text[]) as scopes,
        coalesce(c.id, '00000000-0000-4000-8000-000000000000'::uuid) as credential_id,
        coalesce(c.secret_hash, sha256('stand-in'::bytea)) as secret_hash
   from (select $1::uuid as id) wanted
   left join agents a on a.id = wanted.id
+  left join organizations o on o.id = a.org_id
   left join credentials c on c.agent_id = wanted.id and c.revoked_at is null`;
 
 interface ClientRow {
   is_known: boolean;
   has_credential: boolean;
   status: string;
+  org_id: string;
+  org_status: string;
   scopes: string[];
   credential_id: string;
   secret_hash: Uint8Array;
@@ -47,6 +52,8 @@ export class ClientDirectory {
     const client: ClientForAuthentication = {
       agentId,
       status: rows[0].status,
+      orgId: rows[0].org_id,
+      orgStatus: rows[0].org_status,
       scopes: rows[0].scopes,
       credentials: rows
         .filter((row) => row.has_credential)

@@ -20,6 +20,8 @@ export function hashClientSecret(secret: string): Buffer {
 export interface ClientForAuthentication {
   readonly agentId: string;
   readonly status: string;
+  readonly orgId: string;
+  readonly orgStatus: string;
   readonly scopes: string[];
   readonly credentials: { readonly credentialId: string; readonly secretHash: Buffer }[];
 }

@@ -1,6 +1,6 @@
 /**
  * The bookkeeping of a batch of grants in one call of issue_grants (migration
- * 20261124090000_set_based_grants, which says how each grant is decided): one round trip,
+ * 20261202090000_organizations, which says how each grant is decided): one round trip,
  * one commit and a fixed number of statements for all of them, each grant decided as if
  * it ran alone.
  */
@@ -31,12 +31,18 @@ export interface GrantOutcome {
   readonly gate: number;
   readonly rate_count: number | null;
   readonly quota_count: number | null;
+  /** The organization's month with this grant counted, when it fits. */
+  readonly org_quota_count: number | null;
+  /** The organization's monthly limit (null: none). */
+  readonly org_limit: number | null;
+  /** The step that refused the grant: the gate, the rate window, the agent's or the organization's month. */
+  readonly refusal: 'gate' | 'rate' | 'quota' | 'org_quota' | null;
   readonly issued: number;
   /** The key about to sign these grants has been revoked: reload the keys first. */
   readonly is_key_revoked: boolean;
 }
 
-const ISSUE_GRANTS_SQL = `select ord, gate, rate_count, quota_count, issued,
+const ISSUE_GRANTS_SQL = `select ord, gate, rate_count, quota_count, org_quota_count, org_limit, refusal, issued,
     exists (select 1 from signing_keys k where k.kid = $16::text and k.revoked_at is not null) as is_key_revoked
   from issue_grants(
   $1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::int, $6::text[], $7::int,

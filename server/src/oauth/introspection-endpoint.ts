@@ -9,26 +9,29 @@ import { readForm } from '../http/body.js';
 import { rateLimitHeaders } from './rate-limit.js';
 import type { TokenService } from './token-service.js';
 
-const STANDARD_CLAIMS = new Set(['iss', 'aud', 'sub', 'client_id', 'scope', 'jti', 'iat', 'exp']);
+const STANDARD_CLAIMS = new Set(['iss', 'aud', 'sub', 'client_id', 'org_id', 'scope', 'jti', 'iat', 'exp']);
 
 export function introspectionEndpoint(service: TokenService) {
   return async function introspectToken(ctx: Context): Promise<void> {
     const callerToken = requireBearerToken(ctx);
     const params = await readForm(ctx);
     if (!params.token) throw new ValidationFailed("The 'token' parameter is required.");
-    const { subject, rateLimit } = await service.introspect(callerToken, params.token);
+    const { subject: active, rateLimit } = await service.introspect(callerToken, params.token);
     if (rateLimit) ctx.set(rateLimitHeaders(rateLimit));
     ctx.set('Cache-Control', 'no-store');
     ctx.set('Pragma', 'no-cache');
-    if (!subject) {
+    if (!active) {
       ctx.body = { active: false };
       return;
     }
+    const subject = active.claims;
     const provenance = Object.fromEntries(Object.entries(subject).filter(([name]) => !STANDARD_CLAIMS.has(name)));
     ctx.body = {
       active: true,
       sub: subject.sub,
       client_id: subject.client_id,
+      // Tokens issued before organizations carry no org_id claim: their agent's organization is the answer.
+      org_id: active.orgId,
       scope: subject.scope,
       token_type: 'Bearer',
       iat: subject.iat,

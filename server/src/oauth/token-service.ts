@@ -8,8 +8,8 @@ import { assertMayManage } from '../authorization/escalation.js';
 import { parseScopeParameter } from '../authorization/scopes.js';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
+import { mayActIn } from '../authorization/tenancy.js';
 import { Forbidden, Unauthenticated } from '../errors.js';
-import type { JwtClaims } from '../keys/jwt.js';
 import type { RunPrepared } from '../storage/prepared.js';
 import type { AccessTokens, ActiveToken } from './access-tokens.js';
 import { isForThisServer } from './audiences.js';
@@ -18,7 +18,7 @@ import { countRequest } from './rate-limit-store.js';
 import { findTokenHolder, revokeTokenAudited } from './token-store.js';
 
 export function callerOfToken(active: ActiveToken): AgentCaller {
-  return agentCaller(active.agentId, parseScopeParameter(active.scope));
+  return agentCaller(active.agentId, parseScopeParameter(active.scope), active);
 }
 
 /** A Bearer token for this server's own endpoints: active, and made for this server. */
@@ -48,19 +48,23 @@ export class TokenService {
     return countRequest(query, caller.agentId, config.rateLimitPerMinute, clock.now());
   }
 
-  /** The claims of `subjectToken` when it is active, else undefined; the caller needs tokens:read. */
-  async introspect(callerToken: string, subjectToken: string): Promise<{ subject: JwtClaims | undefined; rateLimit: RateLimitState | undefined }> {
+  /**
+   * `subjectToken` when it is active and of an organization the caller may act in, else
+   * undefined (a foreign token is as inactive as an unknown one); the caller needs tokens:read.
+   */
+  async introspect(callerToken: string, subjectToken: string): Promise<{ subject: ActiveToken | undefined; rateLimit: RateLimitState | undefined }> {
     const [callerActive, subject] = await this.deps.tokens.findActive([callerToken, subjectToken]);
     const caller = authenticated(callerActive, this.deps.config.publicUrl);
     requireScope(caller, 'tokens:read');
     const rateLimit = await this.count(caller);
-    return { subject: subject?.claims, rateLimit };
+    return { subject: subject && mayActIn(caller, subject.orgId) ? subject : undefined, rateLimit };
   }
 
   /**
    * An agent revokes its own tokens; another agent's takes agents:write and holding every
    * scope that agent holds (no escalation). Tokens that are not ours, expired or unknown
-   * are ignored (RFC 7009 §2.2).
+   * are ignored (RFC 7009 §2.2), and so are those of an organization the caller may not act
+   * in: a refusal would tell that the token exists.
    */
   async revoke(callerToken: string, subjectToken: string): Promise<{ rateLimit: RateLimitState | undefined }> {
     const caller = authenticated(await this.deps.tokens.findActiveOne(callerToken), this.deps.config.publicUrl);
@@ -68,9 +72,9 @@ export class TokenService {
     const subject = await this.deps.tokens.verifySignature(subjectToken);
     if (!subject) return { rateLimit };
     if (subject.sub !== caller.agentId) {
-      if (!caller.scopes.includes('agents:write')) throw new Forbidden('You do not have permission to revoke this token.');
       const holder = await findTokenHolder(this.deps.query, subject.jti);
-      if (!holder) return { rateLimit };
+      if (!holder || !mayActIn(caller, holder.orgId)) return { rateLimit };
+      if (!caller.scopes.includes('agents:write')) throw new Forbidden('You do not have permission to revoke this token.');
       assertMayManage(caller, holder);
     }
     await revokeTokenAudited(this.deps.query, subject.jti, actorOf(caller), this.deps.clock.now());
