@@ -119,6 +119,7 @@ async function createIssueGrants(knex: Knex): Promise<void> {
       rates int[]; quotas int[]; org_quotas int[];
       q_agent uuid[]; q_month text[]; q_before int[];
       o_org uuid[]; o_month text[]; o_before int[];
+      q_settled bigint[];   -- for a grant refused by a month: its agent's admitted grants before it
     begin
       -- Scope tokens never contain a space (RFC 6749 §3.3).
       select array_agg(x.ok order by x.i), array_agg(x.org order by x.i), array_agg(x.lim order by x.i)
@@ -180,9 +181,10 @@ async function createIssueGrants(knex: Knex): Promise<void> {
           from generate_series(1, n) as s(i) left join ranked r on r.i = s.i)
       select array_agg(count order by i), array_agg(count is not null order by i) into quotas, fits from fitted;
 
-      -- The same for each (organization, month), among the grants that fit their agent's month:
-      -- a grant the organization refuses would be refused on its own too, and so would every
-      -- later grant of that organization in the batch.
+      -- The same for each (organization, month), in agent order, among the grants that fit their
+      -- agent's month. Up to the grant that fills the organization's month every grant that fits
+      -- is admitted, so the agent ranks above are exact there; after it every grant of that
+      -- organization is refused, and only which step refused it is settled below.
       with locked as (
         insert into org_token_quotas as q (org_id, month, count)
           select distinct orgs[s.i], p_month[s.i], 0 from generate_series(1, n) as s(i) where fits[s.i]
@@ -191,7 +193,7 @@ async function createIssueGrants(knex: Knex): Promise<void> {
           returning q.org_id, q.month, q.count)
       select array_agg(org_id), array_agg(month), array_agg(count) into o_org, o_month, o_before from locked;
       with ranked as (
-        select s.i, b.prior + row_number() over (partition by b.org, b.month order by s.i) as count
+        select s.i, b.prior + row_number() over (partition by b.org, b.month order by p_agent[s.i], s.i) as count
           from generate_series(1, n) as s(i)
           join unnest(o_org, o_month, o_before) as b(org, month, prior)
             on b.org = orgs[s.i] and b.month = p_month[s.i]
@@ -219,11 +221,26 @@ async function createIssueGrants(knex: Knex): Promise<void> {
         select p_audit_type[s.i], p_agent[s.i], orgs[s.i], p_audit_actor[s.i], p_audit_data[s.i]
           from generate_series(1, n) as s(i) where admitted[s.i] order by p_agent[s.i], s.i;
 
+      -- A grant refused by a month, decided alone, would see only the grants of its agent
+      -- admitted before it: its agent's month refuses it if those fill it, else its organization's.
+      with settled as (
+        select s.i, b.prior + (select count(*) from generate_series(1, s.i - 1) as e(j)
+                                 where admitted[e.j] and p_agent[e.j] = p_agent[s.i] and p_month[e.j] = p_month[s.i]) as before
+          from generate_series(1, n) as s(i)
+          join unnest(q_agent, q_month, q_before) as b(agent, month, prior) on b.agent = p_agent[s.i] and b.month = p_month[s.i]
+          where rated[s.i] and not admitted[s.i])
+      select array_agg(st.before order by s.i) into q_settled
+        from generate_series(1, n) as s(i) left join settled st on st.i = s.i;
+
       return query
         -- rates and quotas hold nothing for a grant their step did not count.
-        select s.i, passed[s.i]::int, rates[s.i], quotas[s.i], org_quotas[s.i], limits[s.i],
+        select s.i, passed[s.i]::int, rates[s.i],
+               case when admitted[s.i] then quotas[s.i]
+                    when q_settled[s.i] is not null and not (p_monthly_limit > 0 and q_settled[s.i] >= p_monthly_limit) then (q_settled[s.i] + 1)::int end,
+               org_quotas[s.i], limits[s.i],
                case when not passed[s.i] then 'gate' when not rated[s.i] then 'rate'
-                    when not fits[s.i] then 'quota' when not admitted[s.i] then 'org_quota' end,
+                    when admitted[s.i] then null
+                    when p_monthly_limit > 0 and q_settled[s.i] >= p_monthly_limit then 'quota' else 'org_quota' end,
                coalesce(admitted[s.i], false)::int
           from generate_series(1, n) as s(i);
     end

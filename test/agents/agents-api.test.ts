@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startTestServer, type TestServer } from '../support/test-server.js';
-import { adminToken, bearer, createAgent, getToken, json, send } from '../support/api.js';
+import { adminToken, bearer, createAgent, getToken, json, send, platformOrgIdOf } from '../support/api.js';
 
 let server: TestServer;
 let admin: string;
@@ -17,6 +17,7 @@ describe('agents API', () => {
     expect(reply.status).toBe(201);
     expect(reply.body).toEqual({
       agentId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      orgId: await platformOrgIdOf(server),
       name: 'deployer',
       description: 'ships',
       status: 'active',
@@ -110,7 +111,7 @@ describe('agents API', () => {
     const { agentId } = await createAgent(server, admin);
     const reply = await send(server, `/api/v1/agents/${agentId}/credentials`, bearer(admin, { method: 'POST' }));
     expect(reply.status).toBe(201);
-    expect(reply.body).toEqual({ credentialId: expect.any(String), clientId: agentId, clientSecret: expect.stringMatching(/^sk_live_[A-Za-z0-9_-]{43}$/), createdAt: expect.any(String) });
+    expect(reply.body).toEqual({ credentialId: expect.any(String), clientId: agentId, clientSecret: expect.stringMatching(/^sk_live_[A-Za-z0-9_-]{43}$/), orgId: await platformOrgIdOf(server), createdAt: expect.any(String) });
     expect(reply.headers.get('cache-control')).toBe('no-store');
     const listed = await send(server, `/api/v1/agents/${agentId}/credentials`, bearer(admin));
     expect(listed.text).not.toContain(reply.body.clientSecret);

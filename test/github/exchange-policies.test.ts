@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { bearer, json, send, type Reply } from '../support/api.js';
+import { bearer, json, send, type Reply, platformOrgIdOf } from '../support/api.js';
 import {
   REFUSAL,
   agentWithPolicy,
@@ -327,6 +327,7 @@ describe('refusals reveal nothing, the audit log everything', () => {
       id: expect.any(String),
       type: 'oidc.exchange.granted',
       agentId,
+      orgId: await platformOrgIdOf(h.server),
       actor: 'github:octo-org/octo-repo',
       createdAt: expect.any(String),
       hash: expect.any(String),

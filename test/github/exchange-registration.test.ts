@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { bearer, json, send, type Reply } from '../support/api.js';
+import { bearer, json, send, type Reply, platformOrgIdOf } from '../support/api.js';
 import type { ClaimFixtureName } from '../support/github-claims.js';
 import {
   REFUSAL,
@@ -95,6 +95,7 @@ describe('registration policy', () => {
     expect(reply.status).toBe(201);
     expect(reply.body).toEqual({
       agentId: expect.any(String),
+      orgId: await platformOrgIdOf(h.server),
       name: 'ci-bot',
       description: 'Deploys',
       status: 'active',
@@ -109,6 +110,7 @@ describe('registration policy', () => {
     expect(policies.body.data).toEqual([
       {
         id: expect.any(String),
+        orgId: reply.body.orgId,
         provider: 'github',
         repository: repository.name,
         agentId,

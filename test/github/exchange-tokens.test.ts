@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { decodeJwt } from 'jose';
-import { bearer, form, json, send, type Reply } from '../support/api.js';
+import { bearer, form, json, send, type Reply, platformOrgIdOf } from '../support/api.js';
 import { ADMIN } from '../support/test-server.js';
 import { agentWithPolicy, awaitRoomInMinute, createPolicy, exchange, mintIdToken, startHarness, type Harness } from './exchange-harness.js';
 
@@ -87,6 +87,7 @@ describe('the issued token', () => {
       aud: 'http://idp.test',
       sub: agentId,
       client_id: agentId,
+      org_id: await platformOrgIdOf(h.server),
       scope: 'agents:read',
       token_type: 'Bearer',
       iat: claims.iat,

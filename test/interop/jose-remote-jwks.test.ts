@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createRemoteJWKSet, customFetch, errors, jwtVerify } from 'jose';
 import { OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
-import { adminToken, createAgent, documentedFetch, getToken, send } from '../support/api.js';
+import { adminToken, createAgent, documentedFetch, getToken, send, platformOrgIdOf } from '../support/api.js';
 import { startReachableTestServer } from '../support/reachable-server.js';
 import { keyServiceOf, startTestServer, type TestServer } from '../support/test-server.js';
 
@@ -36,6 +36,7 @@ describe('jose remote JWKS verification', () => {
       aud: server.config.publicUrl,
       sub: agent.agentId,
       client_id: agent.agentId,
+      org_id: await platformOrgIdOf(server),
       scope: 'agents:read',
       jti: expect.stringMatching(/^[0-9a-f-]{36}$/),
       iat: expect.any(Number),

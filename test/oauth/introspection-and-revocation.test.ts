@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startTestServer, type TestServer } from '../support/test-server.js';
-import { adminToken, bearer, createAgent, form, getToken, send, type AgentWithSecret } from '../support/api.js';
+import { adminToken, bearer, createAgent, form, getToken, send, type AgentWithSecret, platformOrgIdOf } from '../support/api.js';
 import { testClock } from '../support/clock.js';
 
 // The server's clock: a test moves it past a token's expiry instead of waiting for it.
@@ -32,6 +32,7 @@ describe('POST /api/v1/token/introspect (RFC 7662)', () => {
       aud: 'http://idp.test',
       sub: worker.agentId,
       client_id: worker.agentId,
+      org_id: worker.orgId,
       scope: 'agents:read',
       token_type: 'Bearer',
       iat: expect.any(Number),

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ADMIN, startTestServer, type TestServer } from '../support/test-server.js';
-import { adminToken, bearer, createAgent, form, getToken, send, type AgentWithSecret } from '../support/api.js';
+import { adminToken, bearer, createAgent, form, getToken, send, type AgentWithSecret, platformOrgIdOf } from '../support/api.js';
 
 let server: TestServer;
 let admin: string;
@@ -33,6 +33,7 @@ describe('POST /api/v1/token', () => {
       aud: 'http://idp.test',
       sub: agent.agentId,
       client_id: agent.agentId,
+      org_id: await platformOrgIdOf(server),
       scope: 'agents:read',
       jti: expect.stringMatching(/^[0-9a-f-]{36}$/),
       iat: expect.any(Number),
@@ -168,7 +169,7 @@ describe('POST /api/v1/token', () => {
     const listed = await send(server, `/api/v1/agents/${agent.agentId}/credentials`, bearer(admin));
     expect(listed.status).toBe(200);
     expect(listed.text).not.toContain(agent.clientSecret);
-    expect(listed.body.data[0]).toEqual({ credentialId: agent.credentialId, clientId: agent.agentId, status: 'active', createdAt: expect.any(String), revokedAt: null });
+    expect(listed.body.data[0]).toEqual({ credentialId: agent.credentialId, clientId: agent.agentId, orgId: agent.orgId, status: 'active', createdAt: expect.any(String), revokedAt: null });
   });
 
   it('keeps the bootstrap admin working with its configured credentials', async () => {

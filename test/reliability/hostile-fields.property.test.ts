@@ -14,7 +14,7 @@ import { SEED } from '../support/fast-check.js';
 import { json, send } from '../support/api.js';
 import { rawRequest, type RawReply } from '../support/raw-http.js';
 import { checkSoundReply } from '../support/sound-reply.js';
-import { ENDPOINTS, FIXTURE, REPOSITORY, SignedIdToken, encodeBody, expectUnharmed, fillTemplate, naturalType, startFuzzWorld, type Endpoint, type FuzzWorld } from '../support/fuzz-world.js';
+import { ENDPOINTS, FIXTURE, REPOSITORY, SignedIdToken, encodeBody, expectUnharmed, fillTemplate, naturalType, startFuzzWorld, targetParams, type Endpoint, type FuzzWorld } from '../support/fuzz-world.js';
 import { ABSENT, hostileValue, isoDateTime, percentEncode, surprise, text } from '../support/hostile-input.js';
 
 let world: FuzzWorld;
@@ -31,6 +31,7 @@ const CLAIMS = [
 const UNKNOWN_FIELD = '(an unknown field)';
 
 let registrations = 0;
+let organizations = 0;
 
 async function agentWithUnboundPolicy(): Promise<string> {
   const agent = await send(world.server, '/api/v1/agents', json('POST', { name: 'sweep-agent', scopes: ['agents:read'] }, world.adminToken));
@@ -70,6 +71,11 @@ function validBody(endpoint: Endpoint): Record<string, unknown> {
     case '/api/v1/agents':
     case '/api/v1/agents/{agentId}':
       return { name: 'fuzzed-agent', description: 'an agent\nover two lines', scopes: ['agents:read'] };
+    case '/api/v1/orgs':
+      // A new slug each time: a slug is taken once.
+      return { slug: `fuzzed-${(organizations += 1)}`, name: 'Fuzzed Org', limits: { monthlyTokens: 1000, maxAgents: 10 } };
+    case '/api/v1/orgs/{orgId}':
+      return { name: 'Fuzz target', limits: { monthlyTokens: 5000, maxAgents: null } };
     default:
       throw new Error(`no valid body for ${endpoint.path}`);
   }
@@ -148,7 +154,7 @@ function encodeQuery(query: Record<string, unknown>): string {
 
 async function sendParts(endpoint: Endpoint, parts: Parts, as: 'json' | 'form' = endpoint.body === 'form' ? 'form' : 'json'): Promise<RawReply> {
   const needsAdmin = endpoint.path !== '/api/v1/token' && !/\/oidc\/(token|register)$/.test(endpoint.path);
-  const path = fillTemplate(endpoint.path, { agentId: world.target.agentId, credentialId: world.target.credentialId, id: world.target.policyId });
+  const path = fillTemplate(endpoint.path, targetParams(world));
   const headers: [string, string][] = needsAdmin ? [['Authorization', `Bearer ${world.adminToken}`]] : [];
   if (parts.body) headers.push(['Content-Type', naturalType(as)]);
   const request = {

@@ -15,7 +15,7 @@ import { SEED } from '../support/fast-check.js';
 import { openApiDocument } from '../support/openapi.js';
 import { rawRequest, type RawRequest } from '../support/raw-http.js';
 import { checkSoundReply, isPlainTarget } from '../support/sound-reply.js';
-import { AUDIENCE, ENDPOINTS, FIXTURE, REPOSITORY, SignedIdToken, encodeBody, fillTemplate, naturalType, expectUnharmed, startFuzzWorld, type Endpoint, type FuzzWorld } from '../support/fuzz-world.js';
+import { AUDIENCE, ENDPOINTS, FIXTURE, REPOSITORY, SignedIdToken, encodeBody, fillTemplate, naturalType, expectUnharmed, startFuzzWorld, targetParams, type Endpoint, type FuzzWorld } from '../support/fuzz-world.js';
 import {
   ABSENT,
   anyBody,
@@ -121,6 +121,18 @@ function fieldsOf(endpoint: Endpoint): fc.Arbitrary<Record<string, unknown>> {
         allowedEvents: field(fc.subarray(['pull_request_target', 'workflow_run', 'issue_comment'])),
         scopes: field(fc.subarray(['agents:read', 'tokens:read'])),
       });
+    case '/api/v1/orgs':
+    case '/api/v1/orgs/{orgId}':
+      return fc.record({
+        slug: field(fc.oneof(fc.stringMatching(/^[a-z0-9-]{2,20}$/), text(20))),
+        name: field(text(40)),
+        limits: field(
+          fc.record({
+            monthlyTokens: field(fc.oneof(fc.integer({ min: 1, max: 1_000_000 }), fc.constant(null), fc.integer())),
+            maxAgents: field(fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.constant(null))),
+          }),
+        ),
+      });
     case '/api/v1/agents':
     case '/api/v1/agents/{agentId}':
       return fc.record({
@@ -169,7 +181,7 @@ function planFor(endpoint: Endpoint, options: PlanOptions): fc.Arbitrary<Plan> {
   const authorization = options.isAdmin
     ? fc.constant<[string, string][]>(endpoint.path === '/api/v1/token' ? [] : [['Authorization', `Bearer ${world.adminToken}`]])
     : authorizationHeaders(world);
-  const path = options.path ?? fc.constant(fillTemplate(endpoint.path, { agentId: world.target.agentId, credentialId: world.target.credentialId, id: world.target.policyId }));
+  const path = options.path ?? fc.constant(fillTemplate(endpoint.path, targetParams(world)));
   return fc.record({
     endpoint: fc.constant(endpoint),
     method:
@@ -218,7 +230,7 @@ describe('hostile input, property-based: every answer is a documented 4xx or a v
   });
 
   it('every method on every path, with and without the admin token', async () => {
-    const paths = [...new Set(ENDPOINTS.map((endpoint) => fillTemplate(endpoint.path, { agentId: world.target.agentId, credentialId: world.target.credentialId, id: world.target.policyId })))];
+    const paths = [...new Set(ENDPOINTS.map((endpoint) => fillTemplate(endpoint.path, targetParams(world))))];
     for (const target of paths) {
       for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'PROPFIND', 'SEARCH']) {
         // Read-only: a method that would change the target agent or policy is sent without credentials.
@@ -321,7 +333,7 @@ describe('hostile input, property-based: every answer is a documented 4xx or a v
     const withBytes = (before: string, inserted: Buffer, after = '') => Buffer.concat([Buffer.from(before), inserted, Buffer.from(after)]);
     await fc.assert(
       fc.asyncProperty(raw, async ({ endpoint, where, inserted }) => {
-        const path = fillTemplate(endpoint.path, { agentId: world.target.agentId, credentialId: world.target.credentialId, id: world.target.policyId });
+        const path = fillTemplate(endpoint.path, targetParams(world));
         const as = endpoint.body === 'form' ? 'form' : 'json';
         // A body the endpoint could accept but for the inserted bytes (a value left open for them).
         const [open, close] = endpoint.path === '/api/v1/token' ? [`grant_type=client_credentials&client_id=${world.agentId}&client_secret=`, ''] : as === 'form' ? ['token=', ''] : ['{"name":"', '"}'];

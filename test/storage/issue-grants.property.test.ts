@@ -4,7 +4,8 @@
  * after. Each case builds two identical worlds of agents (same statuses, scopes,
  * credentials and counters, ids in the same order) in one database; one world gets the
  * batch in a single call, the other each grant alone. Both must also agree with a model
- * of the rules written out here (gate, rate window, monthly quota).
+ * of the rules written out here (gate, rate window, the agent's month, the organization's
+ * month). Each world has its own organizations, of the same statuses, limits and counters.
  */
 import crypto from 'node:crypto';
 import { beforeAll, describe, expect, it } from '@jest/globals';
@@ -20,13 +21,20 @@ const WINDOWS = [1_800_000_000 - 60, 1_800_000_000]; // a minute boundary can fa
 const MONTHS = ['2026-11', '2026-12'];
 
 const scopeSet = fc.subarray(SCOPES);
+const orgArbitrary = fc.record({
+  status: fc.constantFrom('active', 'active', 'active', 'suspended'),
+  limit: fc.oneof(fc.constant(null), fc.integer({ min: 1, max: 8 })),
+  quotaCount: fc.nat(4), // in the month MONTHS[0] before the batch
+});
 const agentArbitrary = fc.record({
+  org: fc.nat(1),
   status: fc.constantFrom('active', 'active', 'suspended'),
   scopes: scopeSet,
   rateCount: fc.nat(4), // in the window WINDOWS[0] before the batch
   quotaCount: fc.nat(4), // in the month MONTHS[0] before the batch
 });
 const caseArbitrary = fc.record({
+  orgs: fc.array(orgArbitrary, { minLength: 1, maxLength: 2 }),
   agents: fc.array(agentArbitrary, { minLength: 1, maxLength: 3 }),
   rateLimit: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 6 })),
   monthlyLimit: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 6 })),
@@ -47,6 +55,9 @@ interface Decision {
   gate: number;
   rate_count: number | null;
   quota_count: number | null;
+  org_quota_count: number | null;
+  org_limit: number | null;
+  refusal: string | null;
   issued: number;
 }
 
@@ -54,6 +65,8 @@ interface Decision {
 function model(spec: Case) {
   const rate = new Map(spec.agents.map((agent, i) => [`${i}/${WINDOWS[0]}`, agent.rateCount]));
   const quota = new Map(spec.agents.map((agent, i) => [`${i}/${MONTHS[0]}`, agent.quotaCount]));
+  const orgQuota = new Map(spec.orgs.map((org, o) => [`${o}/${MONTHS[0]}`, org.quotaCount]));
+  const orgOf = (a: number) => spec.agents[a].org % spec.orgs.length;
   const decisions: Decision[] = new Array(spec.grants.length);
   const agentOf = (i: number) => spec.grants[i].agent % spec.agents.length;
   const order = spec.grants.map((_grant, i) => i).sort((a, b) => agentOf(a) - agentOf(b) || a - b);
@@ -61,9 +74,12 @@ function model(spec: Case) {
     const grant = spec.grants[i];
     const a = agentOf(i);
     const agent = spec.agents[a];
+    const org = spec.orgs[orgOf(a)];
+    const refused = (refusal: string, counts: Partial<Decision> = {}): Decision =>
+      ({ gate: 1, rate_count: null, quota_count: null, org_quota_count: null, org_limit: org.limit, refusal, issued: 0, ...counts });
     const credentialOk = grant.credential === 'live' || grant.credential === 'none' || (grant.credential === 'another agent' && spec.agents.length === 1);
-    if (agent.status !== 'active' || !grant.scopes.every((scope) => agent.scopes.includes(scope)) || !credentialOk) {
-      decisions[i] = { gate: 0, rate_count: null, quota_count: null, issued: 0 };
+    if (agent.status !== 'active' || org.status !== 'active' || !grant.scopes.every((scope) => agent.scopes.includes(scope)) || !credentialOk) {
+      decisions[i] = refused('gate', { gate: 0 });
       continue;
     }
     let rateCount: number | null = null;
@@ -72,22 +88,26 @@ function model(spec: Case) {
       rateCount = (rate.get(key) ?? 0) + 1;
       rate.set(key, rateCount);
       if (rateCount > spec.rateLimit) {
-        decisions[i] = { gate: 1, rate_count: rateCount, quota_count: null, issued: 0 };
+        decisions[i] = refused('rate', { rate_count: rateCount });
         continue;
       }
     }
-    let quotaCount: number | null = null;
-    if (spec.monthlyLimit > 0) {
-      const key = `${a}/${MONTHS[grant.month]}`;
-      const before = quota.get(key) ?? 0;
-      if (before >= spec.monthlyLimit) {
-        decisions[i] = { gate: 1, rate_count: rateCount, quota_count: null, issued: 0 };
-        continue;
-      }
-      quotaCount = before + 1;
-      quota.set(key, quotaCount);
+    // Both months count every grant; each refuses past its limit (0 or null: none).
+    const key = `${a}/${MONTHS[grant.month]}`;
+    const before = quota.get(key) ?? 0;
+    if (spec.monthlyLimit > 0 && before >= spec.monthlyLimit) {
+      decisions[i] = refused('quota', { rate_count: rateCount });
+      continue;
     }
-    decisions[i] = { gate: 1, rate_count: rateCount, quota_count: quotaCount, issued: 1 };
+    const orgKey = `${orgOf(a)}/${MONTHS[grant.month]}`;
+    const orgBefore = orgQuota.get(orgKey) ?? 0;
+    if (org.limit !== null && orgBefore >= org.limit) {
+      decisions[i] = refused('org_quota', { rate_count: rateCount, quota_count: before + 1 });
+      continue;
+    }
+    quota.set(key, before + 1);
+    orgQuota.set(orgKey, orgBefore + 1);
+    decisions[i] = { gate: 1, rate_count: rateCount, quota_count: before + 1, org_quota_count: orgBefore + 1, org_limit: org.limit, refusal: null, issued: 1 };
   }
   // The counters after, as stateOf lists them: by agent, then window or month.
   const counters = (map: Map<string, number>) =>
@@ -102,10 +122,12 @@ function model(spec: Case) {
     decisions,
     windows: counters(rate).map(([agent, window, count]) => [agent, Number(window), count]),
     quotas: counters(quota),
+    orgQuotas: counters(orgQuota),
   };
 }
 
 interface World {
+  readonly orgIds: string[];
   readonly agentIds: string[];
   readonly live: string[];
   readonly revoked: string[];
@@ -125,7 +147,15 @@ describe('issue_grants', () => {
     const live = agentIds.map(() => crypto.randomUUID());
     const revoked = agentIds.map(() => crypto.randomUUID());
     const knex = database().knex;
-    await knex('agents').insert(spec.agents.map((agent, i) => ({ id: agentIds[i], name: `a${i}`, status: agent.status, scopes: agent.scopes })));
+    const orgIds = spec.orgs.map(() => crypto.randomUUID());
+    await knex('organizations').insert(
+      spec.orgs.map((org, o) => ({ id: orgIds[o], slug: `o-${orgIds[o]}`, name: `o${o}`, status: org.status, monthly_tokens: org.limit })),
+    );
+    const orgQuotaRows = spec.orgs.map((org, o) => ({ org_id: orgIds[o], month: MONTHS[0], count: org.quotaCount })).filter((row) => row.count > 0);
+    if (orgQuotaRows.length > 0) await knex('org_token_quotas').insert(orgQuotaRows);
+    await knex('agents').insert(
+      spec.agents.map((agent, i) => ({ id: agentIds[i], org_id: orgIds[agent.org % spec.orgs.length], name: `a${i}`, status: agent.status, scopes: agent.scopes })),
+    );
     await knex('credentials').insert([
       ...agentIds.map((agentId, i) => ({ id: live[i], agent_id: agentId, secret_hash: Buffer.alloc(32) })),
       ...agentIds.map((agentId, i) => ({ id: revoked[i], agent_id: agentId, secret_hash: Buffer.alloc(32), revoked_at: new Date() })),
@@ -139,7 +169,7 @@ describe('issue_grants', () => {
     if (quotaRows.length > 0) {
       await knex('token_quotas').insert(quotaRows.map(({ agent, id }) => ({ agent_id: id, month: MONTHS[0], count: agent.quotaCount })));
     }
-    return { agentIds, live, revoked };
+    return { orgIds, agentIds, live, revoked };
   }
 
   function rowsFor(spec: Case, world: World): GrantRow[] {
@@ -175,13 +205,18 @@ describe('issue_grants', () => {
     const knex = database().knex;
     const index = (id: string) => world.agentIds.indexOf(id);
     const windows = await knex('rate_limit_windows').whereIn('client_id', world.agentIds).orderBy(['client_id', 'window_start']);
-    const quotas = await knex('token_quotas').whereIn('agent_id', world.agentIds).orderBy(['agent_id', 'month']);
+    // A counter row at 0 says nothing: one may be made for a grant that another step then refused.
+    const quotas = await knex('token_quotas').whereIn('agent_id', world.agentIds).where('count', '>', 0).orderBy(['agent_id', 'month']);
+    const orgQuotas = await knex('org_token_quotas').whereIn('org_id', world.orgIds).where('count', '>', 0).orderBy(['org_id', 'month']);
     const tokens = await knex('access_tokens').whereIn('agent_id', world.agentIds).orderBy(['agent_id', 'issued_at']);
     const events = await knex('audit_events').whereIn('agent_id', world.agentIds).orderBy('id');
     const jtis = new Set(tokens.map((token) => token.jti));
     return {
       windows: windows.map((w) => [index(w.client_id), Number(w.window_start), w.count]),
       quotas: quotas.map((q) => [index(q.agent_id), q.month, q.count]),
+      orgQuotas: orgQuotas
+        .map((q) => [world.orgIds.indexOf(q.org_id), q.month, q.count] as const)
+        .sort((x, y) => x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0)),
       tokens: tokens.map((t) => [index(t.agent_id), t.scope, t.credential_id === null ? 'none' : 'some']).sort(),
       // In the order the chain will link them, each the event of a recorded token.
       events: events.map((e) => [index(e.agent_id), e.type, jtis.has(e.data.jti)]),
@@ -212,6 +247,7 @@ describe('issue_grants', () => {
         expect(state).toEqual(await stateOf(aloneWorld));
         expect(state.windows).toEqual(expected.windows);
         expect(state.quotas).toEqual(expected.quotas);
+        expect(state.orgQuotas).toEqual(expected.orgQuotas);
         expect(state.tokens).toHaveLength(expected.decisions.filter((decision) => decision.issued === 1).length);
       }),
       { ...SEED, numRuns: 150 },
@@ -219,7 +255,7 @@ describe('issue_grants', () => {
   }, 120_000);
 
   it('says, in the same statement, whether the key about to sign the batch has been revoked', async () => {
-    const spec = { agents: [{ status: 'active', scopes: [], rateCount: 0, quotaCount: 0 }], rateLimit: 0, monthlyLimit: 0, grants: [] } as unknown as Case;
+    const spec = { orgs: [{ status: 'active', limit: null, quotaCount: 0 }], agents: [{ org: 0, status: 'active', scopes: [], rateCount: 0, quotaCount: 0 }], rateLimit: 0, monthlyLimit: 0, grants: [] } as unknown as Case;
     const world = await buildWorld(spec);
     const row = (jti: string) => ({
       agentId: world.agentIds[0], credentialId: null, trustPolicies: null, scope: '', windowStart: 0, month: '2026-11', jti, grantType: 'client_credentials',

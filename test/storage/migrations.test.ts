@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { migrations } from '../../server/migrations/index.js';
 import { migrateDown, migrateToLatest } from '../../server/src/storage/database.js';
+import { platformOrgId } from '../../server/src/tenancy/organization-store.js';
 import { createTestDatabase, isRealPostgres } from '../support/database.js';
 import { startTestServer } from '../support/test-server.js';
 
@@ -45,9 +46,10 @@ describe('migrations', () => {
     try {
       await migrateToLatest(database);
       const { knex } = database;
-      await expect(knex('trust_policies').insert(registrationPolicy)).rejects.toThrow(/registration_policy_names_scopes/);
+      const platform = { org_id: await platformOrgId(knex) };
+      await expect(knex('trust_policies').insert({ ...registrationPolicy, ...platform })).rejects.toThrow(/registration_policy_names_scopes/);
       await migration.down(knex);
-      await knex('trust_policies').insert(registrationPolicy);
+      await knex('trust_policies').insert({ ...registrationPolicy, ...platform });
       await migration.up(knex);
       expect(await knex('trust_policies').where({ id: registrationPolicy.id }).first('scopes')).toEqual({ scopes: [] });
     } finally {

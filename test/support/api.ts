@@ -4,6 +4,7 @@
  * cannot drift from what the server answers.
  */
 import type { TestServer } from './test-server.js';
+import { platformOrgId } from '../../server/src/tenancy/organization-store.js';
 import { ADMIN } from './test-server.js';
 import { assertDocumentedReply } from './openapi.js';
 
@@ -93,4 +94,9 @@ export async function createAgent(
   const credential = await send(server, `/api/v1/agents/${created.body.agentId}/credentials`, bearer(admin, { method: 'POST' }));
   if (credential.status !== 201) throw new Error(`create credential failed: ${credential.status} ${credential.text}`);
   return { agentId: created.body.agentId, orgId: created.body.orgId, clientSecret: credential.body.clientSecret, credentialId: credential.body.credentialId };
+}
+
+/** The id of the platform organization of a test server's database (the bootstrap admin's). */
+export function platformOrgIdOf(server: TestServer): Promise<string> {
+  return platformOrgId(server.deps.knex);
 }

@@ -44,6 +44,14 @@ export const ENDPOINTS: readonly Endpoint[] = [
   { method: 'POST', path: '/api/v1/agents/{agentId}/credentials', body: 'none' },
   { method: 'GET', path: '/api/v1/agents/{agentId}/credentials', body: 'none' },
   { method: 'DELETE', path: '/api/v1/agents/{agentId}/credentials/{credentialId}', body: 'none' },
+  { method: 'POST', path: '/api/v1/orgs', body: 'json' },
+  { method: 'GET', path: '/api/v1/orgs', body: 'none' },
+  { method: 'GET', path: '/api/v1/orgs/{orgId}', body: 'none' },
+  { method: 'PATCH', path: '/api/v1/orgs/{orgId}', body: 'json' },
+  { method: 'DELETE', path: '/api/v1/orgs/{orgId}', body: 'none' },
+  { method: 'POST', path: '/api/v1/orgs/{orgId}/suspend', body: 'none' },
+  { method: 'POST', path: '/api/v1/orgs/{orgId}/reactivate', body: 'none' },
+  { method: 'GET', path: '/api/v1/orgs/{orgId}/usage', body: 'none' },
   { method: 'GET', path: '/api/v1/audit', body: 'none' },
   { method: 'GET', path: '/api/v1/audit/verify', body: 'none' },
   { method: 'GET', path: '/api/v1/openapi.json', body: 'none' },
@@ -62,8 +70,8 @@ export class SignedIdToken {
 export interface FuzzWorld extends World {
   readonly server: TestServer;
   readonly github: FakeGitHubIssuer;
-  /** The agent, credential and trust policy that path parameters name. */
-  readonly target: { readonly agentId: string; readonly credentialId: string; readonly policyId: string };
+  /** The agent, credential, trust policy and organization that path parameters name. */
+  readonly target: { readonly agentId: string; readonly credentialId: string; readonly policyId: string; readonly orgId: string };
   stop(): Promise<void>;
 }
 
@@ -77,6 +85,8 @@ export async function startFuzzWorld(): Promise<FuzzWorld> {
   const policies = [await createPolicy({ agentId: agent.agentId }), await createPolicy({ scopes: ['agents:read'] }), await createPolicy({ agentId: target.agentId })];
   expect(policies.map((policy) => policy.status)).toEqual([201, 201, 201]);
   const tokens = await Promise.all([1, 2, 3, 4].map(() => getToken(server, agent.agentId, agent.clientSecret)));
+  const targetOrg = await send(server, '/api/v1/orgs', json('POST', { slug: 'fuzz-target', name: 'Fuzz target' }, admin));
+  expect(targetOrg.status).toBe(201);
   return {
     server,
     github,
@@ -87,7 +97,7 @@ export async function startFuzzWorld(): Promise<FuzzWorld> {
     agentToken: tokens[0],
     policyId: policies[0].body.id,
     spareTokens: tokens.slice(1),
-    target: { agentId: target.agentId, credentialId: target.credentialId, policyId: policies[2].body.id },
+    target: { agentId: target.agentId, credentialId: target.credentialId, policyId: policies[2].body.id, orgId: targetOrg.body.orgId },
     stop: async () => {
       await server.stop();
       await github.close();
@@ -97,9 +107,22 @@ export async function startFuzzWorld(): Promise<FuzzWorld> {
 
 export const naturalType = (as: 'json' | 'form') => (as === 'json' ? 'application/json' : 'application/x-www-form-urlencoded');
 
-export function fillTemplate(path: string, params: { agentId: string; credentialId: string; id: string }): string {
-  return path.replace('{agentId}', params.agentId).replace('{credentialId}', params.credentialId).replace('{id}', params.id);
+/** `{orgId}` takes `params.orgId`, or the `id` segment when none is given. */
+export function fillTemplate(path: string, params: { agentId: string; credentialId: string; id: string; orgId?: string }): string {
+  return path
+    .replace('{agentId}', params.agentId)
+    .replace('{credentialId}', params.credentialId)
+    .replace('{id}', params.id)
+    .replace('{orgId}', params.orgId ?? params.id);
 }
+
+/** The path parameters of the world's targets. */
+export const targetParams = (world: FuzzWorld) => ({
+  agentId: world.target.agentId,
+  credentialId: world.target.credentialId,
+  id: world.target.policyId,
+  orgId: world.target.orgId,
+});
 
 /** The body text of these fields, with every SignedIdToken minted now (a jti is good once). */
 export async function encodeBody(github: FakeGitHubIssuer, fields: Record<string, unknown>, as: 'json' | 'form', repeat?: string): Promise<string> {
