@@ -13,7 +13,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { migrations } from '../../server/migrations/index.js';
+import type { Knex } from 'knex';
+import { migrations, type Migration } from '../../server/migrations/index.js';
 import { canonicalJson, GENESIS_HASH } from '../../server/src/audit/audit-chain.js';
 import { encodeHeader, signJwt } from '../../server/src/keys/jwt.js';
 import { hashClientSecret } from '../../server/src/oauth/client-secrets.js';
@@ -52,13 +53,12 @@ async function upgradableDatabase(): Promise<TestDatabase> {
 
 async function migrateBeforeOrganizations(database: Database): Promise<void> {
   const upTo = migrations.slice(0, migrations.findIndex((migration) => migration.name === BEFORE_ORGANIZATIONS) + 1);
-  await database.knex.migrate.latest({
-    migrationSource: {
-      getMigrations: async () => [...upTo],
-      getMigrationName: (migration) => migration.name,
-      getMigration: async (migration) => migration,
-    },
-  });
+  const migrationSource: Knex.MigrationSource<Migration> = {
+    getMigrations: async () => [...upTo],
+    getMigrationName: (migration) => migration.name,
+    getMigration: async (migration) => migration,
+  };
+  await database.knex.migrate.latest({ migrationSource });
 }
 
 /** The hash an event was linked with before organizations: no orgId in its content. */
