@@ -209,6 +209,25 @@ describe('an agent of the organization without agents:read', () => {
   });
 });
 
+describe('a platform agent without admin:orgs', () => {
+  it('is confined to the platform organization like any tenant', async () => {
+    const agent = await createAgent(server, platform, { name: 'platform-operator', scopes: ADMIN_SCOPES });
+    const token = await getToken(server, agent.agentId, agent.clientSecret);
+    const before = await securityState();
+    expect((await send(server, `/api/v1/agents/${a.agent.agentId}`, bearer(token))).status).toBe(404);
+    expect((await send(server, `/api/v1/agents?orgId=${a.orgId}`, bearer(token))).status).toBe(404);
+    expect((await send(server, `/api/v1/agents/${a.agent.agentId}/suspend`, bearer(token, { method: 'POST' }))).status).toBe(404);
+    expect((await send(server, `/api/v1/oidc/trust-policies/${a.policyId}`, bearer(token, { method: 'DELETE' }))).status).toBe(404);
+    expect((await introspect(token, a.token)).body).toEqual({ active: false });
+    expect((await send(server, '/api/v1/token/revoke', bearer(token, form({ token: a.token })))).status).toBe(200);
+    expect((await send(server, `/api/v1/audit?orgId=${a.orgId}`, bearer(token))).status).toBe(404);
+    expect((await send(server, '/api/v1/orgs', bearer(token))).status).toBe(403);
+    expect((await send(server, `/api/v1/orgs/${a.orgId}`, bearer(token))).status).toBe(404);
+    expect(await securityState()).toEqual(before);
+    expect((await introspect(a.admin, a.token)).body.active).toBe(true);
+  });
+});
+
 describe('the platform admin (admin:orgs)', () => {
   it('acts in both organizations: lists with ?orgId, creates with body orgId, reads their tokens and events', async () => {
     for (const tenant of [a, b]) {
