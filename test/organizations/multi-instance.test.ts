@@ -3,6 +3,7 @@
  * - Suspending an organization on one instance stops its tokens on the other at once (the
  *   token-state lookup reads the organization), and its grants there; reactivation restores
  *   new issuance, never the old tokens.
+ * - maxAgents holds under concurrent creations on both instances.
  * - The organization's monthly limit is exact under 300 concurrent grants split across both
  *   instances and several agents, and another organization's grants are unaffected.
  * Test servers run with MONTHLY_TOKEN_LIMIT=0 and RATE_LIMIT_PER_MINUTE=0 (their defaults).
@@ -87,6 +88,19 @@ describeWithPostgres('organizations across two instances', () => {
     for (const server of [first, second]) expect((await introspect(server, platform, token)).body).toEqual({ active: false });
     const fresh = await getToken(first, agent.agentId, agent.clientSecret);
     expect((await introspect(second, platform, fresh)).body).toMatchObject({ active: true, org_id: orgId });
+  });
+
+  it('never exceeds maxAgents under concurrent creations on both instances', async () => {
+    const orgId = await createOrg('crowded-across', { maxAgents: 7 });
+    const replies = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => send(i % 2 ? first : second, '/api/v1/agents', json('POST', { name: `racer-${i}`, orgId }, platform))),
+    );
+    expect(countBy(replies)).toEqual({ 201: 7, 403: 33 });
+    for (const refusal of replies.filter((reply) => reply.status === 403)) {
+      expect(refusal.body).toEqual({ code: 'FORBIDDEN', message: "The organization's limit of 7 agents has been reached." });
+    }
+    expect(Number((await first.deps.knex('agents').where({ org_id: orgId }).count({ n: '*' }))[0].n)).toBe(7);
+    expect(await readWholeAuditLog(first, platform, `&orgId=${orgId}&type=agent.created`)).toHaveLength(7);
   });
 
   it('grants exactly the organization’s monthly limit under 300 concurrent grants across both instances', async () => {
