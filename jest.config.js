@@ -15,6 +15,8 @@ export const SLOW = [
   // Two instances on one database under concurrent load; the link cut while requests flow.
   'test/reliability/multi-instance.test.ts',
   'test/reliability/database-outage.test.ts',
+  // Organizations across two instances: suspension, and the monthly limit under 300 concurrent grants.
+  'test/organizations/multi-instance.test.ts',
   // The bundled actions as runner processes (their sources are tested in process: *-run, lib-*).
   'test/actions/issue-token-dist.test.ts',
   'test/actions/issue-token-e2e.test.ts',

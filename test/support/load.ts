@@ -68,6 +68,7 @@ export interface AuditEventView {
   readonly id: string;
   readonly type: string;
   readonly agentId: string | null;
+  readonly orgId: string;
   readonly actor: string;
   readonly data: Record<string, any>;
   readonly createdAt: string;

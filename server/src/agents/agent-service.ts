@@ -14,7 +14,7 @@ import { Conflict, NotFound } from '../errors.js';
 import { generateClientSecret } from '../oauth/client-secrets.js';
 import { revokeLiveTokens } from '../oauth/token-store.js';
 import { findOrganization } from '../tenancy/organization-store.js';
-import { assertMayAddAgent, assertScopesAllowedIn, organizationFor } from '../tenancy/organization-scope.js';
+import { assertAcceptsChanges, assertMayAddAgent, assertScopesAllowedIn, organizationFor } from '../tenancy/organization-scope.js';
 import type { Agent } from './agent.js';
 import { findAgent, insertAgent, listAgents, updateAgent, type AgentPageQuery } from './agent-store.js';
 import {
@@ -150,6 +150,9 @@ export class AgentService {
     return this.change(caller, agentId, async (trx, current) => {
       assertMayManage(caller, current);
       assertNotDecommissioned(current);
+      // No new credential in a suspended organization (organization-scope.ts: new things only in an active one).
+      const org = await findOrganization(trx, current.orgId);
+      if (org) assertAcceptsChanges(org);
       const secret = generateClientSecret();
       const credential = await insertCredential(trx, current, secret);
       await appendAuditEvent(trx, { type: 'credential.created', agentId, actor: actorOf(caller), data: { credentialId: credential.credentialId } });

@@ -11,6 +11,7 @@ import { actorOf, requireScope, type Caller } from '../authorization/caller.js';
 import { assertMayDelegate, assertMayManage } from '../authorization/escalation.js';
 import { assertVisible, mayActIn } from '../authorization/tenancy.js';
 import { assertAcceptsChanges, assertScopesAllowedIn, organizationFor } from '../tenancy/organization-scope.js';
+import { findOrganization } from '../tenancy/organization-store.js';
 import type { TrustPolicyInput } from './trust-policy-input.js';
 import { appendAuditEvent } from '../audit/audit-log.js';
 import { Conflict, ValidationFailed } from '../errors.js';
@@ -49,6 +50,8 @@ export class TrustPolicyService {
         }
         assertMayManage(caller, agent);
         if (agent.status === 'decommissioned') throw new Conflict('The agent has been decommissioned.');
+        const org = await findOrganization(trx, agent.orgId);
+        if (org) assertAcceptsChanges(org);
         const lacking = input.scopes?.find((scope) => !agent.scopes.includes(scope));
         if (lacking) throw new ValidationFailed(`The agent does not hold the scope '${lacking}'.`, {}, { field: 'scopes' });
         orgId = agent.orgId;
