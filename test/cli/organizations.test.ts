@@ -146,7 +146,7 @@ describe('sentryagent-idp orgs', () => {
 
     expect(await cli('orgs', 'update', 'platform', '--slug', 'root')).toMatchObject({ exitCode: 4, stderr: "sentryagent-idp: The platform organization's slug cannot change.\n" });
     expect((await cli('orgs', 'update', 'acme')).stderr).toMatch(/^sentryagent-idp: The change is invalid: at least one of slug, name, limits is required/);
-    expect(await cli('orgs', 'update', 'acme', '--monthly-tokens', '-5')).toMatchObject({ exitCode: 2, stderr: expect.stringMatching(/^sentryagent-idp: The change is invalid: --monthly-tokens: /) });
+    expect(await cli('orgs', 'update', 'acme', '--monthly-tokens=-5')).toMatchObject({ exitCode: 2, stderr: expect.stringMatching(/^sentryagent-idp: The change is invalid: --monthly-tokens: /) });
     expect(await cli('orgs', 'update', 'acme', '--max-agents', 'many')).toMatchObject({ exitCode: 2, stderr: 'sentryagent-idp: --max-agents must be a whole number or none (no limit)\n' });
     expect((await cli('orgs', 'update', 'nowhere', '--name', 'x')).exitCode).toBe(3);
   });
@@ -219,7 +219,7 @@ describe('--org on the agents, credentials and policies commands', () => {
     expect(registration).toMatchObject({ orgId: org.orgId, agentId: null });
     expect((await ok('policies', 'list', '--org', 'hooli')).map((p: { id: string }) => p.id)).toEqual([policy.id, registration.id].sort());
     expect((await ok('policies', 'list')).some((p: { orgId: string }) => p.orgId === org.orgId)).toBe(false);
-    expect((await cli('policies', 'add', '--org', 'hooli', '--repository', 'hooli/app')).stdout).toMatch(new RegExp(` {2}organization: +${org.orgId}\\n`));
+    expect((await cli('policies', 'add', '--org', 'hooli', '--repository', 'hooli/web', '--agent', byId.agentId)).stdout).toMatch(new RegExp(` {2}organization: +${org.orgId}\\n`));
 
     expect(await cli('agents', 'list', '--org', 'nowhere')).toMatchObject({ exitCode: 3, stderr: 'sentryagent-idp: Organization not found.\n' });
     expect((await cli('agents', 'create', '--org', 'nowhere', '--name', 'x')).exitCode).toBe(3);
@@ -303,6 +303,15 @@ describe('--org on the agents, credentials and policies commands', () => {
       expect((await ok('agents', 'show', b.agentId)).orgId).toBe(b.orgId);
       expect(await ok('credentials', 'list', b.agentId, '--org', b.orgId)).toHaveLength(1);
       expect((await ok('policies', 'remove', b.policyId, '--org', b.slug)).id).toBe(b.policyId);
+    });
+
+    it('a platform admin:orgs agent is confined by --org too', async () => {
+      const { a, b } = tenants;
+      const platform = await ok('orgs', 'show', 'platform');
+      const admin = agentCaller('00000000-0000-4000-8000-0000000000a1', ['agents:read', 'admin:orgs'], { orgId: platform.orgId, isPlatform: true });
+      expect((await runAs(admin, 'agents', 'show', b.agentId, '--json')).json().orgId).toBe(b.orgId);
+      expect((await runAs(admin, 'agents', 'show', b.agentId, '--org', a.slug)).exitCode).toBe(3);
+      expect((await runAs(admin, 'agents', 'list', '--org', a.slug, '--json')).json().map((agent: { agentId: string }) => agent.agentId)).toEqual([a.agentId]);
     });
 
     it("an agent of A running the CLI: orgs list is refused (5), B is not found (3), its own organization is readable", async () => {
