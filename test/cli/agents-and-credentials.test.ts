@@ -20,10 +20,11 @@ describe('sentryagent-idp agents and credentials', () => {
   let platformOrgId = '';
 
   it('creates an agent before any server has run, audited as operator, in the platform organization', async () => {
-    const platform = (await cli('orgs', 'show', 'platform', '--json')).json();
-    platformOrgId = platform.orgId;
     const created = await cli('agents', 'create', '--name', 'deployer', '--description', 'ships', '--scope', 'agents:read', '--scope', 'audit:read', '--json');
     expect(created.code).toBe(0);
+    // Read after the first change: on an embedded DATA_DIR with no database yet, `orgs show` (read-only) refuses.
+    const platform = (await cli('orgs', 'show', 'platform', '--json')).json();
+    platformOrgId = platform.orgId;
     expect(created.json()).toEqual({
       agentId: expect.stringMatching(/^[0-9a-f-]{36}$/),
       orgId: platform.orgId,

@@ -27,8 +27,8 @@ describe('sentryagent-idp policies', () => {
   let policyId = '';
 
   it('adds a trust policy that lets the workflow get the agent\'s token, audited as operator, in the agent\'s organization', async () => {
-    const platform = (await cli('orgs', 'show', 'platform', '--json')).json();
     agentId = (await cli('agents', 'create', '--name', 'deployer', '--scope', 'agents:read', '--json')).json().agentId;
+    const platform = (await cli('orgs', 'show', 'platform', '--json')).json();
     const added = await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', agentId, '--branch', 'main', '--json');
     expect(added.code).toBe(0);
     expect(added.json()).toEqual({
