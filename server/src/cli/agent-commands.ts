@@ -12,7 +12,7 @@ const STATUSES: readonly AgentStatus[] = ['active', 'suspended', 'decommissioned
 const PAGE_SIZE = 100;
 
 /** An organization in one line: its slug, and its id. */
-export const organizationLabel = (org: Organization) => `${org.slug} (${org.orgId})`;
+const organizationLabel = (org: Organization) => `${org.slug} (${org.orgId})`;
 
 /** The agent's fields; its organization by slug when `org` is given, else by id. */
 export function describeAgent(agent: Agent, org?: Organization): string {

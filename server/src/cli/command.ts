@@ -118,7 +118,7 @@ export function listOption(value: string | boolean | string[] | undefined): stri
 
 /** `--org <slug|id>`: what `inOrganization` adds to a command. */
 const ORG_OPTION = { org: { type: 'string' } } as const;
-const ORG_OPTION_HELP = 'the organization, by slug or id (default: the platform organization); another one\'s resources are not found';
+const ORG_OPTION_HELP = 'the organization, by slug or id: lists and creations are in it (else in the platform organization), and what belongs to another one is not found';
 
 /**
  * The command with `--org <slug|id>`: the organization is resolved with the caller's
