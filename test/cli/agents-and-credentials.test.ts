@@ -17,12 +17,17 @@ afterAll(() => database.drop());
 
 describe('sentryagent-idp agents and credentials', () => {
   let agentId = '';
+  let platformOrgId = '';
 
-  it('creates an agent before any server has run, audited as operator', async () => {
+  it('creates an agent before any server has run, audited as operator, in the platform organization', async () => {
     const created = await cli('agents', 'create', '--name', 'deployer', '--description', 'ships', '--scope', 'agents:read', '--scope', 'audit:read', '--json');
     expect(created.code).toBe(0);
+    // Read after the first change: on an embedded DATA_DIR with no database yet, `orgs show` (read-only) refuses.
+    const platform = (await cli('orgs', 'show', 'platform', '--json')).json();
+    platformOrgId = platform.orgId;
     expect(created.json()).toEqual({
       agentId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      orgId: platform.orgId,
       name: 'deployer',
       description: 'ships',
       status: 'active',
@@ -36,6 +41,7 @@ describe('sentryagent-idp agents and credentials', () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^agent created\n {2}agent id: +[0-9a-f-]{36}\n/);
     expect(text.stdout).toMatch(/scopes: +agents:read tokens:read\n/);
+    expect(text.stdout).toMatch(new RegExp(`organization: +${platform.orgId}\n`));
   });
 
   it('lists agents as a table, or as JSON, filtered by status', async () => {
@@ -76,7 +82,7 @@ describe('sentryagent-idp agents and credentials', () => {
     expect(listedJson.code).toBe(0);
     expect(listedJson.stdout).not.toContain('sk_live_');
     expect(listedJson.json()).toEqual(
-      expect.arrayContaining([{ credentialId: credential.credentialId, clientId: agentId, status: 'active', createdAt: credential.createdAt, revokedAt: null }]),
+      expect.arrayContaining([{ credentialId: credential.credentialId, clientId: agentId, orgId: platformOrgId, status: 'active', createdAt: credential.createdAt, revokedAt: null }]),
     );
     expect(listedJson.json()).toHaveLength(2);
 

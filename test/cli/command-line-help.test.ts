@@ -56,7 +56,7 @@ describe('help and version', () => {
 
 describe('mistakes, in the command line\'s words', () => {
   it('names an unknown option, or one missing its value, in one line', async () => {
-    expect(await cli('agents', 'list', '--colour')).toMatchObject({ exitCode: 2, stderr: 'sentryagent-idp: unknown option --colour\nusage: sentryagent-idp agents list [--status active|suspended|decommissioned]\n' });
+    expect(await cli('agents', 'list', '--colour')).toMatchObject({ exitCode: 2, stderr: 'sentryagent-idp: unknown option --colour\nusage: sentryagent-idp agents list [--status active|suspended|decommissioned] [--org <slug|id>]\n' });
     expect((await cli('agents', 'create', '--name')).stderr).toMatch(/^sentryagent-idp: --name needs a value\n/);
   });
 

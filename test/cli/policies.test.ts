@@ -26,8 +26,9 @@ describe('sentryagent-idp policies', () => {
   let agentId = '';
   let policyId = '';
 
-  it('adds a trust policy that lets the workflow get the agent\'s token, audited as operator', async () => {
+  it('adds a trust policy that lets the workflow get the agent\'s token, audited as operator, in the agent\'s organization', async () => {
     agentId = (await cli('agents', 'create', '--name', 'deployer', '--scope', 'agents:read', '--json')).json().agentId;
+    const platform = (await cli('orgs', 'show', 'platform', '--json')).json();
     const added = await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', agentId, '--branch', 'main', '--json');
     expect(added.code).toBe(0);
     expect(added.json()).toEqual({
@@ -35,6 +36,7 @@ describe('sentryagent-idp policies', () => {
       provider: 'github',
       repository: 'octo-org/octo-repo',
       agentId,
+      orgId: platform.orgId,
       branch: 'main',
       tag: null,
       environment: null,

@@ -4,30 +4,36 @@ import { agentPatchInput, createAgentInput } from '../agents/agent-input.js';
 import type { AgentService } from '../agents/agent-service.js';
 import type { Caller } from '../authorization/caller.js';
 import { parseWith, requireUuid } from '../http/validation.js';
+import type { Organization } from '../tenancy/organization.js';
 import { formatFields, formatTable } from './output.js';
-import { listOption, textOption, usageError, type Command, type Invocation } from './command.js';
+import { inOrganization, listOption, textOption, usageError, type Command, type DatabaseCommand, type Invocation } from './command.js';
 
 const STATUSES: readonly AgentStatus[] = ['active', 'suspended', 'decommissioned'];
 const PAGE_SIZE = 100;
 
-export function describeAgent(agent: Agent): string {
+/** An organization in one line: its slug, and its id. */
+const organizationLabel = (org: Organization) => `${org.slug} (${org.orgId})`;
+
+/** The agent's fields; its organization by slug when `org` is given, else by id. */
+export function describeAgent(agent: Agent, org?: Organization): string {
   return formatFields([
     ['agent id', agent.agentId],
     ['name', agent.name],
     ['description', agent.description ?? '-'],
     ['status', agent.status],
     ['scopes', agent.scopes.join(' ') || '-'],
+    ['organization', org ? organizationLabel(org) : agent.orgId],
     ...(agent.registeredRepository ? ([['registered by', agent.registeredRepository]] as const) : []),
     ['created', agent.createdAt],
     ['updated', agent.updatedAt],
   ]);
 }
 
-async function listAllAgents(service: AgentService, caller: Caller, status: AgentStatus | undefined): Promise<Agent[]> {
+async function listAllAgents(service: AgentService, caller: Caller, orgId: string | undefined, status: AgentStatus | undefined): Promise<Agent[]> {
   const all: Agent[] = [];
   let after: { createdAt: string; agentId: string } | undefined;
   for (;;) {
-    const { agents, hasMore } = await service.list(caller, { limit: PAGE_SIZE, status, after });
+    const { agents, hasMore } = await service.list(caller, { orgId, limit: PAGE_SIZE, status, after });
     all.push(...agents);
     if (!hasMore) return all;
     const last = agents[agents.length - 1];
@@ -37,7 +43,7 @@ async function listAllAgents(service: AgentService, caller: Caller, status: Agen
 
 type Transition = 'suspend' | 'reactivate' | 'decommission';
 
-function transitionCommand(verb: Transition, summary: string): Command {
+function transitionCommand(verb: Transition, summary: string): DatabaseCommand {
   const isFinal = verb === 'decommission';
   return {
     name: `agents ${verb}`,
@@ -56,7 +62,7 @@ function transitionCommand(verb: Transition, summary: string): Command {
   };
 }
 
-export const agentCommands: Command[] = [
+const commands: DatabaseCommand[] = [
   {
     name: 'agents create',
     summary: 'create an agent (then give it a credential or a trust policy)',
@@ -67,11 +73,11 @@ export const agentCommands: Command[] = [
       description: 'what the agent is for',
       scope: 'a scope it may hold (agents:read, agents:write, tokens:read, audit:read, …); repeat, or space-separate',
     },
-    run: async ({ services, caller, output }, { options }) => {
+    run: async ({ services, caller, orgId, output }, { options }) => {
       if (options.name === undefined) throw usageError('--name is required');
       const input = parseWith(
         createAgentInput,
-        { name: textOption(options.name), description: textOption(options.description), scopes: listOption(options.scope) },
+        { orgId, name: textOption(options.name), description: textOption(options.description), scopes: listOption(options.scope) },
         'The agent',
       );
       const agent = await services.agents.create(caller, input);
@@ -80,17 +86,17 @@ export const agentCommands: Command[] = [
   },
   {
     name: 'agents list',
-    summary: 'list every agent, oldest first',
+    summary: 'list the agents of an organization, oldest first',
     readsOnly: true,
     synopsis: '[--status active|suspended|decommissioned]',
     options: { status: { type: 'string' } },
     optionHelp: { status: 'only agents in this status: active, suspended or decommissioned' },
-    run: async ({ services, caller, output }, { options }) => {
+    run: async ({ services, caller, orgId, output }, { options }) => {
       const status = textOption(options.status);
       if (status !== undefined && !STATUSES.includes(status as AgentStatus)) {
         throw usageError(`--status must be one of ${STATUSES.join(', ')}`);
       }
-      const agents = await listAllAgents(services.agents, caller, status as AgentStatus | undefined);
+      const agents = await listAllAgents(services.agents, caller, orgId, status as AgentStatus | undefined);
       output.result(agents, () =>
         formatTable(
           ['AGENT ID', 'NAME', 'STATUS', 'SCOPES', 'CREATED'],
@@ -107,7 +113,8 @@ export const agentCommands: Command[] = [
     arguments: ['agentId'],
     run: async ({ services, caller, output }, { args }) => {
       const agent = await services.agents.get(caller, requireUuid(args[0], 'agentId'));
-      output.result(agent, () => describeAgent(agent));
+      const org = output.isJson ? undefined : await services.organizations.get(caller, agent.orgId);
+      output.result(agent, () => describeAgent(agent, org));
     },
   },
   {
@@ -139,3 +146,6 @@ export const agentCommands: Command[] = [
   transitionCommand('reactivate', 'reactivate a suspended agent'),
   transitionCommand('decommission', 'decommission an agent (final: its credentials and tokens die)'),
 ];
+
+/** Each takes `--org`: a list or a creation is in that organization, an agent of another one is not found. */
+export const agentCommands: Command[] = commands.map(inOrganization);

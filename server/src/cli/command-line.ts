@@ -20,13 +20,22 @@ import { auditCommands } from './audit-commands.js';
 import { credentialCommands } from './credential-commands.js';
 import { runOnEmbeddedDatabase } from './embedded-session.js';
 import type { OperatorReply, OperatorRequest } from './operator-socket.js';
+import { orgCommands } from './org-commands.js';
 import { policyCommands } from './policy-commands.js';
 import { keyCommands } from './key-commands.js';
 import { serverCommands } from './server-commands.js';
 import { CliError, EXIT, runOnDatabase, usageError, type Command, type Invocation, type RunOptions } from './command.js';
 import { bufferedOutput, type Output } from './output.js';
 
-const COMMANDS: readonly Command[] = [...serverCommands, ...keyCommands, ...agentCommands, ...credentialCommands, ...policyCommands, ...auditCommands];
+const COMMANDS: readonly Command[] = [
+  ...serverCommands,
+  ...keyCommands,
+  ...orgCommands,
+  ...agentCommands,
+  ...credentialCommands,
+  ...policyCommands,
+  ...auditCommands,
+];
 
 function usageLine(command: Command): string {
   return [`sentryagent-idp ${command.name}`, ...(command.arguments ?? []).map((name) => `<${name}>`), command.synopsis ?? '']

@@ -5,7 +5,8 @@
  */
 import type { ParseArgsConfig } from 'node:util';
 import type { Knex } from 'knex';
-import { OPERATOR_CALLER, type Caller } from '../authorization/caller.js';
+import { agentCaller, OPERATOR_CALLER, operatorIn, type Caller } from '../authorization/caller.js';
+import { isCrossOrganization } from '../authorization/tenancy.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import { loadKeyRing } from '../keys/key-ring.js';
@@ -53,6 +54,12 @@ export interface CommandContext {
   readonly services: OperatorServices;
   /** The signing keys; its key-encryption keys are found on first use (which on the embedded database may create one). */
   readonly keys: SigningKeyService;
+  /**
+   * The organization `--org` named (commands made with `inOrganization`), when it was
+   * given; `caller` is then confined to it. Unset: the services' default, the caller's own
+   * organization (the operator's: the platform organization).
+   */
+  readonly orgId?: string;
 }
 
 export interface Invocation {
@@ -109,6 +116,45 @@ export function listOption(value: string | boolean | string[] | undefined): stri
   return (Array.isArray(value) ? value : [value]).flatMap((item) => item.split(/[\s,]+/)).filter(Boolean);
 }
 
+/** `--org <slug|id>`: what `inOrganization` adds to a command. */
+const ORG_OPTION = { org: { type: 'string' } } as const;
+const ORG_OPTION_HELP = 'the organization, by slug or id: lists and creations are in it (else in the platform organization), and what belongs to another one is not found';
+
+/**
+ * The command with `--org <slug|id>`: the organization is resolved with the caller's
+ * authority (exit 3 for one that does not exist or that the caller may not act in), and
+ * the command runs confined to it: `context.orgId` names it (for a list or a creation),
+ * and `context.caller` can reach nothing of another organization, which is then answered
+ * "not found" like a resource that does not exist.
+ */
+export function inOrganization(command: DatabaseCommand): DatabaseCommand {
+  if (command.options && 'org' in command.options) throw new Error(`${command.name} declares --org itself`);
+  return {
+    ...command,
+    synopsis: [command.synopsis, '[--org <slug|id>]'].filter(Boolean).join(' '),
+    options: { ...command.options, ...ORG_OPTION },
+    optionHelp: { ...command.optionHelp, org: ORG_OPTION_HELP },
+    run: async (context, invocation) => {
+      const slugOrId = textOption(invocation.options.org);
+      if (slugOrId === undefined) return command.run(context, invocation);
+      const { orgId } = await context.services.organizations.resolve(context.caller, slugOrId);
+      return command.run({ ...context, caller: confinedTo(context.caller, orgId), orgId }, invocation);
+    },
+  };
+}
+
+/**
+ * The caller, able to act only in `orgId` (one it may act in). The operator becomes the
+ * operator of that organization; an agent of it already is confined there, and a
+ * platform admin:orgs agent keeps its scopes in it except admin:orgs, which is what
+ * reaches across organizations.
+ */
+function confinedTo(caller: Caller, orgId: string): Caller {
+  if (caller.kind === 'operator') return operatorIn(orgId);
+  if (!isCrossOrganization(caller)) return caller;
+  return agentCaller(caller.agentId, caller.scopes, { orgId, isPlatform: false });
+}
+
 export function textOption(value: string | boolean | string[] | undefined): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
@@ -154,8 +200,27 @@ export async function runOnDatabase(
   }
 }
 
-/** A field of a service's input, as the option that carries it: `scopes` is `--scope`. */
-const OPTION_OF_FIELD: Readonly<Record<string, string>> = { scopes: 'scope', agentId: 'agent', allowedEvents: 'allow-event' };
+/** A field of a service's input, as the option that carries it: `scopes` is `--scope`, `limits.maxAgents` is `--max-agents`. */
+const OPTION_OF_FIELD: Readonly<Record<string, string>> = {
+  scopes: 'scope',
+  agentId: 'agent',
+  allowedEvents: 'allow-event',
+  'limits.monthlyTokens': 'monthly-tokens',
+  'limits.maxAgents': 'max-agents',
+  'limits.maxWebhookEndpoints': 'max-webhook-endpoints',
+  'admin.name': 'admin-name',
+  'admin.scopes': 'admin-scope',
+};
+
+/** The option that carries a field's path (`admin.scopes.0`: `admin-scope`): the longest known prefix, else the first segment in kebab case. */
+function optionOfPath(path: string): string {
+  const segments = path.split('.');
+  for (let length = segments.length; length > 0; length--) {
+    const option = OPTION_OF_FIELD[segments.slice(0, length).join('.')];
+    if (option) return option;
+  }
+  return segments[0].replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+}
 
 /**
  * A validation error in the command line's words: `--scope` rather than the API's
@@ -166,8 +231,7 @@ function inCommandLineWords(error: unknown, command: CommandInfo): unknown {
   const issues = (error.details as { issues?: { path: string; message: string }[] } | undefined)?.issues;
   const first = issues?.[0];
   if (!first?.path) return error;
-  const field = first.path.split('.')[0];
-  const option = OPTION_OF_FIELD[field] ?? field.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+  const option = optionOfPath(first.path);
   if (!command.options || !(option in command.options)) return error;
   return new CliError(error.message.replace(`: ${first.path}: `, `: --${option}: `), EXIT.usage, 'validation_error');
 }

@@ -1,9 +1,9 @@
 /** credentials create | list | revoke, through the agent service. */
 import { requireUuid } from '../http/validation.js';
 import { formatFields, formatTable } from './output.js';
-import type { Command } from './command.js';
+import { inOrganization, type Command, type DatabaseCommand } from './command.js';
 
-export const credentialCommands: Command[] = [
+const commands: DatabaseCommand[] = [
   {
     name: 'credentials create',
     summary: 'create a client credential for an agent; the secret is shown this once',
@@ -49,3 +49,6 @@ export const credentialCommands: Command[] = [
     },
   },
 ];
+
+/** Each takes `--org`: an agent of another organization is not found. */
+export const credentialCommands: Command[] = commands.map(inOrganization);

@@ -5,7 +5,7 @@ import type { TrustPolicyService } from '../github/trust-policy-service.js';
 import type { StoredTrustPolicy } from '../github/trust-policy-store.js';
 import { requireUuid } from '../http/validation.js';
 import { formatFields, formatTable } from './output.js';
-import { listOption, textOption, usageError, type Command } from './command.js';
+import { inOrganization, listOption, textOption, usageError, type Command, type DatabaseCommand } from './command.js';
 
 const PAGE_SIZE = 100;
 
@@ -29,6 +29,7 @@ function describePolicy(policy: StoredTrustPolicy): string {
     ['repository id', policy.repositoryId ?? '(bound at the first exchange)'],
     ['owner id', policy.repositoryOwnerId ?? '(bound at the first exchange)'],
     ['constraints', constraintsOf(policy)],
+    ['organization', policy.orgId],
     ['created', policy.createdAt],
   ]);
 }
@@ -39,18 +40,18 @@ function refOf(policy: StoredTrustPolicy): string {
   return policy.branch ? `branch ${policy.branch}` : 'any branch';
 }
 
-async function listAllPolicies(service: TrustPolicyService, caller: Caller, agentId: string | undefined): Promise<StoredTrustPolicy[]> {
+async function listAllPolicies(service: TrustPolicyService, caller: Caller, orgId: string | undefined, agentId: string | undefined): Promise<StoredTrustPolicy[]> {
   const all: StoredTrustPolicy[] = [];
   let afterId: string | undefined;
   for (;;) {
-    const { policies, hasMore } = await service.list(caller, { agentId, afterId, limit: PAGE_SIZE });
+    const { policies, hasMore } = await service.list(caller, { orgId, agentId, afterId, limit: PAGE_SIZE });
     all.push(...policies);
     if (!hasMore) return all;
     afterId = policies[policies.length - 1].id;
   }
 }
 
-export const policyCommands: Command[] = [
+const commands: DatabaseCommand[] = [
   {
     name: 'policies add',
     summary: 'add a GitHub trust policy (without --agent: a registration policy)',
@@ -83,10 +84,11 @@ export const policyCommands: Command[] = [
       'allow-event': 'let this privileged event in: pull_request_target, workflow_run or issue_comment; repeatable',
       scope: "what a workflow may obtain, a subset of the agent's scopes; repeatable; a registration policy needs it ('' for none)",
     },
-    run: async ({ services, caller, output }, { options }) => {
+    run: async ({ services, caller, orgId, output }, { options }) => {
       if (options.repository === undefined) throw usageError('--repository is required');
       const policy = parseTrustPolicyInput({
         provider: 'github',
+        orgId,
         repository: textOption(options.repository),
         agentId: textOption(options.agent),
         branch: textOption(options.branch),
@@ -105,14 +107,14 @@ export const policyCommands: Command[] = [
   },
   {
     name: 'policies list',
-    summary: 'list the trust policies (--agent: of one agent)',
+    summary: "list the trust policies of an organization (--agent: of one agent)",
     readsOnly: true,
     synopsis: '[--agent <agentId>]',
     options: { agent: { type: 'string' } },
     optionHelp: { agent: "only this agent's policies" },
-    run: async ({ services, caller, output }, { options }) => {
+    run: async ({ services, caller, orgId, output }, { options }) => {
       const agent = textOption(options.agent);
-      const policies = await listAllPolicies(services.trustPolicies, caller, agent === undefined ? undefined : requireUuid(agent, '--agent'));
+      const policies = await listAllPolicies(services.trustPolicies, caller, orgId, agent === undefined ? undefined : requireUuid(agent, '--agent'));
       output.result(policies, () =>
         formatTable(
           ['POLICY ID', 'REPOSITORY', 'AGENT', 'REF', 'CONSTRAINTS'],
@@ -132,3 +134,6 @@ export const policyCommands: Command[] = [
     },
   },
 ];
+
+/** Each takes `--org`: a list or a new policy is in that organization, a policy (or agent) of another one is not found. */
+export const policyCommands: Command[] = commands.map(inOrganization);
