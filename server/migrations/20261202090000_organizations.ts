@@ -161,57 +161,84 @@ async function createIssueGrants(knex: Knex): Promise<void> {
           from counts;
       end if;
 
-      -- Lock each (agent, month) row and read its count: the no-op update of an existing
-      -- row returns it as it is, after any concurrent batch has committed.
-      with locked as (
+      -- The agent's month, only when it has a limit: lock each (agent, month) row and read its
+      -- count (the no-op update of an existing row returns it as it is, after any concurrent
+      -- batch has committed), then rank the batch's grants on it.
+      fits := rated;
+      if p_monthly_limit > 0 then
+        with locked as (
+          insert into token_quotas as q (agent_id, month, count)
+            select distinct p_agent[s.i], p_month[s.i], 0 from generate_series(1, n) as s(i) where rated[s.i]
+            order by 1, 2
+            on conflict (agent_id, month) do update set count = q.count
+            returning q.agent_id, q.month, q.count)
+        select array_agg(agent_id), array_agg(month), array_agg(count) into q_agent, q_month, q_before from locked;
+        with ranked as (
+          select s.i, b.prior + row_number() over (partition by b.agent, b.month order by s.i) as count
+            from generate_series(1, n) as s(i)
+            join unnest(q_agent, q_month, q_before) as b(agent, month, prior)
+              on b.agent = p_agent[s.i] and b.month = p_month[s.i]
+            where rated[s.i])
+        select array_agg(r.count <= p_monthly_limit is true order by s.i) into fits
+          from generate_series(1, n) as s(i) left join ranked r on r.i = s.i;
+      end if;
+
+      -- The same for each (organization, month) with a limit, in agent order, among the grants
+      -- that fit their agent's month. Up to the grant that fills the organization's month every
+      -- grant that fits is admitted, so the agent ranks above are exact there; after it every
+      -- grant of that organization is refused, and only which step refused it is settled below.
+      admitted := fits;
+      if exists (select 1 from generate_series(1, n) as s(i) where fits[s.i] and limits[s.i] is not null) then
+        with locked as (
+          insert into org_token_quotas as q (org_id, month, count)
+            select distinct orgs[s.i], p_month[s.i], 0 from generate_series(1, n) as s(i) where fits[s.i] and limits[s.i] is not null
+            order by 1, 2
+            on conflict (org_id, month) do update set count = q.count
+            returning q.org_id, q.month, q.count)
+        select array_agg(org_id), array_agg(month), array_agg(count) into o_org, o_month, o_before from locked;
+        with ranked as (
+          select s.i, b.prior + row_number() over (partition by b.org, b.month order by p_agent[s.i], s.i) as count
+            from generate_series(1, n) as s(i)
+            join unnest(o_org, o_month, o_before) as b(org, month, prior)
+              on b.org = orgs[s.i] and b.month = p_month[s.i]
+            where fits[s.i])
+        select array_agg(case when limits[s.i] is null then fits[s.i] else r.count <= limits[s.i] is true end order by s.i) into admitted
+          from generate_series(1, n) as s(i) left join ranked r on r.i = s.i;
+      end if;
+
+      -- Both months count every grant admitted, limit or not (usage): one upsert each, whose
+      -- returned count less the batch's grants is the count before them (the rows a limit
+      -- locked above are this statement's already). A grant's count is that plus its rank.
+      with added as (
+        select p_agent[s.i] as agent, p_month[s.i] as month, count(*) as added
+          from generate_series(1, n) as s(i) where admitted[s.i] group by 1, 2),
+      raised as (
         insert into token_quotas as q (agent_id, month, count)
-          select distinct p_agent[s.i], p_month[s.i], 0 from generate_series(1, n) as s(i) where rated[s.i]
-          order by 1, 2
-          on conflict (agent_id, month) do update set count = q.count
-          returning q.agent_id, q.month, q.count)
-      select array_agg(agent_id), array_agg(month), array_agg(count) into q_agent, q_month, q_before from locked;
-      with ranked as (
-        select s.i, b.prior + row_number() over (partition by b.agent, b.month order by s.i) as count
+          select agent, month, added from added order by 1, 2
+          on conflict (agent_id, month) do update set count = q.count + excluded.count
+          returning q.agent_id, q.month, q.count),
+      counted as (
+        select s.i, r.count - a.added + row_number() over (partition by p_agent[s.i], p_month[s.i] order by s.i) as count
           from generate_series(1, n) as s(i)
-          join unnest(q_agent, q_month, q_before) as b(agent, month, prior)
-            on b.agent = p_agent[s.i] and b.month = p_month[s.i]
-          where rated[s.i]),
-      fitted as (
-        select s.i, case when p_monthly_limit <= 0 or r.count <= p_monthly_limit then r.count::int end as count
-          from generate_series(1, n) as s(i) left join ranked r on r.i = s.i)
-      select array_agg(count order by i), array_agg(count is not null order by i) into quotas, fits from fitted;
-
-      -- The same for each (organization, month), in agent order, among the grants that fit their
-      -- agent's month. Up to the grant that fills the organization's month every grant that fits
-      -- is admitted, so the agent ranks above are exact there; after it every grant of that
-      -- organization is refused, and only which step refused it is settled below.
-      with locked as (
+          join added a on a.agent = p_agent[s.i] and a.month = p_month[s.i]
+          join raised r on r.agent_id = p_agent[s.i] and r.month = p_month[s.i]
+          where admitted[s.i])
+      select array_agg(c.count::int order by s.i) into quotas from generate_series(1, n) as s(i) left join counted c on c.i = s.i;
+      with added as (
+        select orgs[s.i] as org, p_month[s.i] as month, count(*) as added
+          from generate_series(1, n) as s(i) where admitted[s.i] group by 1, 2),
+      raised as (
         insert into org_token_quotas as q (org_id, month, count)
-          select distinct orgs[s.i], p_month[s.i], 0 from generate_series(1, n) as s(i) where fits[s.i]
-          order by 1, 2
-          on conflict (org_id, month) do update set count = q.count
-          returning q.org_id, q.month, q.count)
-      select array_agg(org_id), array_agg(month), array_agg(count) into o_org, o_month, o_before from locked;
-      with ranked as (
-        select s.i, b.prior + row_number() over (partition by b.org, b.month order by p_agent[s.i], s.i) as count
+          select org, month, added from added order by 1, 2
+          on conflict (org_id, month) do update set count = q.count + excluded.count
+          returning q.org_id, q.month, q.count),
+      counted as (
+        select s.i, r.count - a.added + row_number() over (partition by orgs[s.i], p_month[s.i] order by p_agent[s.i], s.i) as count
           from generate_series(1, n) as s(i)
-          join unnest(o_org, o_month, o_before) as b(org, month, prior)
-            on b.org = orgs[s.i] and b.month = p_month[s.i]
-          where fits[s.i]),
-      fitted as (
-        select s.i, case when limits[s.i] is null or r.count <= limits[s.i] then r.count::int end as count
-          from generate_series(1, n) as s(i) left join ranked r on r.i = s.i)
-      select array_agg(count order by i), array_agg(count is not null order by i) into org_quotas, admitted from fitted;
-
-      -- Only grants that passed every step count; the rows are already locked by this statement.
-      update token_quotas q set count = q.count + a.added
-        from (select p_agent[s.i] as agent, p_month[s.i] as month, count(*) as added
-                from generate_series(1, n) as s(i) where admitted[s.i] group by 1, 2) as a
-        where q.agent_id = a.agent and q.month = a.month;
-      update org_token_quotas q set count = q.count + a.added
-        from (select orgs[s.i] as org, p_month[s.i] as month, count(*) as added
-                from generate_series(1, n) as s(i) where admitted[s.i] group by 1, 2) as a
-        where q.org_id = a.org and q.month = a.month;
+          join added a on a.org = orgs[s.i] and a.month = p_month[s.i]
+          join raised r on r.org_id = orgs[s.i] and r.month = p_month[s.i]
+          where admitted[s.i])
+      select array_agg(c.count::int order by s.i) into org_quotas from generate_series(1, n) as s(i) left join counted c on c.i = s.i;
 
       insert into access_tokens (jti, agent_id, credential_id, trust_policy_ids, grant_type, scope, issued_at, expires_at)
         select p_jti[s.i], p_agent[s.i], p_credential[s.i], string_to_array(p_trust_policies[s.i], ' ')::uuid[], p_grant_type[s.i], p_scopes[s.i],
@@ -223,14 +250,16 @@ async function createIssueGrants(knex: Knex): Promise<void> {
 
       -- A grant refused by a month, decided alone, would see only the grants of its agent
       -- admitted before it: its agent's month refuses it if those fill it, else its organization's.
-      with settled as (
-        select s.i, b.prior + (select count(*) from generate_series(1, s.i - 1) as e(j)
-                                 where admitted[e.j] and p_agent[e.j] = p_agent[s.i] and p_month[e.j] = p_month[s.i]) as before
-          from generate_series(1, n) as s(i)
-          join unnest(q_agent, q_month, q_before) as b(agent, month, prior) on b.agent = p_agent[s.i] and b.month = p_month[s.i]
-          where rated[s.i] and not admitted[s.i])
-      select array_agg(st.before order by s.i) into q_settled
-        from generate_series(1, n) as s(i) left join settled st on st.i = s.i;
+      if exists (select 1 from generate_series(1, n) as s(i) where rated[s.i] and not admitted[s.i]) then
+        with settled as (
+          select s.i, coalesce((select q.count from token_quotas q where q.agent_id = p_agent[s.i] and q.month = p_month[s.i]), 0)
+                      - (select count(*) from generate_series(1, n) as e(j)
+                           where admitted[e.j] and p_agent[e.j] = p_agent[s.i] and p_month[e.j] = p_month[s.i] and e.j > s.i) as before
+            from generate_series(1, n) as s(i)
+            where rated[s.i] and not admitted[s.i])
+        select array_agg(st.before order by s.i) into q_settled
+          from generate_series(1, n) as s(i) left join settled st on st.i = s.i;
+      end if;
 
       return query
         -- rates and quotas hold nothing for a grant their step did not count.

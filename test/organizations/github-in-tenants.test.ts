@@ -107,6 +107,34 @@ describe('registration into an organization', () => {
     }
   });
 
+  it('refuses a repository that two organizations name, even when only one of their policies matches the run', async () => {
+    // A tenant writes a looser policy for another tenant's repository, to catch the runs the owner's policy leaves out.
+    const [owner, intruder] = [await createTenant(), await createTenant()];
+    const repository = newRepository();
+    await send(h.server, '/api/v1/oidc/trust-policies', json('POST', { provider: 'github', repository: repository.name, branch: 'release/*', scopes: ['agents:read'] }, owner.admin));
+    await registrationPolicyOf(intruder, repository);
+    const refused = await registerFrom(repository, 'caught'); // push-main: only the intruder's policy matches
+    expect(refused.status).toBe(403);
+    expect(refused.body).toEqual(REFUSAL.violation);
+    const intruderEvents = await send(h.server, '/api/v1/audit?type=oidc.register.refused', bearer(intruder.admin));
+    expect(intruderEvents.body.data).toEqual([]); // the refusal is the platform's: no tenant learns of the other's run
+    const platformEvents = await send(h.server, '/api/v1/audit?type=oidc.register.refused', bearer(h.admin));
+    expect(platformEvents.body.data[0].data).toMatchObject({ reason: 'registration policies of several organizations name this repository', name: 'caught' });
+  });
+
+  it("no longer counts a decommissioned organization's registration policies, and records identity bindings in the registering organization", async () => {
+    const [gone, next] = [await createTenant(), await createTenant()];
+    const repository = newRepository();
+    await registrationPolicyOf(gone, repository);
+    expect((await send(h.server, `/api/v1/orgs/${gone.orgId}`, bearer(h.admin, { method: 'DELETE' }))).body.status).toBe('decommissioned');
+    await registrationPolicyOf(next, repository);
+    const registered = await registerFrom(repository, 'after');
+    expect(registered.body).toMatchObject({ orgId: next.orgId, created: true });
+    const bound = await send(h.server, '/api/v1/audit?type=trust_policy.bound', bearer(next.admin));
+    expect(bound.body.data.length).toBeGreaterThan(0);
+    expect(bound.body.data.every((event: { orgId: string }) => event.orgId === next.orgId)).toBe(true);
+  });
+
   it('refuses registration into a suspended organization, and into one at maxAgents', async () => {
     const suspended = await createTenant();
     const repository = newRepository();

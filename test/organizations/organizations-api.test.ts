@@ -291,6 +291,48 @@ describe('suspension', () => {
   });
 });
 
+describe('reactivation', () => {
+  // A grant whose statement began before a suspension committed records its token after the
+  // suspension revoked the others: here, the revocation mark taken off again by hand.
+  const unrevoke = (token: string) => server.deps.knex('access_tokens').where({ jti: claimsOfJwt(token).jti }).update({ revoked_at: null });
+
+  it('of an organization revokes a token that raced its suspension, rather than bringing it back', async () => {
+    const org = await createOrg();
+    const worker = await createAgent(server, org.admin, { name: 'racer', scopes: ['agents:read'] });
+    const raced = await getToken(server, worker.agentId, worker.clientSecret);
+    await send(server, `/api/v1/orgs/${org.orgId}/suspend`, bearer(platform, { method: 'POST' }));
+    await unrevoke(raced);
+    expect((await introspect(platform, raced)).body).toEqual({ active: false }); // the organization's status holds it while suspended
+    await send(server, `/api/v1/orgs/${org.orgId}/reactivate`, bearer(platform, { method: 'POST' }));
+    expect((await introspect(platform, raced)).body).toEqual({ active: false });
+  });
+
+  it('of an agent does the same', async () => {
+    const org = await createOrg();
+    const worker = await createAgent(server, org.admin, { name: 'racer', scopes: ['agents:read'] });
+    const raced = await getToken(server, worker.agentId, worker.clientSecret);
+    await send(server, `/api/v1/agents/${worker.agentId}/suspend`, bearer(org.admin, { method: 'POST' }));
+    await unrevoke(raced);
+    expect((await introspect(platform, raced)).body).toEqual({ active: false });
+    await send(server, `/api/v1/agents/${worker.agentId}/reactivate`, bearer(org.admin, { method: 'POST' }));
+    expect((await introspect(platform, raced)).body).toEqual({ active: false });
+    expect((await introspect(platform, await getToken(server, worker.agentId, worker.clientSecret))).body.active).toBe(true);
+  });
+
+  it('takes every scope the organization\'s agents hold, as suspension does (no escalation)', async () => {
+    const org = await createOrg(); // its admin holds agents:write, audit:read, …
+    await send(server, `/api/v1/orgs/${org.orgId}/suspend`, bearer(platform, { method: 'POST' }));
+    const narrow = await createAgent(server, platform, { name: 'orgs-only', scopes: ['admin:orgs', 'agents:read'] });
+    const narrowToken = await getToken(server, narrow.agentId, narrow.clientSecret);
+    for (const verb of ['reactivate', 'suspend']) {
+      const refused = await send(server, `/api/v1/orgs/${org.orgId}/${verb}`, bearer(narrowToken, { method: 'POST' }));
+      expect(refused.status).toBe(403);
+      expect(refused.body.code).toBe('FORBIDDEN');
+    }
+    expect((await send(server, `/api/v1/orgs/${org.orgId}`, bearer(platform))).body.status).toBe('suspended');
+  });
+});
+
 describe('decommissioning', () => {
   it('decommissions every agent, revokes every credential and token; final and repeatable', async () => {
     const org = await createOrg();

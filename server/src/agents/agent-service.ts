@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { actorOf, requireScope, type Caller } from '../authorization/caller.js';
 import { assertMayManage } from '../authorization/escalation.js';
-import { assertVisible } from '../authorization/tenancy.js';
+import { assertVisible, confinementOf } from '../authorization/tenancy.js';
 import { appendAuditEvent } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { Conflict, NotFound } from '../errors.js';
@@ -120,11 +120,17 @@ export class AgentService {
     });
   }
 
+  /**
+   * New tokens only: a grant that raced the suspension may have recorded a token after the
+   * suspension revoked the others (inactive while the agent was suspended); it is revoked
+   * now rather than coming back to life.
+   */
   async reactivate(caller: Caller, agentId: string): Promise<Agent> {
     return this.change(caller, agentId, async (trx, current) => {
       assertMayManage(caller, current);
       assertNotDecommissioned(current);
       if (current.status === 'active') return current;
+      await revokeLiveTokens(trx, { agentId }, this.deps.clock.now());
       const agent = await updateAgent(trx, agentId, { status: 'active' });
       await appendAuditEvent(trx, { type: 'agent.reactivated', agentId, actor: actorOf(caller) });
       return agent;
@@ -188,7 +194,7 @@ export class AgentService {
   private change<T>(caller: Caller, agentId: string, work: (trx: Knex.Transaction, current: Agent) => Promise<T>): Promise<T> {
     requireScope(caller, 'agents:write');
     return this.deps.knex.transaction(async (trx) => {
-      const current = assertVisible(caller, await findAgent(trx, agentId, true), 'Agent');
+      const current = assertVisible(caller, await findAgent(trx, agentId, true, confinementOf(caller)), 'Agent');
       return work(trx, current);
     });
   }

@@ -27,8 +27,11 @@ export async function insertAgent(db: Knex | Knex.Transaction, agent: NewAgent):
   return toAgent(row);
 }
 
-export async function findAgent(db: Knex | Knex.Transaction, agentId: string, forUpdate = false): Promise<Agent | undefined> {
-  const query = db<AgentRow>('agents').where({ id: agentId }).first();
+/** `withinOrg`: only an agent of that organization (so that another's is neither read nor locked). */
+export async function findAgent(db: Knex | Knex.Transaction, agentId: string, forUpdate = false, withinOrg?: string): Promise<Agent | undefined> {
+  const query = db<AgentRow>('agents')
+    .where({ id: agentId, ...(withinOrg !== undefined && { org_id: withinOrg }) })
+    .first();
   const row = await (forUpdate ? query.forUpdate() : query);
   return row ? toAgent(row) : undefined;
 }

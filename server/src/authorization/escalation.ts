@@ -42,6 +42,6 @@ export function assertMayDelegate(caller: Caller, scopes: readonly string[]): vo
 /** Suspending or decommissioning an organization changes every agent in it: the caller must hold all their scopes. */
 export function assertMayManageAll(caller: Caller, scopesHeld: readonly string[]): void {
   if (!isWithin(caller, scopesHeld)) {
-    throw new Forbidden("The organization's agents hold scopes your token does not carry; only a caller holding all of them can suspend or decommission it.");
+    throw new Forbidden("The organization's agents hold scopes your token does not carry; only a caller holding all of them can suspend, reactivate or decommission it.");
   }
 }

@@ -13,6 +13,15 @@ export function isCrossOrganization(caller: Caller): boolean {
   return caller.isPlatform && caller.scopes.includes('admin:orgs');
 }
 
+/**
+ * The one organization the caller is confined to (undefined when it may act in every one):
+ * stores add it to their queries, so that nothing of another organization is even read or
+ * locked on such a caller's behalf.
+ */
+export function confinementOf(caller: Caller): string | undefined {
+  return isCrossOrganization(caller) ? undefined : caller.orgId;
+}
+
 export function mayActIn(caller: Caller, orgId: string): boolean {
   return isCrossOrganization(caller) || caller.orgId === orgId;
 }

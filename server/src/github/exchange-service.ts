@@ -34,7 +34,9 @@ export function createGitHubExchange(deps: GitHubGateDeps & { readonly tokens: A
     const decision = matchTrustPolicy(claims, admission.policies, agentId);
     if (!agent) throw await refuse('unknown agent', new AccessDenied('Trust policy violation'));
     if (!decision.isGranted) {
-      tokens.noteRefusal(agent.orgId, 'trust_policy_violation');
+      // Counted for the organization only when it has a policy for this repository: naming
+      // an agent from anywhere else says nothing about the organization's workflows.
+      if (admission.policies.length > 0) tokens.noteRefusal(agent.orgId, 'trust_policy_violation');
       throw await refuse(decision.reason, new AccessDenied(decision.refusal));
     }
     if (agent.orgStatus !== 'active') {

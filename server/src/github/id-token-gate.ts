@@ -98,11 +98,11 @@ export async function refuseReplay(knex: Knex, claims: GitHubClaims, refusalType
 export async function bindRepositoryIdentities(
   knex: Knex,
   bindings: readonly IdentityBinding[],
-  audit: { readonly agentId: string | null; readonly actor: string },
+  audit: { readonly agentId: string | null; readonly orgId?: string; readonly actor: string },
 ): Promise<string | undefined> {
   for (const binding of bindings) {
     if (!(await bindRepositoryIdentity(knex, binding))) return `policy ${binding.policyId} was bound to another repository identity`;
-    await appendAuditEvent(knex, { type: 'trust_policy.bound', agentId: audit.agentId, actor: audit.actor, data: { ...binding } });
+    await appendAuditEvent(knex, { type: 'trust_policy.bound', agentId: audit.agentId, orgId: audit.orgId, actor: audit.actor, data: { ...binding } });
   }
   return undefined;
 }

@@ -12,10 +12,11 @@
  * loose policy's constraints cannot carry a strict policy's scopes. Without a request, the
  * matching policy granting the fewest scopes is the template (ties: the lowest id).
  *
- * Registration policies belong to an organization, and so does the agent: a workflow that
- * matches registration policies of two organizations is refused, and re-runs are
- * idempotent per (organization, repository id, name). The organization must be active and
- * below its maxAgents.
+ * Registration policies belong to an organization, and so does the agent: a repository
+ * that registration policies of two organizations name registers in neither (whichever
+ * matches), and re-runs are idempotent per (organization, repository id, name). The
+ * organization must be active and below its maxAgents. Policies of decommissioned
+ * organizations no longer count.
  */
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
@@ -64,28 +65,29 @@ export function createGitHubRegistration(deps: GitHubGateDeps): GitHubRegistrati
     const actor = githubActor(claims);
     const provenance = provenanceOf(claims);
     const stored = await findPoliciesFor(knex, claims.repository, null);
-    // A refusal is the organization's whose policies for this repository were considered, when only one's were.
+    // Refusals are the organization's whose policies name this repository, when there is one
+    // (else the platform's: no tenant learns of another's workflow).
     const consideredOrgs = new Set(stored.map((policy) => policy.orgId));
-    let refusalOrgId = consideredOrgs.size === 1 ? [...consideredOrgs][0] : undefined;
+    const orgId = consideredOrgs.size === 1 ? ([...consideredOrgs][0] as string) : undefined;
     const refuse = async (reason: string, error: ServiceError) => {
-      await appendAuditEvent(knex, { type: 'oidc.register.refused', orgId: refusalOrgId, actor, data: { reason, name: request.name, ...provenance } });
+      await appendAuditEvent(knex, { type: 'oidc.register.refused', orgId, actor, data: { reason, name: request.name, ...provenance } });
       return error;
     };
 
+    // An agent belongs to one organization, and a repository registers into one: when
+    // registration policies of several name it, it registers in none, whichever of them
+    // matches. Otherwise another tenant could write a looser policy for someone else's
+    // repository and catch the runs that the owner's own policy leaves out.
+    if (consideredOrgs.size > 1) throw await refuse('registration policies of several organizations name this repository', new AccessDenied('Trust policy violation'));
     const decision = matchRegistrationPolicy(claims, stored);
-    if (!decision.isGranted) throw await refuse(decision.reason, new AccessDenied(decision.refusal));
-    // An agent belongs to one organization: a workflow two organizations let in registers in neither.
-    const matchedOrgs = new Set(decision.policies.map((policy) => stored.find((candidate) => candidate.id === policy.id)?.orgId));
-    if (matchedOrgs.size !== 1) throw await refuse('registration policies of several organizations match', new AccessDenied('Trust policy violation'));
-    const orgId = [...matchedOrgs][0] as string;
-    refusalOrgId = orgId;
+    if (!decision.isGranted || orgId === undefined) throw await refuse(decision.isGranted ? 'no registration policy' : decision.reason, new AccessDenied(decision.isGranted ? 'Trust policy violation' : decision.refusal));
     const org = await findOrganization(knex, orgId);
     if (!org || org.status !== 'active') {
       throw await refuse(`organization is ${org?.status ?? 'missing'}`, new UnauthorizedClient(`Organization is ${org?.status ?? 'unavailable'}.`));
     }
     if (!claims.repository_id) throw await refuse('token has no repository_id', new AccessDenied('Trust policy violation'));
     // A registration policy is pinned like any other: a re-created repository or owner registers nothing.
-    const bindingConflict = await bindRepositoryIdentities(knex, decision.bindings, { agentId: null, actor });
+    const bindingConflict = await bindRepositoryIdentities(knex, decision.bindings, { agentId: null, orgId, actor });
     if (bindingConflict) throw await refuse(bindingConflict, new AccessDenied('Trust policy violation'));
     const choice = chooseTemplate(decision.policies, request.scopes);
     if ('refused' in choice) {

@@ -9,7 +9,7 @@ import type { Clock } from '../clock.js';
 import { findAgent } from '../agents/agent-store.js';
 import { actorOf, requireScope, type Caller } from '../authorization/caller.js';
 import { assertMayDelegate, assertMayManage } from '../authorization/escalation.js';
-import { assertVisible, mayActIn } from '../authorization/tenancy.js';
+import { assertVisible, confinementOf, mayActIn } from '../authorization/tenancy.js';
 import { assertAcceptsChanges, assertScopesAllowedIn, organizationFor } from '../tenancy/organization-scope.js';
 import { findOrganization } from '../tenancy/organization-store.js';
 import type { TrustPolicyInput } from './trust-policy-input.js';
@@ -42,7 +42,7 @@ export class TrustPolicyService {
       let orgId: string;
       if (input.agentId) {
         // Locked, so that its scopes cannot change between this check and the insert.
-        const agent = await findAgent(trx, input.agentId, true);
+        const agent = await findAgent(trx, input.agentId, true, confinementOf(caller));
         // Another organization's agent is as unknown as a missing one.
         if (!agent || !mayActIn(caller, agent.orgId)) throw new ValidationFailed('agentId does not name an existing agent.', {}, { field: 'agentId' });
         if (input.orgId !== undefined && input.orgId !== agent.orgId) {
@@ -83,7 +83,7 @@ export class TrustPolicyService {
   async delete(caller: Caller, id: string): Promise<StoredTrustPolicy> {
     requireScope(caller, 'agents:write');
     return this.deps.knex.transaction(async (trx) => {
-      const policy = assertVisible(caller, await findTrustPolicy(trx, id, true), 'Trust policy');
+      const policy = assertVisible(caller, await findTrustPolicy(trx, id, true, confinementOf(caller)), 'Trust policy');
       const agent = policy.agentId ? await findAgent(trx, policy.agentId, true) : undefined;
       if (agent) assertMayManage(caller, agent);
       assertMayDelegate(caller, policy.scopes ?? []);

@@ -70,8 +70,11 @@ export async function insertTrustPolicy(db: Knex | Knex.Transaction, policy: New
   return toPolicy(row);
 }
 
-export async function findTrustPolicy(db: Knex | Knex.Transaction, id: string, forUpdate = false): Promise<StoredTrustPolicy | undefined> {
-  const query = db<PolicyRow>('trust_policies').where({ id }).first();
+/** `withinOrg`: only a policy of that organization (so that another's is neither read nor locked). */
+export async function findTrustPolicy(db: Knex | Knex.Transaction, id: string, forUpdate = false, withinOrg?: string): Promise<StoredTrustPolicy | undefined> {
+  const query = db<PolicyRow>('trust_policies')
+    .where({ id, ...(withinOrg !== undefined && { org_id: withinOrg }) })
+    .first();
   const row = await (forUpdate ? query.forUpdate() : query);
   return row ? toPolicy(row) : undefined;
 }
@@ -101,11 +104,15 @@ export const ASCII_FOLD = `translate(repository, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', '
 /** A repository name as the policy index keys it: ASCII letters lower-cased, nothing else touched. */
 export const foldRepository = (repository: string): string => repository.replace(/[A-Z]/g, (letter) => letter.toLowerCase());
 
-/** The policies of one repository (ASCII case ignored, as GitHub does) for one agent (null: registration policies). */
+/**
+ * The policies of one repository (ASCII case ignored, as GitHub does) for one agent (null:
+ * registration policies), leaving out those of decommissioned organizations.
+ */
 export async function findPoliciesFor(db: Knex | Knex.Transaction, repository: string, agentId: string | null): Promise<StoredTrustPolicy[]> {
   const rows: PolicyRow[] = await db<PolicyRow>('trust_policies')
     .whereRaw(`${ASCII_FOLD} = ?`, [foldRepository(repository)])
-    .modify((builder) => (agentId === null ? builder.whereNull('agent_id') : builder.where('agent_id', agentId)));
+    .modify((builder) => (agentId === null ? builder.whereNull('agent_id') : builder.where('agent_id', agentId)))
+    .whereIn('org_id', db('organizations').whereNot({ status: 'decommissioned' }).select('id'));
   return rows.map(toPolicy);
 }
 

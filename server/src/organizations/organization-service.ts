@@ -156,10 +156,17 @@ export class OrganizationService {
     });
   }
 
+  /**
+   * New issuance only: a grant that raced the suspension may have recorded a token after
+   * the suspension revoked the others (inactive while suspended); it is revoked now rather
+   * than coming back to life. Like a suspension, it takes every scope the agents hold.
+   */
   async reactivate(caller: Caller, orgId: string): Promise<Organization> {
     return this.change(caller, orgId, async (trx, current) => {
       if (current.status === 'decommissioned') throw new Conflict('The organization has been decommissioned.');
+      await this.assertMayManageAgentsOf(trx, caller, orgId);
       if (current.status === 'active') return current;
+      await revokeLiveTokens(trx, { orgId }, this.deps.clock.now());
       const organization = await updateOrganization(trx, orgId, { status: 'active' });
       await appendAuditEvent(trx, { type: 'org.reactivated', orgId, actor: actorOf(caller) });
       return organization;
