@@ -8,9 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { agentCaller, OPERATOR_CALLER, type Caller, type CallerOrganization } from '../../server/src/authorization/caller.js';
 import { platformOrgId } from '../../server/src/tenancy/organization-store.js';
-import { runCommandOn } from '../../server/src/cli/command-line.js';
-import { bufferedOutput } from '../../server/src/cli/output.js';
 import { adminToken, bearer, createAgent, json, send, type AgentWithSecret } from '../support/api.js';
+import { runInProcess } from '../support/cli-process.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
 let server: TestServer;
@@ -24,17 +23,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.stop());
 
-async function runAs(caller: Caller, ...argv: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const { output, printed } = bufferedOutput(argv.includes('--json'));
-  const exitCode = await runCommandOn(
-    argv.filter((arg) => arg !== '--json'),
-    server.config,
-    server.database,
-    output,
-    { caller, isSchemaCurrent: true, clock: server.deps.clock },
-  );
-  return { exitCode, ...printed() };
-}
+const runAs = (caller: Caller, ...argv: string[]) => runInProcess(server, caller, argv);
 
 const lastAuditId = async () => Number((await server.deps.knex('audit_events').max({ id: 'id' }))[0].id);
 const auditedSince = async (id: number) =>

@@ -6,9 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { agentCaller, OPERATOR_CALLER, type Caller } from '../../server/src/authorization/caller.js';
-import { runCommandOn } from '../../server/src/cli/command-line.js';
-import { bufferedOutput } from '../../server/src/cli/output.js';
 import { form, getToken, send } from '../support/api.js';
+import { runInProcess } from '../support/cli-process.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
 let server: TestServer;
@@ -18,25 +17,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.stop());
 
-interface Run {
-  readonly exitCode: number;
-  readonly stdout: string;
-  readonly stderr: string;
-  json(): any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
-
-async function runAs(caller: Caller, ...argv: string[]): Promise<Run> {
-  const { output, printed } = bufferedOutput(argv.includes('--json'));
-  const exitCode = await runCommandOn(
-    argv.filter((arg) => arg !== '--json'),
-    server.config,
-    server.database,
-    output,
-    { caller, isSchemaCurrent: true, clock: server.deps.clock },
-  );
-  const { stdout, stderr } = printed();
-  return { exitCode, stdout, stderr, json: () => JSON.parse(stdout) };
-}
+const runAs = (caller: Caller, ...argv: string[]) => runInProcess(server, caller, argv);
 
 const cli = (...argv: string[]) => runAs(OPERATOR_CALLER, ...argv);
 /** The JSON a command printed, once it succeeded. */

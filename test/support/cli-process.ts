@@ -13,6 +13,10 @@ import { createLogger } from '../../server/src/logger.js';
 import { startServer, type RunningServer } from '../../server/src/server.js';
 import { createTestDatabase, temporaryDataDir, testPoolMode } from './database.js';
 import { TEST_KEK } from './test-server.js';
+import type { Caller } from '../../server/src/authorization/caller.js';
+import { runCommandOn } from '../../server/src/cli/command-line.js';
+import { bufferedOutput } from '../../server/src/cli/output.js';
+import type { TestServer } from './test-server.js';
 
 export const CLI = 'bin/sentryagent-idp.js';
 /** An embedded database costs seconds per CLI run (PGlite opens its files each time). */
@@ -79,4 +83,25 @@ export function startCliServer(env: Record<string, string>): Promise<{ url: stri
 export function startServerOn(database: CliDatabase, env: Record<string, string> = {}): Promise<RunningServer> {
   const config = loadConfig({ PORT: '0', PUBLIC_URL: 'http://idp.test', RATE_LIMIT_PER_MINUTE: '0', MONTHLY_TOKEN_LIMIT: '0', ...database.env, ...env });
   return startServer(config, { logger: createLogger('silent', { write: () => undefined }), idleGraceMs: 0 });
+}
+
+export interface InProcessRun {
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
+  json(): any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** A CLI command run in this process, on a test server's database, as `caller`; `--json` anywhere asks for JSON. */
+export async function runInProcess(server: TestServer, caller: Caller, argv: readonly string[]): Promise<InProcessRun> {
+  const { output, printed } = bufferedOutput(argv.includes('--json'));
+  const exitCode = await runCommandOn(
+    argv.filter((arg) => arg !== '--json'),
+    server.config,
+    server.database,
+    output,
+    { caller, isSchemaCurrent: true, clock: server.deps.clock },
+  );
+  const { stdout, stderr } = printed();
+  return { exitCode, stdout, stderr, json: () => JSON.parse(stdout) };
 }
