@@ -100,11 +100,22 @@ export async function up(knex: Knex): Promise<void> {
  * batches cannot deadlock. `refusal` names the step that refused a grant.
  */
 async function createIssueGrants(knex: Knex): Promise<void> {
-  await knex.raw(`
+  await knex.raw(issueGrantsSql({ withBindings: false }));
+}
+
+/**
+ * The statement that creates this issue_grants; `withBindings` (migration
+ * 20261203090000_federation) adds one argument, `p_binding uuid[]`: the federation binding a
+ * grant came through, which the gate requires to exist for the agent with its partner active,
+ * and which the token records. Without it the text is exactly this migration's.
+ */
+export function issueGrantsSql({ withBindings }: { readonly withBindings: boolean }): string {
+  const binding = (text: string) => (withBindings ? text : '');
+  return `
     create or replace function issue_grants(
       p_agent uuid[], p_credential uuid[], p_scopes text[], p_window_start bigint[], p_rate_limit int,
       p_month text[], p_monthly_limit int, p_jti uuid[], p_grant_type text[], p_issued_at bigint[],
-      p_expires_at bigint[], p_audit_type text[], p_audit_actor text[], p_audit_data jsonb[], p_trust_policies text[])
+      p_expires_at bigint[], p_audit_type text[], p_audit_actor text[], p_audit_data jsonb[], p_trust_policies text[]${binding(', p_binding uuid[]')})
     returns table (ord int, gate int, rate_count int, quota_count int, org_quota_count int, org_limit int, refusal text, issued int)
     language plpgsql as $fn$
     #variable_conflict use_column
@@ -132,8 +143,11 @@ async function createIssueGrants(knex: Knex): Promise<void> {
                  -- Every trust policy the grant came through still exists.
                  and (g.policies is null or (select count(*) from trust_policies tp
                            where tp.id = any(string_to_array(g.policies, ' ')::uuid[]) and tp.agent_id = g.agent)
-                         = cardinality(string_to_array(g.policies, ' '))) as ok
-            from unnest(p_agent, p_credential, p_scopes, p_trust_policies) with ordinality as g(agent, credential, scopes, policies, i)
+                         = cardinality(string_to_array(g.policies, ' ')))${binding(`
+                 -- The federation binding it came through still exists, for the agent, its partner active.
+                 and (g.binding is null or exists (select 1 from federation_bindings b join federation_partners fp on fp.id = b.partner_id
+                           where b.id = g.binding and b.agent_id = g.agent and fp.status = 'active'))`)} as ok
+            from unnest(p_agent, p_credential, p_scopes, p_trust_policies${binding(', p_binding')}) with ordinality as g(agent, credential, scopes, policies, ${binding('binding, ')}i)
             left join agents ag on ag.id = g.agent
             left join organizations o on o.id = ag.org_id) as x;
 
@@ -240,8 +254,8 @@ async function createIssueGrants(knex: Knex): Promise<void> {
           where admitted[s.i])
       select array_agg(c.count::int order by s.i) into org_quotas from generate_series(1, n) as s(i) left join counted c on c.i = s.i;
 
-      insert into access_tokens (jti, agent_id, credential_id, trust_policy_ids, grant_type, scope, issued_at, expires_at)
-        select p_jti[s.i], p_agent[s.i], p_credential[s.i], string_to_array(p_trust_policies[s.i], ' ')::uuid[], p_grant_type[s.i], p_scopes[s.i],
+      insert into access_tokens (jti, agent_id, credential_id, trust_policy_ids, ${binding('binding_id, ')}grant_type, scope, issued_at, expires_at)
+        select p_jti[s.i], p_agent[s.i], p_credential[s.i], string_to_array(p_trust_policies[s.i], ' ')::uuid[], ${binding('p_binding[s.i], ')}p_grant_type[s.i], p_scopes[s.i],
                to_timestamp(p_issued_at[s.i]), to_timestamp(p_expires_at[s.i])
           from generate_series(1, n) as s(i) where admitted[s.i] order by p_agent[s.i], s.i;
       insert into audit_events (type, agent_id, org_id, actor, data)
@@ -274,7 +288,7 @@ async function createIssueGrants(knex: Knex): Promise<void> {
           from generate_series(1, n) as s(i);
     end
     $fn$
-    set plan_cache_mode = force_generic_plan`);
+    set plan_cache_mode = force_generic_plan`;
 }
 
 /**

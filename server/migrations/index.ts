@@ -10,6 +10,7 @@ import * as tokenProvenance from './20261130130000_token_provenance.js';
 import * as auditDigests from './20261130140000_audit_digests.js';
 import * as signingKeysAtRest from './20261201090000_signing_keys_at_rest.js';
 import * as organizations from './20261202090000_organizations.js';
+import * as federation from './20261203090000_federation.js';
 
 export interface Migration {
   readonly name: string;
@@ -27,4 +28,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261130140000_audit_digests', ...auditDigests },
   { name: '20261201090000_signing_keys_at_rest', ...signingKeysAtRest },
   { name: '20261202090000_organizations', ...organizations },
+  { name: '20261203090000_federation', ...federation },
 ];

@@ -15,6 +15,7 @@ const ALL = [
   '20261130140000_audit_digests',
   '20261201090000_signing_keys_at_rest',
   '20261202090000_organizations',
+  '20261203090000_federation',
 ];
 
 describe('migrations', () => {

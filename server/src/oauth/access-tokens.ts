@@ -30,7 +30,11 @@ export interface GrantRequest {
   readonly credentialId: string | null;
   /** The trust policies a GitHub exchange went through: deleting one revokes the token. */
   readonly trustPolicyIds?: readonly string[];
-  readonly grantType: 'client_credentials' | 'github_oidc';
+  /** The federation binding a token-exchange or JWT-bearer grant went through: deleting it revokes the token. */
+  readonly bindingId?: string;
+  /** Shorter than TOKEN_TTL_SECONDS (a binding's maxTtlSeconds); never longer. */
+  readonly ttlSeconds?: number;
+  readonly grantType: GrantType;
   readonly scopes: readonly string[];
   /** `aud` (oauth/audiences.ts). */
   readonly audience: string;
@@ -38,6 +42,8 @@ export interface GrantRequest {
   readonly extraClaims?: Record<string, unknown>;
   readonly audit: { readonly type: AuditEventType; readonly actor: string; readonly data: Record<string, unknown> };
 }
+
+export type GrantType = 'client_credentials' | 'github_oidc' | 'token_exchange' | 'jwt_bearer';
 
 export interface IssuedToken {
   readonly accessToken: string;
@@ -106,7 +112,8 @@ export class AccessTokens {
   async issue(request: GrantRequest): Promise<IssuedToken> {
     const nowMs = this.clock.now();
     const issuedAt = Math.floor(nowMs / 1000);
-    const expiresAt = issuedAt + this.config.tokenTtlSeconds;
+    const ttlSeconds = Math.min(request.ttlSeconds ?? this.config.tokenTtlSeconds, this.config.tokenTtlSeconds);
+    const expiresAt = issuedAt + ttlSeconds;
     const jti = crypto.randomUUID();
     const scope = request.scopes.join(' ');
     const { windowStart, resetSeconds } = currentWindow(nowMs);
@@ -114,6 +121,7 @@ export class AccessTokens {
       agentId: request.agentId,
       credentialId: request.credentialId,
       trustPolicies: request.trustPolicyIds?.length ? request.trustPolicyIds.join(' ') : null,
+      bindingId: request.bindingId ?? null,
       scope,
       windowStart,
       month: new Date(nowMs).toISOString().slice(0, 7),
@@ -157,7 +165,7 @@ export class AccessTokens {
       exp: expiresAt,
     });
     this.observer.onIssued?.(request.grantType);
-    return { accessToken, expiresIn: this.config.tokenTtlSeconds, expiresAt: new Date(expiresAt * 1000), scope, jti, rateLimit };
+    return { accessToken, expiresIn: ttlSeconds, expiresAt: new Date(expiresAt * 1000), scope, jti, rateLimit };
   }
 
   /** A refusal decided outside issue_grants, for the organization's usage. */
