@@ -99,7 +99,7 @@ export class ConfigError extends Error {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+export const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 /** Contract, Bootstrap: a chosen secret guards every scope, so it may not be short. */
 export const MIN_BOOTSTRAP_SECRET_LENGTH = 32;
 

@@ -50,7 +50,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   agents: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth', 'tenancy'],
   github: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth', 'agents', 'tenancy'],
   organizations: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth', 'agents', 'tenancy'],
-  services: [...BASE, 'storage', 'authorization', 'audit', 'keys', 'agents', 'github', 'organizations'],
+  federation: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth', 'agents', 'tenancy', 'github', 'keys'],
+  services: [...BASE, 'storage', 'authorization', 'audit', 'keys', 'agents', 'github', 'organizations', 'federation'],
   maintenance: [...BASE, 'storage', 'audit', 'keys', 'oauth', 'github'],
 };
 const COMPOSITION = new Set(['app', 'server', 'main', 'workers', 'cli']);

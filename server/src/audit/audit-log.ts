@@ -28,7 +28,16 @@ export type AuditEventType =
   | 'org.updated'
   | 'org.suspended'
   | 'org.reactivated'
-  | 'org.decommissioned';
+  | 'org.decommissioned'
+  | 'federation.partner.created'
+  | 'federation.partner.updated'
+  | 'federation.partner.suspended'
+  | 'federation.partner.reactivated'
+  | 'federation.partner.deleted'
+  | 'federation.binding.created'
+  | 'federation.binding.deleted'
+  | 'federation.exchange.granted'
+  | 'federation.exchange.refused';
 
 export interface NewAuditEvent {
   readonly type: AuditEventType;
