@@ -26,6 +26,8 @@ import { registerEndpoint } from './github/register-endpoint.js';
 import { createGitHubRegistration } from './github/registration-service.js';
 import { trustPolicyRoutes } from './github/trust-policy-routes.js';
 import { openApiRoutes } from './openapi/openapi-routes.js';
+import { createFederatedGrants } from './federation/federated-grants.js';
+import { PartnerKeys, type FetchJson } from './federation/partner-keys.js';
 import { organizationRoutes } from './organizations/organization-routes.js';
 import { OrganizationService } from './organizations/organization-service.js';
 import type { UsageRefusals } from './organizations/usage-refusals.js';
@@ -48,6 +50,8 @@ export interface AppDeps {
   readonly clock: Clock;
   /** Refused grants per organization, for usage (optional: tests that build an app by hand). */
   readonly refusals?: UsageRefusals;
+  /** Outbound JSON fetches through the egress guard (federation partners' keys). */
+  readonly fetchJson?: FetchJson;
 }
 
 /** Set by the server on shutdown: every answer from then on tells its client to close the connection. */
@@ -57,6 +61,11 @@ export interface Lifecycle {
 
 const GRANT = { family: 'oauth', isNoStore: true } as const;
 const TOKEN_MANAGEMENT = { family: 'api', isNoStore: true } as const;
+
+/** Without an egress guard (an app built by hand), partners' keys are only their inline ones. */
+const refuseOutboundFetch: FetchJson = async () => {
+  throw new Error('outbound fetches are not configured');
+};
 
 export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: false }): Koa {
   const { config, knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock } = deps;
@@ -72,6 +81,17 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
     clock,
     onUnverifiedRefusal: (endpoint, reason) => metrics.oidcUnverifiedRefusals.inc({ endpoint, reason }),
   };
+
+  const partnerKeys = new PartnerKeys({ fetchJson: deps.fetchJson ?? refuseOutboundFetch, now: () => clock.now() });
+  const grantFederated = createFederatedGrants({
+    knex,
+    query,
+    tokens,
+    config,
+    clock,
+    keys: partnerKeys,
+    onUnverifiedRefusal: (endpoint, reason) => metrics.oidcUnverifiedRefusals.inc({ endpoint, reason }),
+  });
 
   const app = new Koa();
   app.silent = true;
@@ -98,7 +118,7 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
   // a trailing slash say, goes through the routers to the same handler. Each says which
   // error family it answers in.
   const endpoints: [method: 'POST', path: string, handler: (ctx: Context) => Promise<void>][] = [
-    ['POST', '/api/v1/token', endpoint(GRANT, tokenEndpoint(createClientCredentialsGrant({ clients, tokens, query, config, clock })))],
+    ['POST', '/api/v1/token', endpoint(GRANT, tokenEndpoint(createClientCredentialsGrant({ clients, tokens, query, config, clock }), grantFederated))],
     ['POST', '/api/v1/token/introspect', endpoint(TOKEN_MANAGEMENT, introspectionEndpoint(tokenService))],
     ['POST', '/api/v1/token/revoke', endpoint(TOKEN_MANAGEMENT, revocationEndpoint(tokenService))],
     ['POST', '/api/v1/oidc/token', endpoint(GRANT, countingRefusals(metrics.oidcRefusals, 'exchange', exchangeEndpoint(createGitHubExchange({ ...gitHubDeps, tokens }))))],

@@ -16,7 +16,8 @@ import { currentWindow, isOverLimit, rateLimitExceeded, type RateLimitState } fr
 import type { RunPrepared } from '../storage/prepared.js';
 import type { IdTokenRejection } from './verify-id-token.js';
 
-export type GitHubEndpoint = 'exchange' | 'register';
+/** Where an unverified token was refused: the GitHub endpoints, or a federated grant of POST /token. */
+export type GitHubEndpoint = 'exchange' | 'register' | 'token_exchange' | 'jwt_bearer';
 
 /** The overall limit, as a multiple of RATE_LIMIT_PER_MINUTE (the limit per agent named). */
 export const UNVERIFIED_OVERALL_FACTOR = 10;

@@ -13,7 +13,7 @@ export function wellKnownRoutes(config: Config, keys: SigningKeys): Router {
     jwks_uri: `${config.publicUrl}/.well-known/jwks.json`,
     scopes_supported: KNOWN_SCOPES,
     response_types_supported: [],
-    grant_types_supported: ['client_credentials'],
+    grant_types_supported: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     introspection_endpoint: `${api}/token/introspect`,
     introspection_endpoint_auth_methods_supported: ['bearer'],

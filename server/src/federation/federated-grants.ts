@@ -1,0 +1,160 @@
+/**
+ * The federated grants of POST /token: RFC 8693 token exchange and the RFC 7523 JWT bearer
+ * grant. No client authentication: `client_id` names the agent to act as, and the partner's
+ * token is the proof. A token that fails verification, an unknown agent and no matching
+ * binding get one answer (`invalid_grant`); a suspended agent or organization is told
+ * (`unauthorized_client`) only once a binding matched. A refusal never says what a
+ * condition expected. Refusals before the token's signature verifies are only counted, as
+ * on the GitHub endpoints; the others are audited in the agent's organization.
+ */
+import type { Knex } from 'knex';
+import { findAgent } from '../agents/agent-store.js';
+import { appendAuditEvent } from '../audit/audit-log.js';
+import type { Clock } from '../clock.js';
+import { isUuid, type Config } from '../config.js';
+import { InvalidGrant, ServiceUnavailable, UnauthorizedClient, quotable } from '../errors.js';
+import { countUnverifiedRefusal } from '../github/unverified-refusals.js';
+import type { IdTokenRejection } from '../github/verify-id-token.js';
+import { spendJti } from '../github/used-jti-store.js';
+import { GrantGateClosed, type AccessTokens, type IssuedToken } from '../oauth/access-tokens.js';
+import { audienceFor } from '../oauth/audiences.js';
+import { grantableScopes, scopeNotAvailable } from '../oauth/grantable-scopes.js';
+import type { RunPrepared } from '../storage/prepared.js';
+import { findOrganization } from '../tenancy/organization-store.js';
+import { allHold } from './conditions.js';
+import { findBindingsFor, findPartnersByIssuer, type Binding, type Partner } from './federation-store.js';
+import { PartnerKeysUnavailable, type PartnerKeys } from './partner-keys.js';
+import { inspectSubjectToken, SubjectTokenRejected, verifySubjectToken } from './verify-subject-token.js';
+
+export type FederatedGrantType = 'token_exchange' | 'jwt_bearer';
+
+export interface FederatedGrantRequest {
+  readonly grantType: FederatedGrantType;
+  /** The subject token (RFC 8693) or the assertion (RFC 7523). */
+  readonly token: string;
+  /** `client_id`: the agent to act as. */
+  readonly agentId: string;
+  readonly scope?: string;
+  readonly resource?: string;
+}
+
+export interface FederatedGrantsDeps {
+  readonly knex: Knex;
+  readonly query: RunPrepared;
+  readonly tokens: AccessTokens;
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly keys: PartnerKeys;
+  readonly onUnverifiedRefusal?: (endpoint: FederatedGrantType, reason: IdTokenRejection) => void;
+}
+
+const INVALID = 'The subject token is invalid, or does not act for this client.';
+
+export function createFederatedGrants(deps: FederatedGrantsDeps) {
+  const { knex, config, clock } = deps;
+
+  /** The audiences that identify this server for an RFC 7523 assertion (§3): its issuer and token endpoint. */
+  const serverAudiences = [config.publicUrl, `${config.publicUrl}/api/v1/token`];
+
+  async function refuseUnverified(request: FederatedGrantRequest, code: IdTokenRejection): Promise<never> {
+    deps.onUnverifiedRefusal?.(request.grantType, code);
+    const agentId = isUuid(request.agentId) ? request.agentId.toLowerCase() : null;
+    await countUnverifiedRefusal(deps.query, { endpoint: request.grantType, reason: code, agentId }, config.rateLimitPerMinute, clock.now());
+    throw new InvalidGrant(INVALID);
+  }
+
+  return async function grantFederated(request: FederatedGrantRequest): Promise<IssuedToken> {
+    let iss: string;
+    try {
+      iss = inspectSubjectToken(request.token).iss;
+    } catch (error) {
+      if (error instanceof SubjectTokenRejected) return refuseUnverified(request, error.code);
+      throw error;
+    }
+    const candidates = await findPartnersByIssuer(knex, iss);
+    let verified: Awaited<ReturnType<typeof verifySubjectToken>>;
+    try {
+      verified = await verifySubjectToken(request.token, candidates, {
+        keys: deps.keys,
+        nowMs: clock.now(),
+        ...(request.grantType === 'jwt_bearer' && { serverAudiences }),
+      });
+    } catch (error) {
+      if (error instanceof PartnerKeysUnavailable) throw new ServiceUnavailable("The partner's keys cannot be fetched; try again later.");
+      if (!(error instanceof SubjectTokenRejected)) throw error;
+      if (error.isUnverified) return refuseUnverified(request, error.code);
+      // Signed by a partner, and refused for its claims: said to the partners' audit, never to the client.
+      await appendAuditEvent(knex, { type: 'federation.exchange.refused', actor: `federation:${iss}`, data: { reason: error.reason, grantType: request.grantType } });
+      throw new InvalidGrant(INVALID);
+    }
+    const { claims, partners } = verified;
+    const actor = `federation:${claims.iss}`;
+    const provenance = { partner_iss: claims.iss, ...(typeof claims.sub === 'string' && { partner_sub: claims.sub }) };
+
+    const agentId = isUuid(request.agentId) ? request.agentId.toLowerCase() : undefined;
+    const agent = agentId ? await findAgent(knex, agentId) : undefined;
+    const refuse = async (reason: string, error: Error, orgId?: string): Promise<never> => {
+      await appendAuditEvent(knex, {
+        type: 'federation.exchange.refused',
+        agentId: agent?.agentId ?? null,
+        ...(orgId && { orgId }),
+        actor,
+        data: { reason, grantType: request.grantType, ...provenance },
+      });
+      throw error;
+    };
+    if (!agent) return refuse('unknown agent', new InvalidGrant(INVALID));
+
+    const open = partners.filter((partner) => partner.orgIds.includes(agent.orgId));
+    const binding = firstMatching(await findBindingsFor(knex, agent.agentId, open.map((partner) => partner.partnerId)), claims);
+    if (!binding) return refuse('no binding of the agent matches the token', new InvalidGrant(INVALID), agent.orgId);
+    const partner = open.find((candidate) => candidate.partnerId === binding.partnerId) as Partner;
+
+    // Single use where the partner's tokens are minted per request (after a binding matched:
+    // a token for another agent is not spent by a wrong client_id).
+    if (partner.singleUseJti) {
+      if (typeof claims.jti !== 'string' || claims.jti === '' || claims.jti.length > 256) return refuse('no jti', new InvalidGrant(INVALID), agent.orgId);
+      if (!(await spendJti(deps.query, `federation:${partner.partnerId}#${claims.jti}`, claims.exp as number))) {
+        return refuse('jti replayed', new InvalidGrant(INVALID), agent.orgId);
+      }
+    }
+    const org = await findOrganization(knex, agent.orgId);
+    if (org?.status !== 'active') {
+      deps.tokens.noteRefusal(agent.orgId, 'org_inactive');
+      return refuse(`organization is ${org?.status ?? 'missing'}`, new UnauthorizedClient(`Organization is ${org?.status ?? 'unavailable'}.`), agent.orgId);
+    }
+    if (agent.status !== 'active') {
+      deps.tokens.noteRefusal(agent.orgId, 'agent_inactive');
+      return refuse(`agent is ${agent.status}`, new UnauthorizedClient(`Agent is ${agent.status} and cannot obtain tokens.`), agent.orgId);
+    }
+    const allowed = binding.scopes === null ? agent.scopes : agent.scopes.filter((scope) => binding.scopes?.includes(scope));
+    const scopes = grantableScopes(request.scope, allowed);
+    if (typeof scopes === 'string') {
+      deps.tokens.noteRefusal(agent.orgId, 'invalid_scope');
+      return refuse(`scope ${quotable(scopes) ?? '(not shown)'} not allowed`, scopeNotAvailable(scopes), agent.orgId);
+    }
+
+    return deps.tokens
+      .issue({
+        agentId: agent.agentId,
+        orgId: agent.orgId,
+        credentialId: null,
+        bindingId: binding.bindingId,
+        ...(binding.maxTtlSeconds !== null && { ttlSeconds: binding.maxTtlSeconds }),
+        grantType: request.grantType,
+        scopes,
+        audience: audienceFor(config, request.resource),
+        extraClaims: { partner_id: partner.partnerId, ...provenance },
+        audit: { type: 'federation.exchange.granted', actor, data: { partnerId: partner.partnerId, bindingId: binding.bindingId, ...provenance } },
+      })
+      .catch(async (error: unknown) => {
+        // The binding, its partner, the agent or its organization changed since they were read.
+        if (error instanceof GrantGateClosed) return refuse('binding or agent changed during the grant', new UnauthorizedClient('Agent cannot obtain tokens.'), agent.orgId);
+        throw error;
+      });
+  };
+}
+
+function firstMatching(bindings: readonly Binding[], claims: Record<string, unknown>): Binding | undefined {
+  return bindings.find((binding) => allHold(binding.conditions, claims));
+}
