@@ -53,7 +53,7 @@ describe('operations endpoints', () => {
       jwks_uri: 'http://idp.test/.well-known/jwks.json',
       introspection_endpoint: 'http://idp.test/api/v1/token/introspect',
       revocation_endpoint: 'http://idp.test/api/v1/token/revoke',
-      grant_types_supported: ['client_credentials'],
+      grant_types_supported: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     });
   });

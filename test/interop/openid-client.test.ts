@@ -41,7 +41,7 @@ describe('openid-client v6', () => {
       issuer: server.config.publicUrl,
       token_endpoint: `${server.config.publicUrl}/api/v1/token`,
       jwks_uri: `${server.config.publicUrl}/.well-known/jwks.json`,
-      grant_types_supported: ['client_credentials'],
+      grant_types_supported: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
     });
   });
 
