@@ -86,7 +86,7 @@ async function startGitHubIssuer() {
       .setNotBefore(Math.floor(Date.now() / 1000) - 5)
       .setExpirationTime('10m')
       .sign(privateKey);
-  return { issuer, mint, close: () => server.close() };
+  return { issuer, jwk, mint, close: () => server.close() };
 }
 
 // --- The server under test ---------------------------------------------------------------
@@ -147,6 +147,16 @@ async function setUp(server) {
   await call(server.url, '/api/v1/oidc/trust-policies', jsonPost({ provider: 'github', repository: 'octo-org/octo-repo', branch: 'main', agentId: agent.agentId }, admin));
   const agentToken = (await call(server.url, '/api/v1/token', formPost({ grant_type: 'client_credentials', client_id: agent.agentId, client_secret: credential.clientSecret }))).access_token;
   return { admin, agentId: agent.agentId, secret: credential.clientSecret, agentToken };
+}
+
+/** The fake GitHub issuer as a federation partner (its key inline) and a binding of the bench agent to its workflow. */
+async function bindAsPartner(server, fixture, github) {
+  const orgId = JSON.parse(Buffer.from(fixture.admin.split('.')[1], 'base64url').toString()).org_id;
+  const partner = await call(server.url, '/api/v1/federation/partners', jsonPost({
+    preset: 'custom', name: 'bench issuer', issuer: github.issuer, keys: { keys: [github.jwk] }, audiences: [AUDIENCE], algorithms: ['RS256'], singleUseJti: true, orgIds: [orgId],
+  }, fixture.admin));
+  const sub = JSON.parse(Buffer.from((await github.mint()).split('.')[1], 'base64url').toString()).sub;
+  await call(server.url, '/api/v1/federation/bindings', jsonPost({ partnerId: partner.partnerId, agentId: fixture.agentId, conditions: [{ claim: 'sub', op: 'eq', value: sub }] }, fixture.admin));
 }
 
 /**
@@ -223,6 +233,7 @@ const scenarios = [
   { name: 'token-rs256', title: 'POST /token (RS256)', alg: 'RS256', ceiling: 'RS256', judgedBy: 'ratio', target: (r, c) => r >= 0.85 * c, targetText: '≥ 85% of raw RS256 signing' },
   { name: 'token-es256', title: 'POST /token (ES256)', alg: 'ES256', ceiling: 'ES256', target: (r) => r >= 3000, targetText: '≥ 3,000 req/s' },
   { name: 'oidc-token', title: 'POST /oidc/token (RS256)', alg: 'RS256', ceiling: 'RS256', judgedBy: 'ratio', target: (_r, _c, results, self) => self.ratioToCeiling >= 0.8 * (results.find((x) => x.name === 'token-rs256')?.ratioToCeiling ?? Infinity), targetText: '≥ 80% of POST /token RS256 (each against its own ceiling)' },
+  { name: 'token-exchange', title: 'POST /token, RFC 8693 token exchange (RS256)', alg: 'RS256', ceiling: 'RS256', judgedBy: 'ratio', target: (_r, _c, results, self) => self.ratioToCeiling >= 0.8 * (results.find((x) => x.name === 'token-rs256')?.ratioToCeiling ?? Infinity), targetText: '≥ 80% of POST /token RS256 (each against its own ceiling)' },
   { name: 'introspect', title: 'POST /token/introspect (RS256)', alg: 'RS256', ceiling: 'RS256', target: (r) => r >= 5000, targetText: '≥ 5,000 req/s' },
   { name: 'healthz', title: 'GET /healthz (the HTTP, Koa and logging floor)', alg: 'RS256', ceiling: 'RS256', target: () => true, targetText: 'reported' },
   { name: 'token-rs256-workers', title: 'POST /token (RS256), WORKERS=2, unpinned', alg: 'RS256', ceiling: 'RS256', workers: 2, target: () => true, targetText: 'reported' },
@@ -234,6 +245,11 @@ function loadSpec(scenario, server, fixture, github) {
     return { ...base, method: 'POST', path: '/api/v1/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'client_credentials', client_id: fixture.agentId, client_secret: fixture.secret }).toString() };
   }
   if (scenario.name === 'healthz') return { ...base, method: 'GET', path: '/healthz' };
+  if (scenario.name === 'token-exchange') {
+    const exchange = (token) =>
+      new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', client_id: fixture.agentId, subject_token: token, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }).toString();
+    return { ...base, method: 'POST', path: '/api/v1/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, bodies: github.tokens.map(exchange) };
+  }
   if (scenario.name === 'introspect') {
     return { ...base, method: 'POST', path: '/api/v1/token/introspect', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${fixture.agentToken}` }, body: `token=${fixture.agentToken}` };
   }
@@ -254,7 +270,9 @@ async function main() {
         const fixture = await setUp(server);
         let warmUpTokens = [];
         let tokensOfRun = () => [];
-        if (scenario.name === 'oidc-token') {
+        // The same single-use ID tokens, as a federation partner's (inline keys, single-use jti), for the token exchange.
+        if (scenario.name === 'token-exchange') await bindAsPartner(server, fixture, github);
+        if (scenario.name === 'oidc-token' || scenario.name === 'token-exchange') {
           log('minting single-use GitHub ID tokens');
           const perRun = duration * TOKENS_PER_SECOND;
           const minted = await Promise.all(Array.from({ length: 2 * TOKENS_PER_SECOND + repeats * perRun }, () => github.mint()));
