@@ -51,6 +51,17 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads EGRESS_ALLOW_CIDRS as comma-separated CIDRs (none by default), naming a bad one', () => {
+    expect(loadConfig({}).egressAllowCidrs).toEqual([]);
+    expect(loadConfig({ EGRESS_ALLOW_CIDRS: ' 10.1.0.0/16, fd00::/8,127.0.0.1 ,10.1.2.3/16' }).egressAllowCidrs).toEqual(['10.1.0.0/16', 'fd00::/8', '127.0.0.1/32']);
+    expect(Object.isFrozen(loadConfig({}).egressAllowCidrs)).toBe(true);
+    for (const bad of ['10.0.0.0/33', 'gitlab.internal', '10.0.0.0/8;fd00::/8']) {
+      expect(problemsOf({ EGRESS_ALLOW_CIDRS: `127.0.0.0/8,${bad}` })).toEqual([
+        `EGRESS_ALLOW_CIDRS must be comma-separated CIDRs such as 10.0.0.0/8 or fd00::/8 (got "${bad}")`,
+      ]);
+    }
+  });
+
   it('collects every problem, naming each variable', () => {
     const problems = problemsOf({ PORT: '-1', SIGNING_ALG: 'none', RATE_LIMIT_PER_MINUTE: '1.5', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud' });
     expect(problems.map((problem) => problem.split(' ')[0])).toEqual(['PORT', 'DATABASE_URL', 'SIGNING_ALG', 'RATE_LIMIT_PER_MINUTE', 'LOG_LEVEL']);

@@ -5,6 +5,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import { parseCidr } from './egress/address-ranges.js';
 
 export type SigningAlg = 'RS256' | 'ES256' | 'EdDSA';
 export const SIGNING_ALGS: readonly SigningAlg[] = ['RS256', 'ES256', 'EdDSA'];
@@ -57,6 +58,12 @@ export interface Config {
    * when NODE_ENV=production on PostgreSQL, else 1. The embedded database is one process's.
    */
   readonly workers: number;
+  /**
+   * EGRESS_ALLOW_CIDRS: ranges outbound requests (partner keys, webhooks) may reach although
+   * refused by default (loopback, private, …), and the only ones reachable over plain http
+   * (egress/egress-guard.ts). Canonical CIDRs; none by default.
+   */
+  readonly egressAllowCidrs: readonly string[];
 }
 
 /**
@@ -229,6 +236,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push('WORKERS above 1 needs DATABASE_URL: the embedded database belongs to a single process');
   }
 
+  const egressAllowCidrs = [
+    ...new Set(
+      (text('EGRESS_ALLOW_CIDRS') ?? '')
+        .split(',')
+        .map((value) => value.trim())
+        .filter(Boolean)
+        .flatMap((value) => {
+          const parsed = parseCidr(value);
+          if (!parsed) problems.push(`EGRESS_ALLOW_CIDRS must be comma-separated CIDRs such as 10.0.0.0/8 or fd00::/8 (got "${value}")`);
+          return parsed ? [parsed.text] : [];
+        }),
+    ),
+  ];
+
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     port,
@@ -252,5 +273,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keyEncryptionKey: currentKek,
     previousKeyEncryptionKey: previousKek,
     workers,
+    egressAllowCidrs: Object.freeze(egressAllowCidrs),
   });
 }

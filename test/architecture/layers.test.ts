@@ -38,7 +38,10 @@ const ALLOWED: Record<string, readonly string[]> = {
   errors: [],
   clock: [],
   logger: ['config'],
-  config: [],
+  // EGRESS_ALLOW_CIDRS is validated with the egress unit's pure CIDR parser.
+  config: ['egress'],
+  // Outbound requests (egress/egress-guard.ts): below everything, pure but for node:http(s) and DNS.
+  egress: [],
   storage: [...BASE],
   http: [...BASE, 'storage'],
   openapi: [...BASE, 'http'],
