@@ -17,6 +17,7 @@ import { AccessTokens } from './oauth/access-tokens.js';
 import { isDatabaseUnavailable, migrateToLatest, openDatabase, type Database } from './storage/database.js';
 import { startMaintenance } from './maintenance.js';
 import { UsageRefusals } from './organizations/usage-refusals.js';
+import { createEgressFetch, type Resolver } from './egress/egress-guard.js';
 import { preparedStatements } from './storage/prepared.js';
 import { ClientDirectory } from './oauth/client-directory.js';
 import { systemClock, type Clock } from './clock.js';
@@ -50,6 +51,8 @@ export interface StartOptions {
   readonly idleGraceMs?: number;
   /** The time source (tests move it); the system clock by default. */
   readonly clock?: Clock;
+  /** How outbound fetches resolve names (tests stub it; the egress guard checks every answer). */
+  readonly resolve?: Resolver;
 }
 
 /**
@@ -146,7 +149,9 @@ export async function startServer(config: Config, options: StartOptions): Promis
     });
     const clients = new ClientDirectory(query);
     const githubJwks = new GitHubJwksCache({ issuer: config.githubOidcIssuer, now: () => clock.now() });
-    const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock, refusals };
+    // Outbound fetches (partners' keys) pass the egress guard; tests may resolve names themselves.
+    const egress = createEgressFetch({ allowCidrs: config.egressAllowCidrs, ...(options.resolve && { resolve: options.resolve }) });
+    const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock, refusals, fetchJson: egress.fetchJson };
     const stopMaintenance = startMaintenance(database.knex, logger, clock, config.tokenTtlSeconds, {
       sign: (typ, payload) => keys.signDocument(typ, payload),
       intervalSeconds: config.auditDigestIntervalSeconds,

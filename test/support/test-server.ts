@@ -9,6 +9,7 @@ import { loadConfig, type Config } from '../../server/src/config.js';
 import { createLogger } from '../../server/src/logger.js';
 import type { Clock } from '../../server/src/clock.js';
 import { startServer, type RunningServer } from '../../server/src/server.js';
+import type { Resolver } from '../../server/src/egress/egress-guard.js';
 import { loadKeyRing } from '../../server/src/keys/key-ring.js';
 import { SigningKeyService } from '../../server/src/keys/signing-key-service.js';
 import type { Database } from '../../server/src/storage/database.js';
@@ -38,6 +39,8 @@ export interface TestServerOptions {
   readonly testDatabase?: TestDatabase;
   /** The server's time source (test/support/clock.ts); the system clock by default. */
   readonly clock?: Clock;
+  /** How the server's outbound fetches resolve names (the egress guard still checks every answer). */
+  readonly resolve?: Resolver;
 }
 
 /** The operator's signing-key service on a test server's database, with the server's key-encryption keys. */
@@ -73,6 +76,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     logger: createLogger(config.logLevel, sink),
     database,
     clock: options.clock,
+    resolve: options.resolve,
     idleGraceMs: 0, // tests close servers with idle keep-alive sockets of their own; the grace is covered by test/reliability/sigterm
   });
   const isDatabaseOwner = !options.shareWith && !options.testDatabase;

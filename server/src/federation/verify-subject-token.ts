@@ -11,7 +11,7 @@ import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify,
 import type { IdTokenRejection } from '../github/verify-id-token.js';
 import { allHold } from './conditions.js';
 import type { Partner } from './federation-store.js';
-import type { PartnerKeys } from './partner-keys.js';
+import { PartnerKeysUnavailable, type PartnerKeys } from './partner-keys.js';
 import { ALLOWED_ALGORITHMS } from './presets.js';
 
 const MAX_TOKEN_LENGTH = 16_384;
@@ -86,6 +86,8 @@ export async function verifySubjectToken(token: string, candidates: readonly Par
   let claims: (JWTPayload & { iss: string }) | undefined;
   const accepted: Partner[] = [];
   let firstRejection: SubjectTokenRejected | undefined;
+  // One partner's keys out of reach does not stop another partner of the issuer from accepting.
+  let unavailable: PartnerKeysUnavailable | undefined;
   for (const partner of forIssuer) {
     try {
       if (!partner.algorithms.includes(alg)) reject(`alg ${alg} is not one of the partner's`, 'alg');
@@ -103,10 +105,11 @@ export async function verifySubjectToken(token: string, candidates: readonly Par
       claims = payload as JWTPayload & { iss: string };
       accepted.push(partner);
     } catch (error) {
-      firstRejection ??= asRejection(error);
+      if (error instanceof PartnerKeysUnavailable) unavailable ??= error;
+      else firstRejection ??= asRejection(error);
     }
   }
-  if (!claims || accepted.length === 0) throw firstRejection ?? new SubjectTokenRejected('no partner accepts the token', 'claims');
+  if (!claims || accepted.length === 0) throw unavailable ?? firstRejection ?? new SubjectTokenRejected('no partner accepts the token', 'claims');
   return { claims, partners: accepted };
 }
 
