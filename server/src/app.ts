@@ -27,6 +27,8 @@ import { createGitHubRegistration } from './github/registration-service.js';
 import { trustPolicyRoutes } from './github/trust-policy-routes.js';
 import { openApiRoutes } from './openapi/openapi-routes.js';
 import { createFederatedGrants } from './federation/federated-grants.js';
+import { evaluationRoutes } from './federation/evaluation-routes.js';
+import { EvaluationService } from './federation/evaluation-service.js';
 import { PartnerKeys, type FetchJson } from './federation/partner-keys.js';
 import { organizationRoutes } from './organizations/organization-routes.js';
 import { OrganizationService } from './organizations/organization-service.js';
@@ -93,6 +95,15 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
     onUnverifiedRefusal: (endpoint, reason) => metrics.oidcUnverifiedRefusals.inc({ endpoint, reason }),
   });
 
+  const evaluations = new EvaluationService({
+    knex,
+    clock,
+    partnerKeys,
+    githubJwks,
+    githubIssuer: config.githubOidcIssuer,
+    oidcAudience: config.oidcAudience,
+  });
+
   const app = new Koa();
   app.silent = true;
 
@@ -137,6 +148,8 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
 
   const routers = [
     endpointRouter,
+    // Before the trust-policy routes, whose /:id would answer POST …/evaluate with 405.
+    evaluationRoutes(evaluations, authenticate),
     trustPolicyRoutes(trustPolicies, authenticate),
     agentRoutes(agents, authenticate),
     organizationRoutes(organizations, authenticate),
