@@ -27,8 +27,12 @@ export const conditionInput = z.discriminatedUnion('op', [
 const conditions = z.array(conditionInput).max(20);
 
 // A public key of an inline key set: no private part, an algorithm family we verify.
+// Other members (n, e, crv, x, y, x5c, …) are text or lists of text that PostgreSQL's jsonb can hold.
+const jwkMember = z.union([exactText(16_384), z.array(exactText(16_384)).max(10)]);
 const publicJwk = z
-  .looseObject({ kty: z.enum(['RSA', 'EC', 'OKP']), kid: exactText(256).optional(), use: z.literal('sig').optional(), alg: z.enum(ALLOWED_ALGORITHMS).optional() })
+  .object({ kty: z.enum(['RSA', 'EC', 'OKP']), kid: exactText(256).optional(), use: z.literal('sig').optional(), alg: z.enum(ALLOWED_ALGORITHMS).optional() })
+  .catchall(jwkMember)
+  .refine((jwk) => Object.keys(jwk).every((name) => /^[\x21-\x7e]{1,64}$/.test(name)), 'member names must be printable ASCII')
   .refine((jwk) => !['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((name) => name in jwk), 'must be a public key (no private or symmetric part)');
 const keySet = z.strictObject({ keys: z.array(publicJwk).min(1).max(20) });
 
