@@ -7,8 +7,15 @@ import type { Condition } from './conditions.js';
 import { ALLOWED_ALGORITHMS, PRESET_NAMES, PRESETS, type PresetName } from './presets.js';
 import type { PartnerFields, PublicJwk } from './federation-store.js';
 
-/** An issuer or key URL: https, or http on a loopback host only (as GITHUB_OIDC_ISSUER). */
-const httpsUrl = exactText(2048).refine((raw) => {
+/**
+ * An issuer or key URL: https, or http on a loopback host only (as GITHUB_OIDC_ISSUER);
+ * RFC 3986 characters only (the issuer is matched exactly, and WHATWG URL parsing would
+ * read a backslash as a slash).
+ */
+const URI_TEXT = /^(?:https?:\/\/\[[0-9A-Fa-f:.]+\])?(?:[A-Za-z0-9\-._~:/?#@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+$/;
+const httpsUrl = exactText(2048)
+  .regex(URI_TEXT, 'must be a URI (RFC 3986 characters only)')
+  .refine((raw) => {
   try {
     const url = new URL(raw);
     return (url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) && !url.search && !url.hash && !url.username;
