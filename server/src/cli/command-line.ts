@@ -48,7 +48,7 @@ function usageLine(command: Command): string {
 const USAGE = [
   'usage: sentryagent-idp <command> [options] [--json]',
   '',
-  ...COMMANDS.map((command) => `  ${command.name.padEnd(30)} ${command.summary}`),
+  ...COMMANDS.map((command) => `  ${command.name.padEnd(32)} ${command.summary}`),
   '',
   'Configuration comes from the environment, as for the server (DATABASE_URL, DATA_DIR, SIGNING_ALG, …).',
   'On the embedded database, while a server runs on DATA_DIR, commands are run by that server.',
