@@ -18,6 +18,7 @@ import { introspectionEndpoint } from './oauth/introspection-endpoint.js';
 import { revocationEndpoint } from './oauth/revocation-endpoint.js';
 import { tokenEndpoint } from './oauth/token-endpoint.js';
 import { TokenService } from './oauth/token-service.js';
+import { federationRoutes } from './federation/federation-routes.js';
 import { exchangeEndpoint } from './github/exchange-endpoint.js';
 import { createGitHubExchange } from './github/exchange-service.js';
 import type { GitHubGateDeps } from './github/id-token-gate.js';
@@ -71,7 +72,7 @@ const refuseOutboundFetch: FetchJson = async () => {
 
 export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: false }): Koa {
   const { config, knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock } = deps;
-  const { agents, trustPolicies, audit } = createOperatorServices(knex, clock);
+  const { agents, trustPolicies, audit, federation } = createOperatorServices(knex, clock);
   const organizations = new OrganizationService({ knex, clock, flushRefusals: deps.refusals && (() => deps.refusals!.flush()) });
   const tokenService = new TokenService({ config, query, tokens, clock });
   const authenticate = tokenService.authenticate;
@@ -153,6 +154,7 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
     trustPolicyRoutes(trustPolicies, authenticate),
     agentRoutes(agents, authenticate),
     organizationRoutes(organizations, authenticate),
+    federationRoutes(federation, authenticate),
     auditRoutes(audit, authenticate),
     wellKnownRoutes(config, keys),
     observabilityRoutes(() => pingDatabase(knex), metrics),

@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import { AgentService } from './agents/agent-service.js';
 import { AuditService } from './audit/audit-service.js';
 import type { Clock } from './clock.js';
+import { FederationService } from './federation/federation-service.js';
 import { TrustPolicyService } from './github/trust-policy-service.js';
 import { verifyDocumentSignature } from './keys/signing-key-store.js';
 import { OrganizationService } from './organizations/organization-service.js';
@@ -16,6 +17,7 @@ export interface OperatorServices {
   readonly organizations: OrganizationService;
   readonly trustPolicies: TrustPolicyService;
   readonly audit: AuditService;
+  readonly federation: FederationService;
 }
 
 export function createOperatorServices(knex: Knex, clock: Clock): OperatorServices {
@@ -24,5 +26,6 @@ export function createOperatorServices(knex: Knex, clock: Clock): OperatorServic
     organizations: new OrganizationService({ knex, clock }),
     trustPolicies: new TrustPolicyService({ knex, clock }),
     audit: new AuditService({ knex, verifyDocument: (jws, typ) => verifyDocumentSignature(knex, jws, typ) }),
+    federation: new FederationService({ knex, clock }),
   };
 }

@@ -76,6 +76,37 @@ function validBody(endpoint: Endpoint): Record<string, unknown> {
       return { slug: `fuzzed-${(organizations += 1)}`, name: 'Fuzzed Org', limits: { monthlyTokens: 1000, maxAgents: 10 } };
     case '/api/v1/orgs/{orgId}':
       return { name: 'Fuzz target', limits: { monthlyTokens: 5000, maxAgents: null } };
+    case '/api/v1/federation/partners':
+      return {
+        preset: 'buildkite',
+        name: 'Fuzzed partner',
+        issuer: 'https://agent.buildkite.com',
+        jwksUri: 'https://agent.buildkite.com/.well-known/jwks',
+        audiences: ['https://idp.test'],
+        algorithms: ['RS256'],
+        maxTokenAgeSeconds: 600,
+        singleUseJti: true,
+        requiredClaims: [{ claim: 'organization_slug', op: 'eq', value: 'acme' }],
+        orgIds: [world.platformOrgId],
+      };
+    case '/api/v1/federation/partners/{partnerId}':
+      return {
+        name: 'Fuzz target partner',
+        issuer: 'https://ci.example.com',
+        keys: { keys: [{ kty: 'EC', kid: 'k1', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0' }] },
+        audiences: ['https://idp.test'],
+        maxTokenAgeSeconds: 900,
+        requiredClaims: [{ claim: 'sub', op: 'glob', value: 'fuzz-*' }],
+        orgIds: [world.platformOrgId],
+      };
+    case '/api/v1/federation/bindings':
+      return {
+        partnerId: world.partnerId,
+        agentId: world.agentId,
+        conditions: [{ claim: 'sub', op: 'eq', value: 'repo:acme/app' }, { claim: 'ref', op: 'in', value: ['main', 'release'] }],
+        scopes: ['agents:read'],
+        maxTtlSeconds: 600,
+      };
     default:
       throw new Error(`no valid body for ${endpoint.path}`);
   }
@@ -90,6 +121,10 @@ function validQuery(endpoint: Endpoint): Record<string, unknown> | undefined {
       return { type: 'token.issued', agentId: world.agentId, since: '2020-01-01T00:00:00Z', limit: '10', cursor: '999999' };
     case '/api/v1/oidc/trust-policies':
       return { agentId: world.agentId, limit: '10', cursor: world.policyId };
+    case '/api/v1/federation/partners':
+      return { limit: '10', cursor: world.partnerId };
+    case '/api/v1/federation/bindings':
+      return { agentId: world.agentId, partnerId: world.partnerId, orgId: world.platformOrgId, limit: '10', cursor: world.target.bindingId };
     default:
       return undefined;
   }
@@ -107,7 +142,7 @@ interface Parts {
 }
 
 const TIMESTAMP_PLACES = new Set(['query:since', 'query:cursor.createdAt']);
-const QUERY_PATHS = new Set(['/api/v1/agents', '/api/v1/audit', '/api/v1/oidc/trust-policies']);
+const QUERY_PATHS = new Set(['/api/v1/agents', '/api/v1/audit', '/api/v1/oidc/trust-policies', '/api/v1/federation/partners', '/api/v1/federation/bindings']);
 const SITE_ENDPOINTS = ENDPOINTS.filter((endpoint) => endpoint.body !== 'none' || (endpoint.method === 'GET' && QUERY_PATHS.has(endpoint.path)));
 
 function validParts(endpoint: Endpoint): Parts {
@@ -168,8 +203,15 @@ async function sendParts(endpoint: Endpoint, parts: Parts, as: 'json' | 'form' =
   return reply;
 }
 
-/** The endpoints that store what they are sent and answer with it: an agent or a trust policy. */
-const STORING_PATHS = new Set(['/api/v1/agents', '/api/v1/agents/{agentId}', '/api/v1/oidc/trust-policies', '/api/v1/oidc/register']);
+/** The endpoints that store what they are sent and answer with it: an agent, a trust policy or a federation partner. */
+const STORING_PATHS = new Set([
+  '/api/v1/agents',
+  '/api/v1/agents/{agentId}',
+  '/api/v1/oidc/trust-policies',
+  '/api/v1/oidc/register',
+  '/api/v1/federation/partners',
+  '/api/v1/federation/partners/{partnerId}',
+]);
 
 /** What a success echoes (an agent, a trust policy) is what was sent: accepted text is never stored altered. */
 function expectStoredAsSent(site: Site, value: unknown, reply: RawReply): void {

@@ -133,6 +133,53 @@ function fieldsOf(endpoint: Endpoint): fc.Arbitrary<Record<string, unknown>> {
           }),
         ),
       });
+    case '/api/v1/federation/partners':
+    case '/api/v1/federation/partners/{partnerId}': {
+      const condition = fc.record({
+        claim: field(fc.oneof(fc.constantFrom('sub', 'organization_slug', '/kubernetes.io/namespace', '/a~1b'), text(20))),
+        op: field(fc.constantFrom('eq', 'in', 'glob', 'ne')),
+        value: field(fc.oneof(fc.constantFrom('acme', 'prod-*', '**'), fc.array(text(10), { maxLength: 3 }), text(20))),
+      });
+      const url = fc.oneof(fc.constantFrom('https://ci.example.com', 'http://localhost:8080', 'http://ci.example.com', 'https://a.test/?q=1', 'https://u:p@a.test'), text(30));
+      const jwk = fc.record({
+        kty: field(fc.constantFrom('RSA', 'EC', 'OKP', 'oct')),
+        kid: field(text(10)),
+        n: field(text(20)),
+        e: field(fc.constant('AQAB')),
+        d: field(text(10)),
+        x5c: field(fc.array(text(10), { maxLength: 2 })),
+      });
+      return fc.record({
+        preset: field(fc.constantFrom('github', 'gitlab', 'buildkite', 'circleci', 'kubernetes', 'spiffe', 'sentryagent', 'custom', 'other')),
+        name: field(text(40)),
+        issuer: field(url),
+        jwksUri: field(fc.oneof(url, fc.constant(null))),
+        keys: field(fc.oneof(fc.record({ keys: field(fc.array(jwk, { maxLength: 3 })) }), fc.constant(null))),
+        audiences: field(fc.array(fc.oneof(fc.constant('https://idp.test'), text(20)), { maxLength: 3 })),
+        algorithms: field(fc.subarray(['RS256', 'ES256', 'EdDSA', 'HS256', 'none'])),
+        maxTokenAgeSeconds: field(fc.oneof(fc.integer({ min: 60, max: 86_400 }), fc.integer())),
+        singleUseJti: field(fc.boolean()),
+        requiredClaims: field(fc.array(condition, { maxLength: 3 })),
+        orgIds: field(fc.oneof(fc.constant([world.platformOrgId]), fc.array(fc.uuid(), { maxLength: 2 }))),
+      });
+    }
+    case '/api/v1/federation/bindings':
+      return fc.record({
+        partnerId: field(fc.oneof(fc.constant(world.partnerId), fc.uuid())),
+        agentId: field(agentIds),
+        conditions: field(
+          fc.array(
+            fc.record({
+              claim: field(fc.oneof(fc.constantFrom('sub', 'ref', '/x/y'), text(20))),
+              op: field(fc.constantFrom('eq', 'in', 'glob')),
+              value: field(fc.oneof(text(20), fc.array(text(10), { maxLength: 3 }))),
+            }),
+            { maxLength: 3 },
+          ),
+        ),
+        scopes: field(fc.subarray(['agents:read', 'tokens:read', 'admin:orgs'])),
+        maxTtlSeconds: field(fc.oneof(fc.integer({ min: 60, max: 86_400 }), fc.integer())),
+      });
     case '/api/v1/agents':
     case '/api/v1/agents/{agentId}':
       return fc.record({
@@ -288,6 +335,14 @@ describe('hostile input, property-based: every answer is a documented 4xx or a v
         cursor: fc.bigInt({ min: 1n, max: 10n ** 16n - 1n }).map(String),
       },
       '/api/v1/oidc/trust-policies': { agentId: fc.oneof(fc.constant(world.agentId), fc.uuid()), limit, cursor: fc.uuid() },
+      '/api/v1/federation/partners': { limit, cursor: fc.uuid() },
+      '/api/v1/federation/bindings': {
+        agentId: fc.oneof(fc.constant(world.agentId), fc.uuid()),
+        partnerId: fc.oneof(fc.constant(world.partnerId), fc.uuid()),
+        orgId: fc.oneof(fc.constant(world.platformOrgId), fc.uuid()),
+        limit,
+        cursor: fc.uuid(),
+      },
     };
     const queryFor = (path: string) =>
       fc

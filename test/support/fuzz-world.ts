@@ -9,7 +9,7 @@ import { expect } from '@jest/globals';
 import { startFakeGitHubIssuer, type FakeGitHubIssuer } from './fake-github-issuer.js';
 import { loadClaimFixture } from './github-claims.js';
 import { ADMIN, startTestServer, type TestServer } from './test-server.js';
-import { adminToken, bearer, createAgent, getToken, json, send } from './api.js';
+import { adminToken, bearer, createAgent, getToken, json, platformOrgIdOf, send } from './api.js';
 import { ABSENT, encodeFields, type World } from './hostile-input.js';
 
 export const AUDIENCE = 'https://idp.test/github';
@@ -52,6 +52,17 @@ export const ENDPOINTS: readonly Endpoint[] = [
   { method: 'POST', path: '/api/v1/orgs/{orgId}/suspend', body: 'none' },
   { method: 'POST', path: '/api/v1/orgs/{orgId}/reactivate', body: 'none' },
   { method: 'GET', path: '/api/v1/orgs/{orgId}/usage', body: 'none' },
+  { method: 'POST', path: '/api/v1/federation/partners', body: 'json' },
+  { method: 'GET', path: '/api/v1/federation/partners', body: 'none' },
+  { method: 'GET', path: '/api/v1/federation/partners/{partnerId}', body: 'none' },
+  { method: 'PATCH', path: '/api/v1/federation/partners/{partnerId}', body: 'json' },
+  { method: 'DELETE', path: '/api/v1/federation/partners/{partnerId}', body: 'none' },
+  { method: 'POST', path: '/api/v1/federation/partners/{partnerId}/suspend', body: 'none' },
+  { method: 'POST', path: '/api/v1/federation/partners/{partnerId}/reactivate', body: 'none' },
+  { method: 'POST', path: '/api/v1/federation/bindings', body: 'json' },
+  { method: 'GET', path: '/api/v1/federation/bindings', body: 'none' },
+  { method: 'GET', path: '/api/v1/federation/bindings/{bindingId}', body: 'none' },
+  { method: 'DELETE', path: '/api/v1/federation/bindings/{bindingId}', body: 'none' },
   { method: 'GET', path: '/api/v1/audit', body: 'none' },
   { method: 'GET', path: '/api/v1/audit/verify', body: 'none' },
   { method: 'GET', path: '/api/v1/openapi.json', body: 'none' },
@@ -70,8 +81,18 @@ export class SignedIdToken {
 export interface FuzzWorld extends World {
   readonly server: TestServer;
   readonly github: FakeGitHubIssuer;
-  /** The agent, credential, trust policy and organization that path parameters name. */
-  readonly target: { readonly agentId: string; readonly credentialId: string; readonly policyId: string; readonly orgId: string };
+  /** The platform organization, and a federation partner open to it that bodies may name. */
+  readonly platformOrgId: string;
+  readonly partnerId: string;
+  /** The agent, credential, trust policy, organization, federation partner and binding that path parameters name. */
+  readonly target: {
+    readonly agentId: string;
+    readonly credentialId: string;
+    readonly policyId: string;
+    readonly orgId: string;
+    readonly partnerId: string;
+    readonly bindingId: string;
+  };
   stop(): Promise<void>;
 }
 
@@ -87,6 +108,16 @@ export async function startFuzzWorld(): Promise<FuzzWorld> {
   const tokens = await Promise.all([1, 2, 3, 4].map(() => getToken(server, agent.agentId, agent.clientSecret)));
   const targetOrg = await send(server, '/api/v1/orgs', json('POST', { slug: 'fuzz-target', name: 'Fuzz target' }, admin));
   expect(targetOrg.status).toBe(201);
+  const platformOrgId = await platformOrgIdOf(server);
+  const createPartner = (name: string) =>
+    send(server, '/api/v1/federation/partners', json('POST', { preset: 'custom', name, issuer: 'https://ci.example.com', audiences: ['https://idp.test'], orgIds: [platformOrgId] }, admin));
+  const partners = [await createPartner('fuzz-partner'), await createPartner('fuzz-target-partner')];
+  const binding = await send(
+    server,
+    '/api/v1/federation/bindings',
+    json('POST', { partnerId: partners[1].body.partnerId, agentId: target.agentId, conditions: [{ claim: 'sub', op: 'eq', value: 'fuzz-target' }] }, admin),
+  );
+  expect([...partners.map((partner) => partner.status), binding.status]).toEqual([201, 201, 201]);
   return {
     server,
     github,
@@ -97,7 +128,16 @@ export async function startFuzzWorld(): Promise<FuzzWorld> {
     agentToken: tokens[0],
     policyId: policies[0].body.id,
     spareTokens: tokens.slice(1),
-    target: { agentId: target.agentId, credentialId: target.credentialId, policyId: policies[2].body.id, orgId: targetOrg.body.orgId },
+    platformOrgId,
+    partnerId: partners[0].body.partnerId,
+    target: {
+      agentId: target.agentId,
+      credentialId: target.credentialId,
+      policyId: policies[2].body.id,
+      orgId: targetOrg.body.orgId,
+      partnerId: partners[1].body.partnerId,
+      bindingId: binding.body.bindingId,
+    },
     stop: async () => {
       await server.stop();
       await github.close();
@@ -107,13 +147,18 @@ export async function startFuzzWorld(): Promise<FuzzWorld> {
 
 export const naturalType = (as: 'json' | 'form') => (as === 'json' ? 'application/json' : 'application/x-www-form-urlencoded');
 
-/** `{orgId}` takes `params.orgId`, or the `id` segment when none is given. */
-export function fillTemplate(path: string, params: { agentId: string; credentialId: string; id: string; orgId?: string }): string {
+/** `{orgId}`, `{partnerId}` and `{bindingId}` take their own parameter, or the `id` segment when none is given. */
+export function fillTemplate(
+  path: string,
+  params: { agentId: string; credentialId: string; id: string; orgId?: string; partnerId?: string; bindingId?: string },
+): string {
   return path
     .replace('{agentId}', params.agentId)
     .replace('{credentialId}', params.credentialId)
     .replace('{id}', params.id)
-    .replace('{orgId}', params.orgId ?? params.id);
+    .replace('{orgId}', params.orgId ?? params.id)
+    .replace('{partnerId}', params.partnerId ?? params.id)
+    .replace('{bindingId}', params.bindingId ?? params.id);
 }
 
 /** The path parameters of the world's targets. */
@@ -122,6 +167,8 @@ export const targetParams = (world: FuzzWorld) => ({
   credentialId: world.target.credentialId,
   id: world.target.policyId,
   orgId: world.target.orgId,
+  partnerId: world.target.partnerId,
+  bindingId: world.target.bindingId,
 });
 
 /** The body text of these fields, with every SignedIdToken minted now (a jti is good once). */
@@ -151,6 +198,13 @@ export async function expectUnharmed(world: FuzzWorld): Promise<void> {
   for (let cursor: string | null = '', pages = 0; cursor !== null && pages < 50; pages += 1) {
     const page = await send(world.server, `/api/v1/oidc/trust-policies?limit=100${cursor ? `&cursor=${cursor}` : ''}`, bearer(world.adminToken));
     cursor = page.body.nextCursor;
+  }
+  for (const list of ['/api/v1/federation/partners', '/api/v1/federation/bindings']) {
+    for (let cursor: string | null = '', pages = 0; cursor !== null && pages < 50; pages += 1) {
+      const page = await send(world.server, `${list}?limit=100${cursor ? `&cursor=${cursor}` : ''}`, bearer(world.adminToken));
+      expect(page.status).toBe(200);
+      cursor = page.body.nextCursor;
+    }
   }
   const errors = world.server.logs.map((line) => JSON.parse(line)).filter((line) => line.level >= 50 && line.err);
   // The database's complaint is at the end of a Knex message, after the SQL.

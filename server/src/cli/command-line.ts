@@ -18,6 +18,7 @@ import { isDatabaseUnavailable, openDatabase, type Database } from '../storage/d
 import { agentCommands } from './agent-commands.js';
 import { auditCommands } from './audit-commands.js';
 import { credentialCommands } from './credential-commands.js';
+import { federationCommands } from './federation-commands.js';
 import { runOnEmbeddedDatabase } from './embedded-session.js';
 import type { OperatorReply, OperatorRequest } from './operator-socket.js';
 import { orgCommands } from './org-commands.js';
@@ -34,6 +35,7 @@ const COMMANDS: readonly Command[] = [
   ...agentCommands,
   ...credentialCommands,
   ...policyCommands,
+  ...federationCommands,
   ...auditCommands,
 ];
 
@@ -46,7 +48,7 @@ function usageLine(command: Command): string {
 const USAGE = [
   'usage: sentryagent-idp <command> [options] [--json]',
   '',
-  ...COMMANDS.map((command) => `  ${command.name.padEnd(24)} ${command.summary}`),
+  ...COMMANDS.map((command) => `  ${command.name.padEnd(32)} ${command.summary}`),
   '',
   'Configuration comes from the environment, as for the server (DATABASE_URL, DATA_DIR, SIGNING_ALG, …).',
   'On the embedded database, while a server runs on DATA_DIR, commands are run by that server.',
@@ -95,8 +97,13 @@ function describeParseError(error: Error & { code?: string }): string {
   return error.message.split('\n')[0];
 }
 
+/** The command the first words name: three (`federation partners add`), two (`agents create`) or one (`serve`). */
 function findCommand(words: readonly string[]): Command | undefined {
-  return COMMANDS.find((command) => command.name === words.slice(0, 2).join(' ')) ?? COMMANDS.find((command) => command.name === words[0]);
+  for (const length of [3, 2, 1]) {
+    const command = COMMANDS.find((candidate) => candidate.name === words.slice(0, length).join(' '));
+    if (command) return command;
+  }
+  return undefined;
 }
 
 function parseInvocation(command: Command, rest: string[]): Invocation & { isHelp: boolean } {
@@ -123,6 +130,9 @@ function parseCommandLine(argv: readonly string[]): Parsed {
   if (argv[0] === '--version' || argv[0] === '-V') return { help: `sentryagent-idp ${version()}`, exitCode: EXIT.ok };
   const command = findCommand(argv);
   if (!command) {
+    // A group of two words (`federation partners`), then of one.
+    const subgroup = argv.length > 1 && !argv[1].startsWith('-') ? groupHelp(argv.slice(0, 2).join(' ')) : undefined;
+    if (subgroup && (argv.length === 2 || ['--help', '-h'].includes(argv[2]))) return { help: subgroup, exitCode: argv.length === 2 ? EXIT.usage : EXIT.ok };
     const group = groupHelp(argv[0]);
     if (group && (argv.length === 1 || ['--help', '-h'].includes(argv[1]))) return { help: group, exitCode: argv.length === 1 ? EXIT.usage : EXIT.ok };
     throw usageError(`unknown command "${argv.slice(0, 2).join(' ')}"\n${group ?? USAGE}`);

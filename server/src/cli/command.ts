@@ -210,6 +210,15 @@ const OPTION_OF_FIELD: Readonly<Record<string, string>> = {
   'limits.maxWebhookEndpoints': 'max-webhook-endpoints',
   'admin.name': 'admin-name',
   'admin.scopes': 'admin-scope',
+  partnerId: 'partner',
+  conditions: 'condition',
+  audiences: 'audience',
+  algorithms: 'algorithm',
+  maxTokenAgeSeconds: 'max-token-age',
+  requiredClaims: 'require',
+  orgIds: 'open-to',
+  keys: 'keys-file',
+  maxTtlSeconds: 'max-ttl',
 };
 
 /** The option that carries a field's path (`admin.scopes.0`: `admin-scope`): the longest known prefix, else the first segment in kebab case. */

@@ -7,8 +7,15 @@ import type { Condition } from './conditions.js';
 import { ALLOWED_ALGORITHMS, PRESET_NAMES, PRESETS, type PresetName } from './presets.js';
 import type { PartnerFields, PublicJwk } from './federation-store.js';
 
-/** An issuer or key URL: https, or http on a loopback host only (as GITHUB_OIDC_ISSUER). */
-const httpsUrl = exactText(2048).refine((raw) => {
+/**
+ * An issuer or key URL: https, or http on a loopback host only (as GITHUB_OIDC_ISSUER);
+ * RFC 3986 characters only (the issuer is matched exactly, and WHATWG URL parsing would
+ * read a backslash as a slash).
+ */
+const URI_TEXT = /^(?:https?:\/\/\[[0-9A-Fa-f:.]+\])?(?:[A-Za-z0-9\-._~:/?#@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+$/;
+const httpsUrl = exactText(2048)
+  .regex(URI_TEXT, 'must be a URI (RFC 3986 characters only)')
+  .refine((raw) => {
   try {
     const url = new URL(raw);
     return (url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) && !url.search && !url.hash && !url.username;
@@ -27,8 +34,12 @@ export const conditionInput = z.discriminatedUnion('op', [
 const conditions = z.array(conditionInput).max(20);
 
 // A public key of an inline key set: no private part, an algorithm family we verify.
+// Other members (n, e, crv, x, y, x5c, …) are text or lists of text that PostgreSQL's jsonb can hold.
+const jwkMember = z.union([exactText(16_384), z.array(exactText(16_384)).max(10)]);
 const publicJwk = z
-  .looseObject({ kty: z.enum(['RSA', 'EC', 'OKP']), kid: exactText(256).optional(), use: z.literal('sig').optional(), alg: z.enum(ALLOWED_ALGORITHMS).optional() })
+  .object({ kty: z.enum(['RSA', 'EC', 'OKP']), kid: exactText(256).optional(), use: z.literal('sig').optional(), alg: z.enum(ALLOWED_ALGORITHMS).optional() })
+  .catchall(jwkMember)
+  .refine((jwk) => Object.keys(jwk).every((name) => /^[\x21-\x7e]{1,64}$/.test(name)), 'member names must be printable ASCII')
   .refine((jwk) => !['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((name) => name in jwk), 'must be a public key (no private or symmetric part)');
 const keySet = z.strictObject({ keys: z.array(publicJwk).min(1).max(20) });
 

@@ -78,7 +78,10 @@ export class FederationService {
   /** A change to what the partner trusts revokes the tokens issued through it: they were admitted under the old rules. */
   async updatePartner(caller: Caller, partnerId: string, patch: PartnerPatchInput): Promise<Partner> {
     return this.changePartner(caller, partnerId, async (trx, current) => {
-      const fields: Partial<PartnerFields> = { ...(patch as Partial<PartnerFields>) };
+      const fields: { -readonly [K in keyof PartnerFields]?: PartnerFields[K] } = { ...(patch as Partial<PartnerFields>) };
+      // One key source at a time: setting one clears the other (the table holds at most one).
+      if (fields.keys && fields.jwksUri === undefined) fields.jwksUri = null;
+      if (fields.jwksUri && fields.keys === undefined) fields.keys = null;
       assertPartnerRules({ ...current, ...fields });
       if (fields.orgIds) await assertOrganizationsExist(trx, fields.orgIds);
       const partner = await updatePartner(trx, partnerId, fields);
