@@ -28,7 +28,7 @@ import { createGitHubRegistration } from './github/registration-service.js';
 import { trustPolicyRoutes } from './github/trust-policy-routes.js';
 import { openApiRoutes } from './openapi/openapi-routes.js';
 import { createFederatedGrants } from './federation/federated-grants.js';
-import { evaluationRoutes } from './federation/evaluation-routes.js';
+import { evaluationRoutes, onlyPostToEvaluate } from './federation/evaluation-routes.js';
 import { EvaluationService } from './federation/evaluation-service.js';
 import { PartnerKeys, type FetchJson } from './federation/partner-keys.js';
 import { organizationRoutes } from './organizations/organization-routes.js';
@@ -147,6 +147,7 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
   const endpointRouter = new Router();
   for (const [, path, handler] of endpoints) endpointRouter.post(path, handler);
 
+  app.use(onlyPostToEvaluate);
   const routers = [
     endpointRouter,
     // Before the trust-policy routes, whose /:id would answer POST …/evaluate with 405.

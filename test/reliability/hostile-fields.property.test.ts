@@ -99,6 +99,10 @@ function validBody(endpoint: Endpoint): Record<string, unknown> {
         requiredClaims: [{ claim: 'sub', op: 'glob', value: 'fuzz-*' }],
         orgIds: [world.platformOrgId],
       };
+    case '/api/v1/federation/partners/{partnerId}/evaluate':
+      return { claims: { sub: 'repo:acme/app', ref: 'main' }, agentId: world.agentId };
+    case '/api/v1/oidc/trust-policies/evaluate':
+      return { claims: { repository: REPOSITORY, ref: 'refs/heads/main', event_name: 'push' }, agentId: world.agentId };
     case '/api/v1/federation/bindings':
       return {
         partnerId: world.partnerId,

@@ -163,6 +163,13 @@ function fieldsOf(endpoint: Endpoint): fc.Arbitrary<Record<string, unknown>> {
         orgIds: field(fc.oneof(fc.constant([world.platformOrgId]), fc.array(fc.uuid(), { maxLength: 2 }))),
       });
     }
+    case '/api/v1/federation/partners/{partnerId}/evaluate':
+    case '/api/v1/oidc/trust-policies/evaluate':
+      return fc.record({
+        token: field(fc.oneof(idToken, text(40))),
+        claims: field(fc.oneof(fc.constant({ repository: REPOSITORY, ref: 'refs/heads/main', event_name: 'push', sub: 'repo:acme/app' }), fc.dictionary(text(10), fc.oneof(text(10), fc.integer())))),
+        agentId: field(agentIds),
+      });
     case '/api/v1/federation/bindings':
       return fc.record({
         partnerId: field(fc.oneof(fc.constant(world.partnerId), fc.uuid())),

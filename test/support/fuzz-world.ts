@@ -63,6 +63,8 @@ export const ENDPOINTS: readonly Endpoint[] = [
   { method: 'GET', path: '/api/v1/federation/bindings', body: 'none' },
   { method: 'GET', path: '/api/v1/federation/bindings/{bindingId}', body: 'none' },
   { method: 'DELETE', path: '/api/v1/federation/bindings/{bindingId}', body: 'none' },
+  { method: 'POST', path: '/api/v1/federation/partners/{partnerId}/evaluate', body: 'json' },
+  { method: 'POST', path: '/api/v1/oidc/trust-policies/evaluate', body: 'json' },
   { method: 'GET', path: '/api/v1/audit', body: 'none' },
   { method: 'GET', path: '/api/v1/audit/verify', body: 'none' },
   { method: 'GET', path: '/api/v1/openapi.json', body: 'none' },

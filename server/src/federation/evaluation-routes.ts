@@ -4,6 +4,7 @@
  * evaluation service, render.
  */
 import Router from '@koa/router';
+import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import type { AgentCaller } from '../authorization/caller.js';
 import { readJson } from '../http/body.js';
@@ -17,6 +18,20 @@ const evaluationInput = z.strictObject({
   agentId: z.uuid().transform((id) => id.toLowerCase()).optional(),
 });
 
+const TRUST_POLICY_EVALUATION = '/api/v1/oidc/trust-policies/evaluate';
+
+/**
+ * `…/trust-policies/evaluate` also matches the trust policies' `/:id`, whose GET and DELETE
+ * the router would add to its Allow header: this path answers for POST alone, as documented.
+ */
+export async function onlyPostToEvaluate(ctx: Context, next: Next): Promise<void> {
+  if (ctx.path !== TRUST_POLICY_EVALUATION || ctx.method === 'POST') return next();
+  ctx.set('Allow', 'POST');
+  ctx.status = ctx.method === 'OPTIONS' ? 200 : 405;
+  // As the router's own allowedMethods answers: no body.
+  if (ctx.method === 'OPTIONS') ctx.body = '';
+}
+
 export function evaluationRoutes(evaluations: EvaluationService, authenticate: CallerLookup<AgentCaller>): Router {
   const router = new Router();
   const canRead = requireScope(authenticate, 'agents:read');
@@ -28,7 +43,7 @@ export function evaluationRoutes(evaluations: EvaluationService, authenticate: C
     ctx.body = await evaluations.evaluatePartner(callerOf<AgentCaller>(ctx), partnerId, input);
   });
 
-  router.post('/api/v1/oidc/trust-policies/evaluate', canRead, async (ctx) => {
+  router.post(TRUST_POLICY_EVALUATION, canRead, async (ctx) => {
     const input = parseWith(evaluationInput, await readJson(ctx), 'The evaluation');
     ctx.set('Cache-Control', 'no-store');
     ctx.body = await evaluations.evaluateTrustPolicies(callerOf<AgentCaller>(ctx), input);

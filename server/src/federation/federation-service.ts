@@ -75,7 +75,7 @@ export class FederationService {
     return partner;
   }
 
-  /** A change to what the partner trusts revokes the tokens issued through it: they were admitted under the old rules. */
+  /** A change to what the partner trusts (anything but its name) revokes the tokens issued through it: they were admitted under the old rules. */
   async updatePartner(caller: Caller, partnerId: string, patch: PartnerPatchInput): Promise<Partner> {
     return this.changePartner(caller, partnerId, async (trx, current) => {
       const fields: { -readonly [K in keyof PartnerFields]?: PartnerFields[K] } = { ...(patch as Partial<PartnerFields>) };
@@ -85,7 +85,9 @@ export class FederationService {
       assertPartnerRules({ ...current, ...fields });
       if (fields.orgIds) await assertOrganizationsExist(trx, fields.orgIds);
       const partner = await updatePartner(trx, partnerId, fields);
-      const revokedTokens = await revokeBindingTokens(trx, await bindingIdsOfPartner(trx, partnerId), this.deps.clock.now());
+      // A new name changes nothing it trusts.
+      const isTrustChanged = Object.keys(patch).some((field) => field !== 'name');
+      const revokedTokens = isTrustChanged ? await revokeBindingTokens(trx, await bindingIdsOfPartner(trx, partnerId), this.deps.clock.now()) : 0;
       await appendAuditEvent(trx, {
         type: 'federation.partner.updated',
         actor: actorOf(caller),
