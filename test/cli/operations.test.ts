@@ -122,7 +122,8 @@ describe('sentryagent-idp migrate, keys and serve', () => {
     const unknown = await cli('keys', 'revoke', 'no-such-kid');
     expect(unknown).toMatchObject({ code: 3, stdout: '', stderr: 'sentryagent-idp: No signing key has kid no-such-kid.\n' });
     const [active] = (await cli('keys', 'list', '--json')).json();
-    const revoked = await cli('keys', 'revoke', active.kid);
+    // A kid is a base64url thumbprint: one in 64 begins with '-', which only `--` keeps from reading as an option.
+    const revoked = await cli('keys', 'revoke', '--', active.kid);
     expect(revoked.code).toBe(0);
     expect(revoked.stdout).toMatch(new RegExp(`^revoked: ${active.kid}\nit was the active key; new active key: [\\w-]+\n`));
   });
