@@ -241,7 +241,7 @@ const scenarios = [
 
 function loadSpec(scenario, server, fixture, github) {
   const base = { url: server.url, connections, duration };
-  if (scenario.name.startsWith('token-')) {
+  if (scenario.name.startsWith('token-') && scenario.name !== 'token-exchange') {
     return { ...base, method: 'POST', path: '/api/v1/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'client_credentials', client_id: fixture.agentId, client_secret: fixture.secret }).toString() };
   }
   if (scenario.name === 'healthz') return { ...base, method: 'GET', path: '/healthz' };

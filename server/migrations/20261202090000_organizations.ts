@@ -146,7 +146,7 @@ export function issueGrantsSql({ withBindings }: { readonly withBindings: boolea
                          = cardinality(string_to_array(g.policies, ' ')))${binding(`
                  -- The federation binding it came through still exists, for the agent, its partner active.
                  and (g.binding is null or exists (select 1 from federation_bindings b join federation_partners fp on fp.id = b.partner_id
-                           where b.id = g.binding and b.agent_id = g.agent and fp.status = 'active'))`)} as ok
+                           where b.id = g.binding and b.agent_id = g.agent and fp.status = 'active' and ag.org_id = any(fp.org_ids)))`)} as ok
             from unnest(p_agent, p_credential, p_scopes, p_trust_policies${binding(', p_binding')}) with ordinality as g(agent, credential, scopes, policies, ${binding('binding, ')}i)
             left join agents ag on ag.id = g.agent
             left join organizations o on o.id = ag.org_id) as x;

@@ -265,3 +265,37 @@ describe('refusals before the signature verifies', () => {
     expect(counted.length).toBeGreaterThan(0);
   });
 });
+
+describe('hardening', () => {
+  const BK = (overrides: JWTPayload = {}): JWTPayload => ({ iss: BUILDKITE, aud: 'https://idp.test', sub: 'organization:acme:pipeline:ship', organization_slug: 'acme', pipeline_slug: 'ship', ...overrides });
+
+  it('spends a jti per issuer: a token spent through one partner is spent for every partner of its issuer', async () => {
+    const pin = [{ claim: 'organization_slug', op: 'eq', value: 'acme' }];
+    const [first, second] = [await partner({ preset: 'buildkite', audiences: ['https://idp.test'], requiredClaims: pin }), await partner({ preset: 'buildkite', audiences: ['https://idp.test'], requiredClaims: pin })];
+    const [one, two] = [await createAgent(server, admin, { name: 'one', scopes: ['agents:read'] }), await createAgent(server, admin, { name: 'two', scopes: ['agents:read'] })];
+    await binding({ partnerId: first.partnerId, agentId: one.agentId, conditions: [{ claim: 'pipeline_slug', op: 'eq', value: 'ship' }] });
+    await binding({ partnerId: second.partnerId, agentId: two.agentId, conditions: [{ claim: 'pipeline_slug', op: 'eq', value: 'ship' }] });
+    const token = await mint(BK());
+    expect((await exchange(one.agentId, token)).status).toBe(200);
+    expect((await exchange(two.agentId, token)).body).toEqual(INVALID);
+  });
+
+  it('refuses bindings and pins that name nothing: a glob of stars alone, or a Kubernetes service account name without its namespace', async () => {
+    const bk = await partner({ preset: 'buildkite', audiences: ['https://idp.test'], requiredClaims: [{ claim: 'organization_slug', op: 'eq', value: 'acme' }] });
+    const agent = await createAgent(server, admin, { name: 'named', scopes: ['agents:read'] });
+    await expect(binding({ partnerId: bk.partnerId, agentId: agent.agentId, conditions: [{ claim: 'pipeline_slug', op: 'glob', value: '**' }] })).rejects.toThrow(/must put a condition/);
+    await expect(partner({ preset: 'buildkite', audiences: ['https://idp.test'], requiredClaims: [{ claim: 'organization_slug', op: 'glob', value: '*' }] })).rejects.toThrow(/organization_slug/);
+    const k8s = await partner({ preset: 'kubernetes', issuer: 'https://cluster.example.test', audiences: ['idp'] });
+    await expect(binding({ partnerId: k8s.partnerId, agentId: agent.agentId, conditions: [{ claim: '/kubernetes.io/serviceaccount/name', op: 'eq', value: 'deployer' }] })).rejects.toThrow(/must put a condition/);
+  });
+
+  it('writes nothing to the log of an organization whose agent has no binding to the partner, however often it is named', async () => {
+    await partner({ preset: 'custom', issuer: 'https://noisy.example.test', audiences: ['https://idp.test'] });
+    const victim = await createAgent(server, admin, { name: 'victim-of-noise', scopes: ['agents:read'] });
+    for (let i = 0; i < 3; i += 1) {
+      expect((await exchange(victim.agentId, await mint({ iss: 'https://noisy.example.test', aud: 'https://idp.test', sub: 'x' }))).body).toEqual(INVALID);
+    }
+    const rows = await server.deps.knex('audit_events').where({ agent_id: victim.agentId, type: 'federation.exchange.refused' });
+    expect(rows).toEqual([]);
+  });
+});

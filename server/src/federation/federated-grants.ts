@@ -56,9 +56,10 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
   /** The audiences that identify this server for an RFC 7523 assertion (§3): its issuer and token endpoint. */
   const serverAudiences = [config.publicUrl, `${config.publicUrl}/api/v1/token`];
 
-  async function refuseUnverified(request: FederatedGrantRequest, code: IdTokenRejection): Promise<never> {
+  /** Counted (and past a limit answered 429), never audited: nothing ties the request to a tenant yet. */
+  async function refuseUnverified(request: FederatedGrantRequest, code: IdTokenRejection, { isAgentNamed = true } = {}): Promise<never> {
     deps.onUnverifiedRefusal?.(request.grantType, code);
-    const agentId = isUuid(request.agentId) ? request.agentId.toLowerCase() : null;
+    const agentId = isAgentNamed && isUuid(request.agentId) ? request.agentId.toLowerCase() : null;
     await countUnverifiedRefusal(deps.query, { endpoint: request.grantType, reason: code, agentId }, config.rateLimitPerMinute, clock.now());
     throw new InvalidGrant(INVALID);
   }
@@ -82,10 +83,9 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
     } catch (error) {
       if (error instanceof PartnerKeysUnavailable) throw new ServiceUnavailable("The partner's keys cannot be fetched; try again later.");
       if (!(error instanceof SubjectTokenRejected)) throw error;
-      if (error.isUnverified) return refuseUnverified(request, error.code);
-      // Signed by a partner, and refused for its claims: said to the partners' audit, never to the client.
-      await appendAuditEvent(knex, { type: 'federation.exchange.refused', actor: `federation:${iss}`, data: { reason: error.reason, grantType: request.grantType } });
-      throw new InvalidGrant(INVALID);
+      // Signed, and refused for its claims: counted like an unverified one (a partner's token
+      // can be replayed at will, and each audit row would be the sender's to write).
+      return refuseUnverified(request, error.code, { isAgentNamed: error.isUnverified });
     }
     const { claims, partners } = verified;
     const actor = `federation:${claims.iss}`;
@@ -103,10 +103,13 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
       });
       throw error;
     };
-    if (!agent) return refuse('unknown agent', new InvalidGrant(INVALID));
+    if (!agent) return refuseUnverified(request, 'claims', { isAgentNamed: false });
 
     const open = partners.filter((partner) => partner.orgIds.includes(agent.orgId));
-    const binding = firstMatching(await findBindingsFor(knex, agent.agentId, open.map((partner) => partner.partnerId)), claims);
+    const bindingsOfAgent = await findBindingsFor(knex, agent.agentId, open.map((partner) => partner.partnerId));
+    // An agent with no binding to these partners is none of their business: counted, not written to its organization's log.
+    if (bindingsOfAgent.length === 0) return refuseUnverified(request, 'claims', { isAgentNamed: false });
+    const binding = firstMatching(bindingsOfAgent, claims);
     if (!binding) return refuse('no binding of the agent matches the token', new InvalidGrant(INVALID), agent.orgId);
     const partner = open.find((candidate) => candidate.partnerId === binding.partnerId) as Partner;
 
@@ -114,7 +117,9 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
     // a token for another agent is not spent by a wrong client_id).
     if (partner.singleUseJti) {
       if (typeof claims.jti !== 'string' || claims.jti === '' || claims.jti.length > 256) return refuse('no jti', new InvalidGrant(INVALID), agent.orgId);
-      if (!(await spendJti(deps.query, `federation:${partner.partnerId}#${claims.jti}`, claims.exp as number))) {
+      // Keyed by issuer, as the GitHub exchange keys its own: a token spent at /oidc/token, or
+      // through another partner of the same issuer, is spent here too.
+      if (!(await spendJti(deps.query, `${claims.iss}#${claims.jti}`, claims.exp as number))) {
         return refuse('jti replayed', new InvalidGrant(INVALID), agent.orgId);
       }
     }

@@ -60,7 +60,9 @@ export class FederationService {
   async listPartners(caller: Caller, query: { afterId?: string; limit: number }): Promise<{ partners: Partner[]; hasMore: boolean }> {
     if (isCrossOrganization(caller) && holdsScope(caller, 'admin:orgs')) return listPartners(this.deps.knex, query);
     requireScope(caller, 'agents:read');
-    return listPartners(this.deps.knex, { ...query, openTo: await organizationIdFor(this.deps.knex, caller) });
+    const orgId = await organizationIdFor(this.deps.knex, caller);
+    const page = await listPartners(this.deps.knex, { ...query, openTo: orgId });
+    return { ...page, partners: page.partners.map((partner) => asSeenBy(partner, orgId)) };
   }
 
   async getPartner(caller: Caller, partnerId: string): Promise<Partner> {
@@ -72,7 +74,7 @@ export class FederationService {
     requireScope(caller, 'agents:read');
     const orgId = await organizationIdFor(this.deps.knex, caller);
     if (!partner || !partner.orgIds.includes(orgId)) throw new NotFound('Partner');
-    return partner;
+    return asSeenBy(partner, orgId);
   }
 
   /** A change to what the partner trusts (anything but its name) revokes the tokens issued through it: they were admitted under the old rules. */
@@ -217,16 +219,30 @@ export class FederationService {
   }
 }
 
+/** A partner as a tenant sees it: open to its own organization, the others it is open to left out. */
+function asSeenBy(partner: Partner, orgId: string): Partner {
+  return { ...partner, orgIds: [orgId] };
+}
+
 /** admin:orgs, in the platform organization (or the operator, unconfined). */
 function assertManagesPartners(caller: Caller): void {
   requireScope(caller, 'admin:orgs');
   if (!isCrossOrganization(caller)) throw new Forbidden('Managing federation partners takes admin:orgs in the platform organization.');
 }
 
-/** A preset that names pins (a shared issuer): the partner must condition one of them. */
+/**
+ * A condition that names something: `eq` or `in`, or a glob with at least one literal
+ * character besides `/` (a pattern of stars and slashes alone names nothing at all).
+ */
+function isNaming(condition: Condition): boolean {
+  if (condition.op !== 'glob') return true;
+  return /[^*/]/.test(condition.value as string);
+}
+
+/** A preset that names pins (a shared issuer): the partner must condition one of them, naming a tenant. */
 function assertPartnerRules(fields: Pick<PartnerFields, 'preset' | 'requiredClaims'>): void {
   const { requiredPins } = PRESETS[fields.preset];
-  if (requiredPins.length > 0 && !fields.requiredClaims.some((condition) => requiredPins.includes(condition.claim))) {
+  if (requiredPins.length > 0 && !fields.requiredClaims.some((condition) => requiredPins.includes(condition.claim) && isNaming(condition))) {
     throw new ValidationFailed(`A ${fields.preset} partner must pin one of these claims in requiredClaims: ${requiredPins.join(', ')}.`, {}, { field: 'requiredClaims' });
   }
 }
@@ -234,7 +250,7 @@ function assertPartnerRules(fields: Pick<PartnerFields, 'preset' | 'requiredClai
 /** A binding names the workload: at least one condition on a claim its partner's preset calls identifying. */
 function assertIdentifies(partner: Partner, conditions: readonly Condition[]): void {
   const { identifyingClaims } = PRESETS[partner.preset];
-  if (!conditions.some((condition) => identifyingClaims.includes(condition.claim))) {
+  if (!conditions.some((condition) => identifyingClaims.includes(condition.claim) && isNaming(condition))) {
     throw new ValidationFailed(`A binding must put a condition on one of these claims: ${identifyingClaims.join(', ')}.`, {}, { field: 'conditions' });
   }
 }

@@ -64,7 +64,8 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
     algorithms: DEFAULT_ALGORITHMS,
     maxTokenAgeSeconds: 3600,
     singleUseJti: false,
-    identifyingClaims: ['sub', '/kubernetes.io/namespace', '/kubernetes.io/serviceaccount/name'],
+    // A service account's name alone is not one: any namespace may make one of that name.
+    identifyingClaims: ['sub', '/kubernetes.io/namespace'],
     requiredPins: [],
     summary: 'Kubernetes service-account tokens (iss: the cluster\'s; sub: system:serviceaccount:<namespace>:<name>); inline keys for a private cluster.',
   },

@@ -92,7 +92,7 @@ export async function verifySubjectToken(token: string, candidates: readonly Par
     try {
       if (!partner.algorithms.includes(alg)) reject(`alg ${alg} is not one of the partner's`, 'alg');
       const keySet = await options.keys.keySetFor(partner, kid);
-      const { payload } = await jwtVerify(token, createLocalJWKSet(keySet), {
+      const { payload } = await jwtVerify(token, localKeySet(keySet), {
         issuer: partner.issuer,
         audience: options.serverAudiences ? [...options.serverAudiences] : [...partner.audiences],
         algorithms: [...partner.algorithms],
@@ -111,6 +111,17 @@ export async function verifySubjectToken(token: string, candidates: readonly Par
   }
   if (!claims || accepted.length === 0) throw unavailable ?? firstRejection ?? new SubjectTokenRejected('no partner accepts the token', 'claims');
   return { claims, partners: accepted };
+}
+
+// A key set's keys are imported once (an RSA import costs more than a verification), for as long as the set is cached.
+const localKeySets = new WeakMap<object, ReturnType<typeof createLocalJWKSet>>();
+function localKeySet(keySet: Parameters<typeof createLocalJWKSet>[0]): ReturnType<typeof createLocalJWKSet> {
+  let local = localKeySets.get(keySet);
+  if (!local) {
+    local = createLocalJWKSet(keySet);
+    localKeySets.set(keySet, local);
+  }
+  return local;
 }
 
 /** jose's errors as this module's reasons; anything else (a key that cannot be fetched) is thrown on. */

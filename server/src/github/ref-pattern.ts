@@ -16,25 +16,42 @@ export function isRefGlob(pattern: string): boolean {
 /** Whether `name` (a branch or tag name, without its `refs/…/` prefix) matches `pattern`. */
 export function matchesRefPattern(pattern: string, name: string): boolean {
   if (!isRefGlob(pattern)) return pattern === name;
-  return compile(pattern).test(name);
+  return matchesGlob(tokensOf(pattern), [...name]);
 }
 
-// Policies are few and read on every exchange: a compiled pattern is kept, within bounds.
-const compiled = new Map<string, RegExp>();
-const MAX_COMPILED = 1024;
+type GlobToken = { readonly kind: 'star' | 'globstar' } | { readonly kind: 'char'; readonly char: string };
 
-function compile(pattern: string): RegExp {
-  let regex = compiled.get(pattern);
-  if (regex === undefined) {
-    const source = pattern
-      .split(/(\*\*|\*)/)
-      .map((part) => (part === '**' ? '.*' : part === '*' ? '[^/]*' : part.replace(/[.+?^${}()|[\]\\/]/g, '\\$&')))
-      .join('');
-    // `s`: `.` crosses every character, line breaks included (a ref cannot hold one, but a
-    // pattern must never be looser or stricter than it reads).
-    regex = new RegExp(`^${source}$`, 'su');
-    if (compiled.size >= MAX_COMPILED) compiled.clear();
-    compiled.set(pattern, regex);
+/** `**` crosses segments, `*` stays within one; every other character is itself (by code point). */
+function tokensOf(pattern: string): GlobToken[] {
+  return pattern.split(/(\*\*|\*)/).flatMap((part): GlobToken[] =>
+    part === '**' ? [{ kind: 'globstar' }] : part === '*' ? [{ kind: 'star' }] : [...part].map((char) => ({ kind: 'char', char })),
+  );
+}
+
+/**
+ * Whether `name` matches, by dynamic programming over (token, character): time in
+ * proportion to their product whatever the pattern, where a backtracking regular expression
+ * would take exponential time on a pattern such as `*a*a*a*a*b` (a binding's glob is a
+ * tenant's text, and the claim a workload's).
+ */
+function matchesGlob(tokens: readonly GlobToken[], name: readonly string[]): boolean {
+  // matched[j]: the tokens so far match the first j characters of the name.
+  let matched = new Array<boolean>(name.length + 1).fill(false);
+  matched[0] = true;
+  for (const token of tokens) {
+    const next = new Array<boolean>(name.length + 1).fill(false);
+    if (token.kind === 'char') {
+      for (let j = 1; j <= name.length; j += 1) next[j] = matched[j - 1] && name[j - 1] === token.char;
+    } else {
+      // A star takes any run of characters (no '/' for a single star) after a matched prefix.
+      let isOpen = false;
+      for (let j = 0; j <= name.length; j += 1) {
+        if (j > 0 && token.kind === 'star' && name[j - 1] === '/') isOpen = false;
+        isOpen = isOpen || matched[j];
+        next[j] = isOpen;
+      }
+    }
+    matched = next;
   }
-  return regex;
+  return matched[name.length];
 }

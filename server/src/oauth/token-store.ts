@@ -37,7 +37,7 @@ const TOKEN_STATE_SQL = `select w.jti, w.kid, t.agent_id, a.status, a.org_id, o.
       or (t.trust_policy_ids is not null
           and (select count(*) from trust_policies p where p.id = any(t.trust_policy_ids)) <> cardinality(t.trust_policy_ids))
       or (t.binding_id is not null and not exists (select 1 from federation_bindings b join federation_partners fp on fp.id = b.partner_id
-            where b.id = t.binding_id and fp.status = 'active')) as is_revoked,
+            where b.id = t.binding_id and fp.status = 'active' and a.org_id = any(fp.org_ids))) as is_revoked,
     exists (select 1 from signing_keys k where k.kid = w.kid and k.revoked_at is not null) as is_key_revoked
   from unnest($1::uuid[], $2::text[]) as w(jti, kid)
   join access_tokens t on t.jti = w.jti join agents a on a.id = t.agent_id join organizations o on o.id = a.org_id`;
