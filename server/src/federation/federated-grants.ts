@@ -8,7 +8,6 @@
  * on the GitHub endpoints; the others are audited in the agent's organization.
  */
 import type { Knex } from 'knex';
-import { findAgent } from '../agents/agent-store.js';
 import { appendAuditEvent } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { isUuid, type Config } from '../config.js';
@@ -20,9 +19,8 @@ import { GrantGateClosed, type AccessTokens, type IssuedToken } from '../oauth/a
 import { audienceFor } from '../oauth/audiences.js';
 import { grantableScopes, scopeNotAvailable } from '../oauth/grantable-scopes.js';
 import type { RunPrepared } from '../storage/prepared.js';
-import { findOrganization } from '../tenancy/organization-store.js';
 import { allHold } from './conditions.js';
-import { findBindingsFor, findPartnersByIssuer, type Binding, type Partner } from './federation-store.js';
+import { agentForGrant, partnersOfIssuer, type Binding, type Partner } from './federation-store.js';
 import { PartnerKeysUnavailable, type PartnerKeys } from './partner-keys.js';
 import { inspectSubjectToken, SubjectTokenRejected, verifySubjectToken } from './verify-subject-token.js';
 
@@ -72,7 +70,7 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
       if (error instanceof SubjectTokenRejected) return refuseUnverified(request, error.code);
       throw error;
     }
-    const candidates = await findPartnersByIssuer(knex, iss);
+    const candidates = await partnersOfIssuer(deps.query, iss);
     let verified: Awaited<ReturnType<typeof verifySubjectToken>>;
     try {
       verified = await verifySubjectToken(request.token, candidates, {
@@ -92,7 +90,7 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
     const provenance = { partner_iss: claims.iss, ...(typeof claims.sub === 'string' && { partner_sub: claims.sub }) };
 
     const agentId = isUuid(request.agentId) ? request.agentId.toLowerCase() : undefined;
-    const agent = agentId ? await findAgent(knex, agentId) : undefined;
+    const agent = agentId ? await agentForGrant(deps.query, agentId, partners.map((partner) => partner.partnerId)) : undefined;
     const refuse = async (reason: string, error: Error, orgId?: string): Promise<never> => {
       await appendAuditEvent(knex, {
         type: 'federation.exchange.refused',
@@ -106,7 +104,7 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
     if (!agent) return refuseUnverified(request, 'claims', { isAgentNamed: false });
 
     const open = partners.filter((partner) => partner.orgIds.includes(agent.orgId));
-    const bindingsOfAgent = await findBindingsFor(knex, agent.agentId, open.map((partner) => partner.partnerId));
+    const bindingsOfAgent = agent.bindings.filter((binding) => open.some((partner) => partner.partnerId === binding.partnerId));
     // An agent with no binding to these partners is none of their business: counted, not written to its organization's log.
     if (bindingsOfAgent.length === 0) return refuseUnverified(request, 'claims', { isAgentNamed: false });
     const binding = firstMatching(bindingsOfAgent, claims);
@@ -123,10 +121,9 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
         return refuse('jti replayed', new InvalidGrant(INVALID), agent.orgId);
       }
     }
-    const org = await findOrganization(knex, agent.orgId);
-    if (org?.status !== 'active') {
+    if (agent.orgStatus !== 'active') {
       deps.tokens.noteRefusal(agent.orgId, 'org_inactive');
-      return refuse(`organization is ${org?.status ?? 'missing'}`, new UnauthorizedClient(`Organization is ${org?.status ?? 'unavailable'}.`), agent.orgId);
+      return refuse(`organization is ${agent.orgStatus}`, new UnauthorizedClient(`Organization is ${agent.orgStatus}.`), agent.orgId);
     }
     if (agent.status !== 'active') {
       deps.tokens.noteRefusal(agent.orgId, 'agent_inactive');

@@ -1,5 +1,6 @@
 /** Database access for federation partners and bindings; returns domain objects, never rows. */
 import type { Knex } from 'knex';
+import type { RunPrepared } from '../storage/prepared.js';
 import type { Condition } from './conditions.js';
 import type { PresetName } from './presets.js';
 
@@ -89,7 +90,7 @@ const toPartner = (row: PartnerRow): Partner => ({
   updatedAt: row.updated_at.toISOString(),
 });
 
-const toBinding = (row: BindingRow): Binding => ({
+const toBinding = (row: BindingRow | (Omit<BindingRow, 'created_at'> & { created_at: string })): Binding => ({
   bindingId: row.id,
   orgId: row.org_id,
   partnerId: row.partner_id,
@@ -97,7 +98,7 @@ const toBinding = (row: BindingRow): Binding => ({
   conditions: row.conditions,
   scopes: row.scopes,
   maxTtlSeconds: row.max_ttl_seconds,
-  createdAt: row.created_at.toISOString(),
+  createdAt: new Date(row.created_at).toISOString(), // a Date, or its JSON text inside a json_agg
 });
 
 export type PartnerFields = Omit<Partner, 'partnerId' | 'status' | 'createdAt' | 'updatedAt'>;
@@ -230,4 +231,37 @@ export async function revokeBindingTokens(trx: Knex.Transaction, bindingIds: rea
 
 export async function bindingIdsOfPartner(db: Db, partnerId: string): Promise<string[]> {
   return (await db('federation_bindings').where({ partner_id: partnerId }).select('id')).map((row: { id: string }) => row.id);
+}
+
+// The hot path of a federated grant: prepared statements, two round trips in all.
+const PARTNERS_BY_ISSUER_SQL = `select * from federation_partners where issuer = $1 and status = 'active' order by id`;
+
+/** The active partners that claim this issuer, by a prepared statement (the grant's path). */
+export async function partnersOfIssuer(query: RunPrepared, issuer: string): Promise<Partner[]> {
+  return (await query<PartnerRow>('federation_partners_of_issuer', PARTNERS_BY_ISSUER_SQL, [issuer])).map(toPartner);
+}
+
+const AGENT_FOR_GRANT_SQL = `select a.id, a.status, a.scopes, a.org_id, o.status as org_status,
+    coalesce((select json_agg(b order by b.id) from federation_bindings b where b.agent_id = a.id and b.partner_id = any($2::uuid[])), '[]'::json) as bindings
+  from agents a join organizations o on o.id = a.org_id where a.id = $1::uuid`;
+
+export interface AgentForGrant {
+  readonly agentId: string;
+  readonly status: string;
+  readonly scopes: string[];
+  readonly orgId: string;
+  readonly orgStatus: string;
+  /** Its bindings to the partners asked about. */
+  readonly bindings: Binding[];
+}
+
+/** The agent a federated grant names, its organization's status and its bindings to these partners, in one statement. */
+export async function agentForGrant(query: RunPrepared, agentId: string, partnerIds: readonly string[]): Promise<AgentForGrant | undefined> {
+  const [row] = await query<{ id: string; status: string; scopes: string[]; org_id: string; org_status: string; bindings: (Omit<BindingRow, 'created_at'> & { created_at: string })[] }>(
+    'federation_agent_for_grant',
+    AGENT_FOR_GRANT_SQL,
+    [agentId, partnerIds],
+  );
+  if (!row) return undefined;
+  return { agentId: row.id, status: row.status, scopes: row.scopes, orgId: row.org_id, orgStatus: row.org_status, bindings: row.bindings.map(toBinding) };
 }
