@@ -29,6 +29,7 @@ import {
   listBindings,
   listPartners,
   revokeBindingTokens,
+  revokePartnerTokens,
   updatePartner,
   type Binding,
   type Partner,
@@ -89,7 +90,7 @@ export class FederationService {
       const partner = await updatePartner(trx, partnerId, fields);
       // A new name changes nothing it trusts.
       const isTrustChanged = Object.keys(patch).some((field) => field !== 'name');
-      const revokedTokens = isTrustChanged ? await revokeBindingTokens(trx, await bindingIdsOfPartner(trx, partnerId), this.deps.clock.now()) : 0;
+      const revokedTokens = isTrustChanged ? await revokePartnerTokens(trx, partnerId, this.deps.clock.now()) : 0;
       await appendAuditEvent(trx, {
         type: 'federation.partner.updated',
         actor: actorOf(caller),
@@ -103,7 +104,7 @@ export class FederationService {
     return this.changePartner(caller, partnerId, async (trx, current) => {
       if (current.status === 'suspended') return current;
       const partner = await updatePartner(trx, partnerId, { status: 'suspended' });
-      const revokedTokens = await revokeBindingTokens(trx, await bindingIdsOfPartner(trx, partnerId), this.deps.clock.now());
+      const revokedTokens = await revokePartnerTokens(trx, partnerId, this.deps.clock.now());
       await appendAuditEvent(trx, { type: 'federation.partner.suspended', actor: actorOf(caller), data: { partnerId, revokedTokens } });
       return partner;
     });
@@ -113,7 +114,7 @@ export class FederationService {
   async reactivatePartner(caller: Caller, partnerId: string): Promise<Partner> {
     return this.changePartner(caller, partnerId, async (trx, current) => {
       if (current.status === 'active') return current;
-      await revokeBindingTokens(trx, await bindingIdsOfPartner(trx, partnerId), this.deps.clock.now());
+      await revokePartnerTokens(trx, partnerId, this.deps.clock.now());
       const partner = await updatePartner(trx, partnerId, { status: 'active' });
       await appendAuditEvent(trx, { type: 'federation.partner.reactivated', actor: actorOf(caller), data: { partnerId } });
       return partner;

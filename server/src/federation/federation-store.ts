@@ -148,12 +148,6 @@ export async function listPartners(db: Db, query: { afterId?: string; limit: num
   return { partners: rows.slice(0, query.limit).map(toPartner), hasMore: rows.length > query.limit };
 }
 
-/** The active partners that claim this issuer (several for a shared issuer). */
-export async function findPartnersByIssuer(db: Db, issuer: string): Promise<Partner[]> {
-  const rows: PartnerRow[] = await db<PartnerRow>('federation_partners').where({ issuer, status: 'active' }).orderBy('id');
-  return rows.map(toPartner);
-}
-
 export async function deletePartner(trx: Knex.Transaction, id: string): Promise<void> {
   await trx('federation_partners').where({ id }).delete();
 }
@@ -207,13 +201,6 @@ export async function listBindings(
   return { bindings: rows.slice(0, query.limit).map(toBinding), hasMore: rows.length > query.limit };
 }
 
-/** The bindings of one agent to any of these partners. */
-export async function findBindingsFor(db: Db, agentId: string, partnerIds: readonly string[]): Promise<Binding[]> {
-  if (partnerIds.length === 0) return [];
-  const rows: BindingRow[] = await db<BindingRow>('federation_bindings').where('agent_id', agentId).whereIn('partner_id', partnerIds).orderBy('id');
-  return rows.map(toBinding);
-}
-
 export async function deleteBindings(trx: Knex.Transaction, of: { readonly bindingId: string } | { readonly partnerId: string }): Promise<string[]> {
   const rows: { id: string }[] = await trx('federation_bindings')
     .where('bindingId' in of ? { id: of.bindingId } : { partner_id: of.partnerId })
@@ -233,10 +220,15 @@ export async function bindingIdsOfPartner(db: Db, partnerId: string): Promise<st
   return (await db('federation_bindings').where({ partner_id: partnerId }).select('id')).map((row: { id: string }) => row.id);
 }
 
+/** Marks revoked the live tokens issued through any binding of the partner. */
+export async function revokePartnerTokens(trx: Knex.Transaction, partnerId: string, nowMs: number): Promise<number> {
+  return revokeBindingTokens(trx, await bindingIdsOfPartner(trx, partnerId), nowMs);
+}
+
 // The hot path of a federated grant: prepared statements, two round trips in all.
 const PARTNERS_BY_ISSUER_SQL = `select * from federation_partners where issuer = $1 and status = 'active' order by id`;
 
-/** The active partners that claim this issuer, by a prepared statement (the grant's path). */
+/** The active partners that claim this issuer (several for a shared issuer). */
 export async function partnersOfIssuer(query: RunPrepared, issuer: string): Promise<Partner[]> {
   return (await query<PartnerRow>('federation_partners_of_issuer', PARTNERS_BY_ISSUER_SQL, [issuer])).map(toPartner);
 }
