@@ -107,15 +107,20 @@ async function createIssueGrants(knex: Knex): Promise<void> {
  * The statement that creates this issue_grants; `withBindings` (migration
  * 20261203090000_federation) adds one argument, `p_binding uuid[]`: the federation binding a
  * grant came through, which the gate requires to exist for the agent with its partner active,
- * and which the token records. Without it the text is exactly this migration's.
+ * and which the token records. `withPartnerRevision` (migration
+ * 20261204090000_federation_partner_revision, which needs `withBindings`) adds
+ * `p_partner_revision int[]`: the revision of the partner the grant's token was verified
+ * against, which the gate requires to be the current one, holding the partner row share-locked
+ * until the grant commits. Without either the text is exactly this migration's.
  */
-export function issueGrantsSql({ withBindings }: { readonly withBindings: boolean }): string {
+export function issueGrantsSql({ withBindings, withPartnerRevision = false }: { readonly withBindings: boolean; readonly withPartnerRevision?: boolean }): string {
   const binding = (text: string) => (withBindings ? text : '');
+  const revision = (text: string) => (withPartnerRevision ? text : '');
   return `
     create or replace function issue_grants(
       p_agent uuid[], p_credential uuid[], p_scopes text[], p_window_start bigint[], p_rate_limit int,
       p_month text[], p_monthly_limit int, p_jti uuid[], p_grant_type text[], p_issued_at bigint[],
-      p_expires_at bigint[], p_audit_type text[], p_audit_actor text[], p_audit_data jsonb[], p_trust_policies text[]${binding(', p_binding uuid[]')})
+      p_expires_at bigint[], p_audit_type text[], p_audit_actor text[], p_audit_data jsonb[], p_trust_policies text[]${binding(', p_binding uuid[]')}${revision(', p_partner_revision int[]')})
     returns table (ord int, gate int, rate_count int, quota_count int, org_quota_count int, org_limit int, refusal text, issued int)
     language plpgsql as $fn$
     #variable_conflict use_column
@@ -146,8 +151,11 @@ export function issueGrantsSql({ withBindings }: { readonly withBindings: boolea
                          = cardinality(string_to_array(g.policies, ' ')))${binding(`
                  -- The federation binding it came through still exists, for the agent, its partner active.
                  and (g.binding is null or exists (select 1 from federation_bindings b join federation_partners fp on fp.id = b.partner_id
-                           where b.id = g.binding and b.agent_id = g.agent and fp.status = 'active' and ag.org_id = any(fp.org_ids)))`)} as ok
-            from unnest(p_agent, p_credential, p_scopes, p_trust_policies${binding(', p_binding')}) with ordinality as g(agent, credential, scopes, policies, ${binding('binding, ')}i)
+                           where b.id = g.binding and b.agent_id = g.agent and fp.status = 'active' and ag.org_id = any(fp.org_ids)${revision(`
+                             -- ... at the revision the token was verified against; locked, so that a change of the
+                             -- partner either waits for this grant (and then revokes its token) or refuses it here.
+                             and fp.revision = g.partner_revision for share of fp`)}))`)} as ok
+            from unnest(p_agent, p_credential, p_scopes, p_trust_policies${binding(', p_binding')}${revision(', p_partner_revision')}) with ordinality as g(agent, credential, scopes, policies, ${binding('binding, ')}${revision('partner_revision, ')}i)
             left join agents ag on ag.id = g.agent
             left join organizations o on o.id = ag.org_id) as x;
 

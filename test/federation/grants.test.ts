@@ -3,7 +3,7 @@
  * partner's token acts for an agent through a binding, with no client secret. Partners
  * here carry their keys inline (keys from discovery or a jwksUri: partner-keys.test.ts).
  */
-import { randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 import { OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
@@ -297,5 +297,63 @@ describe('hardening', () => {
     }
     const rows = await server.deps.knex('audit_events').where({ agent_id: victim.agentId, type: 'federation.exchange.refused' });
     expect(rows).toEqual([]);
+  });
+});
+
+describe('signatures, checked by node:crypto for every algorithm a partner may use', () => {
+  const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'] as const;
+
+  it.each(ALGORITHMS)('%s: grants a token signed by the partner key, refuses one signed by another key of the same kind', async (alg) => {
+    const [pair, other] = [await generateKeyPair(alg, { extractable: true }), await generateKeyPair(alg, { extractable: true })];
+    const issuer = `https://${alg.toLowerCase()}.example.test`;
+    const p = await partner({ preset: 'custom', issuer, algorithms: [alg], keys: { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k' }] }, audiences: ['idp'] });
+    const agent = await createAgent(server, admin, { name: `by-${alg}`, scopes: ['agents:read'] });
+    await binding({ partnerId: p.partnerId, agentId: agent.agentId, conditions: [{ claim: 'sub', op: 'eq', value: 'job' }] });
+    const claims = { iss: issuer, aud: 'idp', sub: 'job' };
+    expect((await exchange(agent.agentId, await mint(claims, { key: pair.privateKey, kid: 'k', alg }))).status).toBe(200);
+    expect((await exchange(agent.agentId, await mint(claims, { key: other.privateKey, kid: 'k', alg }))).body).toEqual(INVALID);
+    // A kid the partner does not have, and (for a partner with one key) no kid at all: the key is found by its kind.
+    expect((await exchange(agent.agentId, await mint(claims, { key: pair.privateKey, kid: 'nope', alg }))).body).toEqual(INVALID);
+  });
+
+  it('refuses an RSA key under 2048 bits, and a token signed with one alg that names another', async () => {
+    // jose will not sign with it: node:crypto does.
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const signSmall = (claims: JWTPayload) => {
+      const input = `${Buffer.from(JSON.stringify({ alg: 'RS256', kid: 'small' })).toString('base64url')}.${Buffer.from(JSON.stringify({ iat: nowSeconds(), exp: nowSeconds() + 300, ...claims })).toString('base64url')}`;
+      return `${input}.${cryptoSign('sha256', Buffer.from(input), small.privateKey).toString('base64url')}`;
+    };
+    const issuer = 'https://small-key.example.test';
+    const p = await partner({ preset: 'custom', issuer, algorithms: ['RS256', 'PS256'], keys: { keys: [{ ...small.publicKey.export({ format: 'jwk' }), kid: 'small' }, publicJwk] }, audiences: ['idp'] });
+    const agent = await createAgent(server, admin, { name: 'small-key', scopes: ['agents:read'] });
+    await binding({ partnerId: p.partnerId, agentId: agent.agentId, conditions: [{ claim: 'sub', op: 'eq', value: 'job' }] });
+    const claims = { iss: issuer, aud: 'idp', sub: 'job' };
+    expect((await exchange(agent.agentId, signSmall(claims))).body).toEqual(INVALID);
+    expect((await exchange(agent.agentId, await mint(claims))).status).toBe(200); // the 2048-bit key of the same partner
+    // An RS256 signature presented as PS256.
+    const rs256 = await mint(claims);
+    const [, payload, signature] = rs256.split('.');
+    const relabelled = `${Buffer.from(JSON.stringify({ alg: 'PS256', kid: 'partner-key-1' })).toString('base64url')}.${payload}.${signature}`;
+    expect((await exchange(agent.agentId, relabelled)).body).toEqual(INVALID);
+  });
+
+  it('answers invalid_grant, not a server error, for a signed sub or jti PostgreSQL cannot store', async () => {
+    const issuer = 'https://nul.example.test';
+    const p = await partner({ preset: 'custom', issuer, audiences: ['idp'], singleUseJti: true });
+    const agent = await createAgent(server, admin, { name: 'nul', scopes: ['agents:read'] });
+    await binding({ partnerId: p.partnerId, agentId: agent.agentId, conditions: [{ claim: 'sub', op: 'eq', value: 'ok' }] });
+    expect((await exchange(agent.agentId, await mint({ iss: issuer, aud: 'idp', sub: 'a\u0000b' }))).body).toEqual(INVALID);
+    expect((await exchange(agent.agentId, await mint({ iss: issuer, aud: 'idp', sub: 'ok', jti: 'j\u0000' }))).body).toEqual(INVALID);
+    expect((await exchange(agent.agentId, await mint({ iss: issuer, aud: 'idp', sub: 'ok' }))).status).toBe(200);
+  });
+
+  it('spends a single-use token once when it is sent many times at once', async () => {
+    const issuer = 'https://burst.example.test';
+    const p = await partner({ preset: 'custom', issuer, audiences: ['idp'], singleUseJti: true });
+    const agent = await createAgent(server, admin, { name: 'burst', scopes: ['agents:read'] });
+    await binding({ partnerId: p.partnerId, agentId: agent.agentId, conditions: [{ claim: 'sub', op: 'eq', value: 'job' }] });
+    const token = await mint({ iss: issuer, aud: 'idp', sub: 'job' });
+    const replies = await Promise.all(Array.from({ length: 12 }, () => exchange(agent.agentId, token)));
+    expect(replies.map((reply) => reply.status).sort()).toEqual([200, ...Array(11).fill(400)]);
   });
 });

@@ -66,6 +66,7 @@ describe('federation partners', () => {
       preset: 'buildkite',
       issuer: 'https://agent.buildkite.com',
       status: 'active',
+      revision: 1,
       jwksUri: null,
       keys: null,
       audiences: [AUDIENCE],
@@ -150,7 +151,7 @@ describe('federation partners', () => {
 
     const patched = await send(server, `/api/v1/federation/partners/${partnerId}`, json('PATCH', { name: 'CI renamed', keys: { keys: [EC_KEY] }, maxTokenAgeSeconds: 300 }, platform));
     expect(patched.status).toBe(200);
-    expect(patched.body).toMatchObject({ name: 'CI renamed', keys: { keys: [EC_KEY] }, jwksUri: null, maxTokenAgeSeconds: 300 });
+    expect(patched.body).toMatchObject({ name: 'CI renamed', keys: { keys: [EC_KEY] }, jwksUri: null, maxTokenAgeSeconds: 300, revision: 2 });
     // Setting the other key source clears the first.
     const switched = await send(server, `/api/v1/federation/partners/${partnerId}`, json('PATCH', { jwksUri: 'https://ci.example.com/jwks' }, platform));
     expect(switched.body).toMatchObject({ jwksUri: 'https://ci.example.com/jwks', keys: null });

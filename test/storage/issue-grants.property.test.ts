@@ -187,6 +187,7 @@ describe('issue_grants', () => {
         credentialId,
         trustPolicies: null,
         bindingId: null,
+        partnerRevision: null,
         scope: grant.scopes.join(' '),
         windowStart: WINDOWS[grant.window],
         month: MONTHS[grant.month],
@@ -259,7 +260,7 @@ describe('issue_grants', () => {
     const spec = { orgs: [{ status: 'active', limit: null, quotaCount: 0 }], agents: [{ org: 0, status: 'active', scopes: [], rateCount: 0, quotaCount: 0 }], rateLimit: 0, monthlyLimit: 0, grants: [] } as unknown as Case;
     const world = await buildWorld(spec);
     const row = (jti: string) => ({
-      agentId: world.agentIds[0], credentialId: null, trustPolicies: null, bindingId: null, scope: '', windowStart: 0, month: '2026-11', jti, grantType: 'client_credentials',
+      agentId: world.agentIds[0], credentialId: null, trustPolicies: null, bindingId: null, partnerRevision: null, scope: '', windowStart: 0, month: '2026-11', jti, grantType: 'client_credentials',
       issuedAt: 0, expiresAt: 900, auditType: 'token.issued', auditActor: 'test', auditData: JSON.stringify({ jti }),
     });
     const config = { rateLimitPerMinute: 0, monthlyTokenLimit: 0 } as Config;

@@ -16,6 +16,7 @@ const ALL = [
   '20261201090000_signing_keys_at_rest',
   '20261202090000_organizations',
   '20261203090000_federation',
+  '20261204090000_federation_partner_revision',
 ];
 
 describe('migrations', () => {

@@ -14,15 +14,16 @@ import { isUuid, type Config } from '../config.js';
 import { InvalidGrant, ServiceUnavailable, UnauthorizedClient, quotable } from '../errors.js';
 import { countUnverifiedRefusal } from '../github/unverified-refusals.js';
 import type { IdTokenRejection } from '../github/verify-id-token.js';
-import { spendJti } from '../github/used-jti-store.js';
+import { createJtiSpending } from '../github/used-jti-store.js';
 import { GrantGateClosed, type AccessTokens, type IssuedToken } from '../oauth/access-tokens.js';
 import { audienceFor } from '../oauth/audiences.js';
 import { grantableScopes, scopeNotAvailable } from '../oauth/grantable-scopes.js';
+import { Batcher, RETRY_ALONE_UNLESS_UNAVAILABLE } from '../storage/batcher.js';
 import type { RunPrepared } from '../storage/prepared.js';
 import { allHold } from './conditions.js';
-import { agentForGrant, partnersOfIssuer, type Binding, type Partner } from './federation-store.js';
+import { grantContexts, type Binding, type GrantContext, type Partner } from './federation-store.js';
 import { PartnerKeysUnavailable, type PartnerKeys } from './partner-keys.js';
-import { inspectSubjectToken, SubjectTokenRejected, verifySubjectToken } from './verify-subject-token.js';
+import { inspectSubjectToken, SubjectTokenRejected, verifySubjectToken, type InspectedToken } from './verify-subject-token.js';
 
 export type FederatedGrantType = 'token_exchange' | 'jwt_bearer';
 
@@ -50,6 +51,9 @@ const INVALID = 'The subject token is invalid, or does not act for this client.'
 
 export function createFederatedGrants(deps: FederatedGrantsDeps) {
   const { knex, config, clock } = deps;
+  // Concurrent grants share one read of their contexts and one statement spending their jtis.
+  const contexts = new Batcher<{ issuer: string; agentId: string | null }, GrantContext>((inputs) => grantContexts(deps.query, inputs), RETRY_ALONE_UNLESS_UNAVAILABLE);
+  const spendJti = createJtiSpending(deps.query);
 
   /** The audiences that identify this server for an RFC 7523 assertion (§3): its issuer and token endpoint. */
   const serverAudiences = [config.publicUrl, `${config.publicUrl}/api/v1/token`];
@@ -63,17 +67,19 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
   }
 
   return async function grantFederated(request: FederatedGrantRequest): Promise<IssuedToken> {
-    let iss: string;
+    let inspected: InspectedToken;
     try {
-      iss = inspectSubjectToken(request.token).iss;
+      inspected = inspectSubjectToken(request.token);
     } catch (error) {
       if (error instanceof SubjectTokenRejected) return refuseUnverified(request, error.code);
       throw error;
     }
-    const candidates = await partnersOfIssuer(deps.query, iss);
+    const agentId = isUuid(request.agentId) ? request.agentId.toLowerCase() : null;
+    // Read before the token is verified, and whatever it names: the same work for every token of an issuer.
+    const { partners: candidates, agent } = await contexts.submit({ issuer: inspected.iss, agentId });
     let verified: Awaited<ReturnType<typeof verifySubjectToken>>;
     try {
-      verified = await verifySubjectToken(request.token, candidates, {
+      verified = await verifySubjectToken(inspected, candidates, {
         keys: deps.keys,
         nowMs: clock.now(),
         ...(request.grantType === 'jwt_bearer' && { serverAudiences }),
@@ -89,8 +95,6 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
     const actor = `federation:${claims.iss}`;
     const provenance = { partner_iss: claims.iss, ...(typeof claims.sub === 'string' && { partner_sub: claims.sub }) };
 
-    const agentId = isUuid(request.agentId) ? request.agentId.toLowerCase() : undefined;
-    const agent = agentId ? await agentForGrant(deps.query, agentId, partners.map((partner) => partner.partnerId)) : undefined;
     const refuse = async (reason: string, error: Error, orgId?: string): Promise<never> => {
       await appendAuditEvent(knex, {
         type: 'federation.exchange.refused',
@@ -117,7 +121,7 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
       if (typeof claims.jti !== 'string' || claims.jti === '' || claims.jti.length > 256) return refuse('no jti', new InvalidGrant(INVALID), agent.orgId);
       // Keyed by issuer, as the GitHub exchange keys its own: a token spent at /oidc/token, or
       // through another partner of the same issuer, is spent here too.
-      if (!(await spendJti(deps.query, `${claims.iss}#${claims.jti}`, claims.exp as number))) {
+      if (!(await spendJti(`${claims.iss}#${claims.jti}`, claims.exp as number))) {
         return refuse('jti replayed', new InvalidGrant(INVALID), agent.orgId);
       }
     }
@@ -142,6 +146,7 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
         orgId: agent.orgId,
         credentialId: null,
         bindingId: binding.bindingId,
+        partnerRevision: partner.revision,
         ...(binding.maxTtlSeconds !== null && { ttlSeconds: binding.maxTtlSeconds }),
         grantType: request.grantType,
         scopes,
@@ -151,7 +156,7 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
       })
       .catch(async (error: unknown) => {
         // The binding, its partner, the agent or its organization changed since they were read.
-        if (error instanceof GrantGateClosed) return refuse('binding or agent changed during the grant', new UnauthorizedClient('Agent cannot obtain tokens.'), agent.orgId);
+        if (error instanceof GrantGateClosed) return refuse('binding, partner or agent changed during the grant', new UnauthorizedClient('Agent cannot obtain tokens.'), agent.orgId);
         throw error;
       });
   };

@@ -15,6 +15,8 @@ export interface Partner {
   readonly preset: PresetName;
   readonly issuer: string;
   readonly status: 'active' | 'suspended';
+  /** Counts its changes: a grant is issued only at the revision its token was verified against. */
+  readonly revision: number;
   /** Where the keys come from: this URL, the inline `keys`, or (both null) the issuer's OIDC discovery. */
   readonly jwksUri: string | null;
   readonly keys: { readonly keys: readonly PublicJwk[] } | null;
@@ -49,6 +51,7 @@ interface PartnerRow {
   preset: PresetName;
   issuer: string;
   status: 'active' | 'suspended';
+  revision: number;
   jwks_uri: string | null;
   keys: { keys: PublicJwk[] } | null;
   audiences: string[];
@@ -72,12 +75,14 @@ interface BindingRow {
   created_at: Date;
 }
 
-const toPartner = (row: PartnerRow): Partner => ({
+/** A row, or its JSON inside a json_agg (timestamps as text). */
+const toPartner = (row: PartnerRow | (Omit<PartnerRow, 'created_at' | 'updated_at'> & { created_at: string; updated_at: string })): Partner => ({
   partnerId: row.id,
   name: row.name,
   preset: row.preset,
   issuer: row.issuer,
   status: row.status,
+  revision: row.revision,
   jwksUri: row.jwks_uri,
   keys: row.keys,
   audiences: row.audiences,
@@ -86,8 +91,8 @@ const toPartner = (row: PartnerRow): Partner => ({
   singleUseJti: row.single_use_jti,
   requiredClaims: row.required_claims,
   orgIds: row.org_ids,
-  createdAt: row.created_at.toISOString(),
-  updatedAt: row.updated_at.toISOString(),
+  createdAt: new Date(row.created_at).toISOString(),
+  updatedAt: new Date(row.updated_at).toISOString(),
 });
 
 const toBinding = (row: BindingRow | (Omit<BindingRow, 'created_at'> & { created_at: string })): Binding => ({
@@ -101,7 +106,7 @@ const toBinding = (row: BindingRow | (Omit<BindingRow, 'created_at'> & { created
   createdAt: new Date(row.created_at).toISOString(), // a Date, or its JSON text inside a json_agg
 });
 
-export type PartnerFields = Omit<Partner, 'partnerId' | 'status' | 'createdAt' | 'updatedAt'>;
+export type PartnerFields = Omit<Partner, 'partnerId' | 'status' | 'revision' | 'createdAt' | 'updatedAt'>;
 
 const partnerColumns = (fields: Partial<PartnerFields>) => ({
   ...(fields.name !== undefined && { name: fields.name }),
@@ -125,7 +130,12 @@ export async function insertPartner(trx: Knex.Transaction, id: string, fields: P
 export async function updatePartner(trx: Knex.Transaction, id: string, fields: Partial<PartnerFields> & { status?: Partner['status'] }): Promise<Partner> {
   const [row] = await trx('federation_partners')
     .where({ id })
-    .update({ ...partnerColumns(fields), ...(fields.status && { status: fields.status }), updated_at: trx.raw(`date_trunc('milliseconds', now())`) })
+    .update({
+      ...partnerColumns(fields),
+      ...(fields.status && { status: fields.status }),
+      revision: trx.raw('revision + 1'),
+      updated_at: trx.raw(`date_trunc('milliseconds', now())`),
+    })
     .returning('*');
   return toPartner(row);
 }
@@ -225,17 +235,17 @@ export async function revokePartnerTokens(trx: Knex.Transaction, partnerId: stri
   return revokeBindingTokens(trx, await bindingIdsOfPartner(trx, partnerId), nowMs);
 }
 
-// The hot path of a federated grant: prepared statements, two round trips in all.
-const PARTNERS_BY_ISSUER_SQL = `select * from federation_partners where issuer = $1 and status = 'active' order by id`;
-
-/** The active partners that claim this issuer (several for a shared issuer). */
-export async function partnersOfIssuer(query: RunPrepared, issuer: string): Promise<Partner[]> {
-  return (await query<PartnerRow>('federation_partners_of_issuer', PARTNERS_BY_ISSUER_SQL, [issuer])).map(toPartner);
-}
-
-const AGENT_FOR_GRANT_SQL = `select a.id, a.status, a.scopes, a.org_id, o.status as org_status,
-    coalesce((select json_agg(b order by b.id) from federation_bindings b where b.agent_id = a.id and b.partner_id = any($2::uuid[])), '[]'::json) as bindings
-  from agents a join organizations o on o.id = a.org_id where a.id = $1::uuid`;
+// The hot path of a federated grant: the partners of the token's issuer, and the agent named
+// with its organization's status and its bindings to them, for concurrent grants at once.
+const GRANT_CONTEXTS_SQL = `with input as (select * from unnest($1::text[], $2::uuid[]) with ordinality as i(issuer, agent_id, ord))
+  select i.ord::int as ord,
+         coalesce((select json_agg(p order by p.id) from federation_partners p where p.issuer = i.issuer and p.status = 'active'), '[]'::json) as partners,
+         a.id as agent_id, a.status, a.scopes, a.org_id, o.status as org_status,
+         coalesce((select json_agg(b order by b.id) from federation_bindings b join federation_partners p on p.id = b.partner_id
+                    where b.agent_id = a.id and p.issuer = i.issuer and p.status = 'active'), '[]'::json) as bindings
+    from input i
+    left join agents a on a.id = i.agent_id
+    left join organizations o on o.id = a.org_id`;
 
 export interface AgentForGrant {
   readonly agentId: string;
@@ -243,17 +253,42 @@ export interface AgentForGrant {
   readonly scopes: string[];
   readonly orgId: string;
   readonly orgStatus: string;
-  /** Its bindings to the partners asked about. */
+  /** Its bindings to the active partners of the issuer. */
   readonly bindings: Binding[];
 }
 
-/** The agent a federated grant names, its organization's status and its bindings to these partners, in one statement. */
-export async function agentForGrant(query: RunPrepared, agentId: string, partnerIds: readonly string[]): Promise<AgentForGrant | undefined> {
-  const [row] = await query<{ id: string; status: string; scopes: string[]; org_id: string; org_status: string; bindings: (Omit<BindingRow, 'created_at'> & { created_at: string })[] }>(
-    'federation_agent_for_grant',
-    AGENT_FOR_GRANT_SQL,
-    [agentId, partnerIds],
-  );
-  if (!row) return undefined;
-  return { agentId: row.id, status: row.status, scopes: row.scopes, orgId: row.org_id, orgStatus: row.org_status, bindings: row.bindings.map(toBinding) };
+export interface GrantContext {
+  /** The active partners that claim the issuer (several for a shared issuer). */
+  readonly partners: Partner[];
+  readonly agent: AgentForGrant | undefined;
+}
+
+type Json<Row> = Omit<Row, 'created_at' | 'updated_at'> & { created_at: string; updated_at: string };
+
+interface GrantContextRow {
+  readonly ord: number;
+  readonly partners: Json<PartnerRow>[];
+  readonly agent_id: string | null;
+  readonly status: string;
+  readonly scopes: string[];
+  readonly org_id: string;
+  readonly org_status: string;
+  readonly bindings: Json<BindingRow>[];
+}
+
+/** The grant contexts of (issuer, agent id) pairs, in their order; an agent id that is not a UUID is null. */
+export async function grantContexts(query: RunPrepared, inputs: readonly { readonly issuer: string; readonly agentId: string | null }[]): Promise<GrantContext[]> {
+  const rows = await query<GrantContextRow>('federation_grant_contexts', GRANT_CONTEXTS_SQL, [inputs.map((input) => input.issuer), inputs.map((input) => input.agentId)]);
+  const byOrdinal = new Map(rows.map((row) => [row.ord, row]));
+  return inputs.map((_input, index) => {
+    const row = byOrdinal.get(index + 1);
+    if (!row) throw new Error('federation_grant_contexts returned no row for an input');
+    return {
+      partners: row.partners.map(toPartner),
+      agent:
+        row.agent_id === null
+          ? undefined
+          : { agentId: row.agent_id, status: row.status, scopes: row.scopes, orgId: row.org_id, orgStatus: row.org_status, bindings: row.bindings.map(toBinding) },
+    };
+  });
 }

@@ -32,6 +32,8 @@ export interface GrantRequest {
   readonly trustPolicyIds?: readonly string[];
   /** The federation binding a token-exchange or JWT-bearer grant went through: deleting it revokes the token. */
   readonly bindingId?: string;
+  /** With `bindingId`: the revision of its partner the token was verified against (federation_partners.revision). */
+  readonly partnerRevision?: number;
   /** Shorter than TOKEN_TTL_SECONDS (a binding's maxTtlSeconds); never longer. */
   readonly ttlSeconds?: number;
   readonly grantType: GrantType;
@@ -122,6 +124,7 @@ export class AccessTokens {
       credentialId: request.credentialId,
       trustPolicies: request.trustPolicyIds?.length ? request.trustPolicyIds.join(' ') : null,
       bindingId: request.bindingId ?? null,
+      partnerRevision: request.partnerRevision ?? null,
       scope,
       windowStart,
       month: new Date(nowMs).toISOString().slice(0, 7),

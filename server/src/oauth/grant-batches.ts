@@ -1,6 +1,7 @@
 /**
  * The bookkeeping of a batch of grants in one call of issue_grants (migration
- * 20261202090000_organizations, which says how each grant is decided; 20261203090000_federation adds the binding): one round trip,
+ * 20261202090000_organizations, which says how each grant is decided; 20261203090000_federation adds the binding and
+ * 20261204090000_federation_partner_revision its partner's revision): one round trip,
  * one commit and a fixed number of statements for all of them, each grant decided as if
  * it ran alone.
  */
@@ -15,6 +16,8 @@ export interface GrantRow {
   readonly trustPolicies: string | null;
   /** The federation binding of a token-exchange or JWT-bearer grant; null for other grants. */
   readonly bindingId: string | null;
+  /** The revision of the binding's partner the grant's token was verified against; null for other grants. */
+  readonly partnerRevision: number | null;
   readonly scope: string;
   readonly windowStart: number;
   readonly month: string;
@@ -48,7 +51,7 @@ const ISSUE_GRANTS_SQL = `select ord, gate, rate_count, quota_count, org_quota_c
     exists (select 1 from signing_keys k where k.kid = $16::text and k.revoked_at is not null) as is_key_revoked
   from issue_grants(
   $1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::int, $6::text[], $7::int,
-  $8::uuid[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::jsonb[], $15::text[], $17::uuid[])`;
+  $8::uuid[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::jsonb[], $15::text[], $17::uuid[], $18::int[])`;
 
 /**
  * The outcomes in the order of `rows`. One statement: if it fails, nothing of it is
@@ -74,6 +77,7 @@ export async function issueGrantBatch(query: RunPrepared, config: Config, rows: 
     column('trustPolicies'),
     signingKid,
     column('bindingId'),
+    column('partnerRevision'),
   ]);
   const byOrdinal = new Map(outcomes.map((outcome) => [outcome.ord, outcome]));
   return rows.map((_row, index) => {
