@@ -51,6 +51,10 @@ describe('help and version', () => {
       for (const [, flag, rest] of options) expect({ name, flag, described: rest.replace(/<value>|\(repeatable\)/g, '').trim().length > 10 }).toEqual({ name, flag, described: true });
     }
     expect((await cli('policies', 'add', '--help')).stdout).toMatch(/--tag <value> +only runs on this tag/);
+    const evaluate = await cli('federation', 'evaluate', '--help');
+    expect(evaluate.stdout).toMatch(/^usage: sentryagent-idp federation evaluate <partnerId> --token <jwt> \| --token-file <path> \| --claims-file <path> \[--agent <agentId>\] \[--org <slug\|id>\]\n/);
+    expect(evaluate.stdout).toMatch(/--claims-file <value> +a JSON file holding the claims as an object: a dry run/);
+    expect((await cli('policies', '--help')).stdout).toContain('sentryagent-idp policies evaluate --token <jwt> | --token-file <path> | --claims-file <path>');
   });
 });
 

@@ -1,13 +1,16 @@
 /**
- * sentryagent-idp federation partners … and federation bindings …, in process on a test
- * server's database: the preset defaults, conditions in the command line's syntax, inline
- * keys from a file, --open-to and --org, the lifecycle audited as the operator, refusals
- * in the command line's words and exit codes.
+ * sentryagent-idp federation partners …, federation bindings … and federation evaluate, in
+ * process on a test server's database: the preset defaults, conditions in the command
+ * line's syntax, inline keys from a file, --open-to and --org, the lifecycle audited as the
+ * operator, refusals in the command line's words and exit codes, and a token's evaluation
+ * explained without the token.
  */
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 import { OPERATOR_CALLER, type Caller } from '../../server/src/authorization/caller.js';
 import { parseCondition } from '../../server/src/cli/federation-commands.js';
 import { runInProcess } from '../support/cli-process.js';
@@ -183,5 +186,121 @@ describe('sentryagent-idp federation bindings', () => {
     for (const verb of ['add', 'list', 'show', 'remove']) expect(help.stdout).toContain(`sentryagent-idp federation bindings ${verb}`);
     expect((await cli('federation', '--help')).stdout).toContain('sentryagent-idp federation partners add');
     expect((await cli('federation', 'partners', 'add', '--help')).stdout).toMatch(/--require <value> \(repeatable\) +a condition every token/);
+  });
+});
+
+describe('sentryagent-idp federation evaluate', () => {
+  const ISSUER = 'https://gitlab.cli-evaluate.test';
+  const AUDIENCE = 'https://idp.example.com';
+  let partnerId: string;
+  let matching: { bindingId: string; agentId: string };
+  let refusing: { bindingId: string; agentId: string };
+  let mint: (claims?: JWTPayload) => Promise<string>;
+
+  beforeAll(async () => {
+    await ok('orgs', 'create', '--slug', 'fed-cli-eval', '--name', 'Evaluated');
+    await ok('orgs', 'create', '--slug', 'fed-cli-eval-other', '--name', 'Elsewhere');
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const keysFile = path.join(dir, 'evaluate-keys.json');
+    fs.writeFileSync(keysFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k' }] }));
+    partnerId = (
+      await ok(
+        'federation', 'partners', 'add', '--preset', 'gitlab', '--name', 'GitLab evaluated', '--issuer', ISSUER, '--audience', AUDIENCE,
+        '--keys-file', keysFile, '--require', 'namespace_id=42', '--open-to', 'fed-cli-eval',
+      )
+    ).partnerId;
+    const bind = async (name: string, condition: string) => {
+      const { agentId } = await ok('agents', 'create', '--org', 'fed-cli-eval', '--name', name, '--scope', 'agents:read');
+      const { bindingId } = await ok('federation', 'bindings', 'add', '--org', 'fed-cli-eval', '--partner', partnerId, '--agent', agentId, '--condition', condition);
+      return { bindingId, agentId };
+    };
+    matching = await bind('eval-app', 'project_id=7');
+    refusing = await bind('eval-other-app', 'project_id=8');
+    mint = (claims = {}) =>
+      new SignJWT({ iss: ISSUER, aud: AUDIENCE, sub: 'project_path:acme/app', namespace_id: '42', project_id: '7', jti: randomUUID(), ...claims })
+        .setProtectedHeader({ alg: 'RS256', kid: 'k' })
+        .setIssuedAt(Math.floor(server.deps.clock.now() / 1000))
+        .setExpirationTime(Math.floor(server.deps.clock.now() / 1000) + 300)
+        .sign(privateKey);
+  });
+
+  /** The table row of a binding, by its id. */
+  const rowOf = (stdout: string, bindingId: string) => stdout.split('\n').find((line) => line.startsWith(bindingId));
+
+  it('explains a token: the partner\'s checks, the binding that matches, and the failed condition of the one that does not, with its actual value', async () => {
+    const token = await mint();
+    const explained = await cli('federation', 'evaluate', partnerId, '--token', token);
+    expect({ exitCode: explained.exitCode, stderr: explained.stderr }).toEqual({ exitCode: 0, stderr: '' });
+    expect(explained.stdout).toMatch(/^ {2}partner: +[0-9a-f-]+\n {2}token: +verified\n {2}required claims: +met\n {2}would grant: +yes\n/);
+    expect(explained.stdout).toMatch(/^namespace_id +eq +42 +"42" +yes$/m);
+    expect(rowOf(explained.stdout, matching.bindingId)).toMatch(new RegExp(`^${matching.bindingId} +${matching.agentId} +yes +-$`));
+    expect(rowOf(explained.stdout, refusing.bindingId)).toMatch(new RegExp(`^${refusing.bindingId} +${refusing.agentId} +no +project_id +eq +8 +"7"$`));
+    expect(explained.stdout).not.toContain(token);
+
+    const json = await cli('federation', 'evaluate', partnerId, '--token', token, '--json');
+    expect(json.json()).toMatchObject({
+      partnerId,
+      token: { isVerified: true },
+      wouldGrant: true,
+      bindings: expect.arrayContaining([
+        { ...matching, isMatch: true, conditions: [{ condition: { claim: 'project_id', op: 'eq', value: '7' }, isMet: true, actual: '7' }] },
+        { ...refusing, isMatch: false, conditions: [{ condition: { claim: 'project_id', op: 'eq', value: '8' }, isMet: false, actual: '7' }] },
+      ]),
+    });
+    expect(json.stdout).not.toContain(token);
+  });
+
+  it('reads the token from --token-file, --agent keeps one agent\'s bindings, and a refused token is explained (exit 0) without being printed', async () => {
+    const tokenFile = path.join(dir, 'token.jwt');
+    const stale = await mint({ aud: 'https://elsewhere.test', namespace_id: '41' });
+    fs.writeFileSync(tokenFile, `${stale}\n`);
+    const explained = await cli('federation', 'evaluate', partnerId, '--token-file', tokenFile, '--agent', refusing.agentId);
+    expect(explained.exitCode).toBe(0);
+    expect(explained.stdout).toMatch(/^ {2}token: +refused: .*aud/m);
+    expect(explained.stdout).toMatch(/^ {2}would grant: +no$/m);
+    expect(explained.stdout).toMatch(/^namespace_id +eq +42 +"41" +no$/m);
+    expect(rowOf(explained.stdout, refusing.bindingId)).toMatch(/ no +project_id +eq +8 +"7"$/);
+    expect(rowOf(explained.stdout, matching.bindingId)).toBeUndefined();
+    expect(explained.stdout + explained.stderr).not.toContain(stale);
+  });
+
+  it('evaluates claims from --claims-file as a dry run: a number is not the string a condition expects', async () => {
+    const claimsFile = path.join(dir, 'claims.json');
+    fs.writeFileSync(claimsFile, JSON.stringify({ namespace_id: '42', project_id: 7 }));
+    const dryRun = await cli('federation', 'evaluate', partnerId, '--claims-file', claimsFile);
+    expect(dryRun.exitCode).toBe(0);
+    expect(dryRun.stdout).toMatch(/^ {2}token: +not checked \(a dry run on claims\)$/m);
+    expect(dryRun.stdout).toMatch(/^ {2}would grant: +no$/m);
+    expect(rowOf(dryRun.stdout, matching.bindingId)).toMatch(/ no +project_id +eq +7 +7$/);
+    const absent = path.join(dir, 'no-project.json');
+    fs.writeFileSync(absent, JSON.stringify({ namespace_id: '42' }));
+    expect(rowOf((await cli('federation', 'evaluate', partnerId, '--claims-file', absent)).stdout, refusing.bindingId)).toMatch(/ no +project_id +eq +8 +\(absent\)$/);
+  });
+
+  it('refuses no token and no claims, or more than one, as a usage error; a file that is not a claims object too', async () => {
+    const claimsFile = path.join(dir, 'claims-usage.json');
+    fs.writeFileSync(claimsFile, '{}');
+    const neither = await cli('federation', 'evaluate', partnerId);
+    expect(neither).toMatchObject({ exitCode: 2, stdout: '', stderr: 'sentryagent-idp: give one of --token, --token-file (a token to verify) or --claims-file (a dry run)\n' });
+    const both = await cli('federation', 'evaluate', partnerId, '--token', 'a.b.c', '--claims-file', claimsFile);
+    expect(both).toMatchObject({ exitCode: 2, stderr: 'sentryagent-idp: give only one of --token, --token-file (a token to verify) or --claims-file (a dry run)\n' });
+    expect(both.stderr).not.toContain('a.b.c');
+    const list = path.join(dir, 'claims-list.json');
+    fs.writeFileSync(list, '[]');
+    expect((await cli('federation', 'evaluate', partnerId, '--claims-file', list)).stderr).toContain('is not a JSON object of claims');
+    expect((await cli('federation', 'evaluate', partnerId, '--token-file', path.join(dir, 'missing.jwt'))).exitCode).toBe(2);
+    expect((await cli('federation', 'evaluate', partnerId, '--claims-file', claimsFile, '--agent', 'nobody')).exitCode).toBe(2);
+    expect((await cli('federation', 'evaluate', 'not-a-partner', '--claims-file', claimsFile)).exitCode).toBe(2);
+  });
+
+  it('with --org, sees only a partner open to that organization and its bindings; another one answers not found (3)', async () => {
+    const claimsFile = path.join(dir, 'claims-org.json');
+    fs.writeFileSync(claimsFile, JSON.stringify({ namespace_id: '42', project_id: '7' }));
+    const inOrg = await cli('federation', 'evaluate', partnerId, '--claims-file', claimsFile, '--org', 'fed-cli-eval', '--json');
+    expect(inOrg.exitCode).toBe(0);
+    expect(inOrg.json().bindings.map((binding: { bindingId: string }) => binding.bindingId).sort()).toEqual([matching.bindingId, refusing.bindingId].sort());
+    const elsewhere = await cli('federation', 'evaluate', partnerId, '--claims-file', claimsFile, '--org', 'fed-cli-eval-other');
+    expect(elsewhere).toMatchObject({ exitCode: 3, stderr: 'sentryagent-idp: Partner not found.\n' });
+    expect((await cli('federation', 'evaluate', '00000000-0000-4000-8000-000000000009', '--claims-file', claimsFile)).exitCode).toBe(3);
   });
 });

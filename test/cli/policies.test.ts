@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { json, send } from '../support/api.js';
 import { startFakeGitHubIssuer, type FakeGitHubIssuer } from '../support/fake-github-issuer.js';
@@ -122,5 +125,68 @@ describe('sentryagent-idp policies', () => {
     expect(tagged.stdout).toMatch(/^ +ref: +tag v\*$/m);
     const both = await cli('policies', 'add', '--repository', 'octo-org/releases', '--agent', agentId, '--tag', 'v*', '--branch', 'main');
     expect(both).toMatchObject({ code: 2, stderr: 'sentryagent-idp: The trust policy is invalid: --tag: a policy names a branch or a tag, not both.\n' });
+  });
+});
+
+describe('sentryagent-idp policies evaluate', () => {
+  let agentId = '';
+  let onMain = '';
+  let onRelease = '';
+  /** The CLI with the fake issuer as GitHub, so that its tokens verify. */
+  const evaluate = (...args: string[]) => runCli(['policies', 'evaluate', ...args], { ...database.env, GITHUB_OIDC_ISSUER: github.issuer, OIDC_AUDIENCE: AUDIENCE });
+  const rowOf = (stdout: string, policyId: string) => stdout.split('\n').find((line) => line.startsWith(policyId));
+  let dir = '';
+  const claimsFile = (name: string, claims: Record<string, unknown>) => {
+    const file = path.join(dir, `${name}.json`);
+    fs.writeFileSync(file, JSON.stringify(claims));
+    return file;
+  };
+
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'policies-evaluate-'));
+    agentId = (await cli('agents', 'create', '--name', 'evaluated', '--scope', 'agents:read', '--json')).json().agentId;
+    onMain = (await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', agentId, '--branch', 'main', '--json')).json().id;
+    onRelease = (await cli('policies', 'add', '--repository', 'octo-org/octo-repo', '--agent', agentId, '--branch', 'release/*', '--json')).json().id;
+  });
+
+  it('explains a token: the policy that admits it, and the failed constraint of the one that does not, without printing the token', async () => {
+    const token = await idToken();
+    const explained = await evaluate('--token', token, '--agent', agentId);
+    expect({ code: explained.code, stderr: explained.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(explained.stdout).toMatch(/^ {2}token: +verified\n {2}would match: +yes\n/);
+    expect(rowOf(explained.stdout, onMain)).toMatch(new RegExp(`^${onMain} +${agentId} +yes +-$`));
+    expect(rowOf(explained.stdout, onRelease)).toMatch(new RegExp(`^${onRelease} +${agentId} +no +branch +ref "refs/heads/main" is not "refs/heads/release/\\*"$`));
+    expect(explained.stdout).not.toContain(token);
+    const json = await evaluate('--token', token, '--agent', agentId, '--json');
+    expect(json.json()).toEqual({
+      token: { isVerified: true },
+      policies: expect.arrayContaining([
+        { policyId: onMain, agentId, isMatch: true, mismatches: [] },
+        { policyId: onRelease, agentId, isMatch: false, mismatches: [{ constraint: 'branch', reason: 'ref "refs/heads/main" is not "refs/heads/release/*"' }] },
+      ]),
+    });
+    expect(json.json().policies).toHaveLength(2);
+    expect(json.stdout).not.toContain(token);
+  });
+
+  it('evaluates claims from --claims-file as a dry run, and --org keeps to that organization\'s policies', async () => {
+    const file = claimsFile('dev-branch', { repository: 'octo-org/octo-repo', repository_id: '1', repository_owner_id: '2', ref: 'refs/heads/dev', event_name: 'push' });
+    const dryRun = await evaluate('--claims-file', file, '--agent', agentId);
+    expect(dryRun.code).toBe(0);
+    expect(dryRun.stdout).toMatch(/^ {2}token: +not checked \(a dry run on claims\)\n {2}would match: +no\n/);
+    expect(rowOf(dryRun.stdout, onMain)).toMatch(/ no +branch +ref "refs\/heads\/dev" is not "refs\/heads\/main"$/);
+    await cli('orgs', 'create', '--slug', 'policies-eval-other', '--name', 'Other');
+    const elsewhere = await evaluate('--claims-file', file, '--org', 'policies-eval-other');
+    expect(elsewhere.code).toBe(0);
+    expect(elsewhere.stdout).toMatch(/\nno trust policies for the repository\n$/);
+    expect((await evaluate('--claims-file', file, '--org', 'platform', '--agent', agentId, '--json')).json().policies).toHaveLength(2);
+  });
+
+  it('refuses no token and no claims, or both, and claims without a repository, as usage errors (2)', async () => {
+    expect(await evaluate()).toMatchObject({ code: 2, stderr: 'sentryagent-idp: give one of --token, --token-file (a token to verify) or --claims-file (a dry run)\n' });
+    const file = claimsFile('no-repository', { ref: 'refs/heads/main' });
+    expect((await evaluate('--token', 'a.b.c', '--claims-file', file)).code).toBe(2);
+    expect(await evaluate('--claims-file', file)).toMatchObject({ code: 2, stderr: 'sentryagent-idp: The claims name no repository.\n' });
   });
 });

@@ -18,6 +18,7 @@ import { isDatabaseUnavailable, openDatabase, type Database } from '../storage/d
 import { agentCommands } from './agent-commands.js';
 import { auditCommands } from './audit-commands.js';
 import { credentialCommands } from './credential-commands.js';
+import { evaluatePartnerCommand, evaluatePoliciesCommand } from './evaluation-commands.js';
 import { federationCommands } from './federation-commands.js';
 import { runOnEmbeddedDatabase } from './embedded-session.js';
 import type { OperatorReply, OperatorRequest } from './operator-socket.js';
@@ -35,7 +36,9 @@ const COMMANDS: readonly Command[] = [
   ...agentCommands,
   ...credentialCommands,
   ...policyCommands,
+  evaluatePoliciesCommand,
   ...federationCommands,
+  evaluatePartnerCommand,
   ...auditCommands,
 ];
 

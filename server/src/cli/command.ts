@@ -3,12 +3,17 @@
  * context it runs in (configuration, the database, output), the exit codes, and the one
  * error type that carries an exit code.
  */
+import fs from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
 import type { Knex } from 'knex';
 import { agentCaller, OPERATOR_CALLER, operatorIn, type Caller } from '../authorization/caller.js';
 import { isCrossOrganization } from '../authorization/tenancy.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config.js';
+import { createEgressFetch } from '../egress/egress-guard.js';
+import { EvaluationService } from '../federation/evaluation-service.js';
+import { PartnerKeys } from '../federation/partner-keys.js';
+import { GitHubJwksCache } from '../github/jwks-cache.js';
 import { loadKeyRing } from '../keys/key-ring.js';
 import type { KeyRing } from '../keys/key-encryption.js';
 import { SigningKeyService } from '../keys/signing-key-service.js';
@@ -52,6 +57,11 @@ export interface CommandContext {
   readonly caller: Caller;
   readonly clock: Clock;
   readonly services: OperatorServices;
+  /**
+   * Why a token would be granted or refused: partners' keys are fetched through the egress
+   * guard (EGRESS_ALLOW_CIDRS) and GitHub's from GITHUB_OIDC_ISSUER, as the server does.
+   */
+  readonly evaluations: EvaluationService;
   /** The signing keys; its key-encryption keys are found on first use (which on the embedded database may create one). */
   readonly keys: SigningKeyService;
   /**
@@ -159,6 +169,15 @@ export function textOption(value: string | boolean | string[] | undefined): stri
   return typeof value === 'string' ? value : undefined;
 }
 
+/** The content of the file an option names (`--keys-file <path>`); one that cannot be read is a usage error. */
+export function readOptionFile(file: string, option: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw usageError(`cannot read --${option} ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+  }
+}
+
 export interface RunOptions {
   /** The schema is known to be current (a server migrated at its start): no migration first. */
   readonly isSchemaCurrent?: boolean;
@@ -191,6 +210,14 @@ export async function runOnDatabase(
     caller: options.caller ?? OPERATOR_CALLER,
     clock,
     services: createOperatorServices(database.knex, clock),
+    evaluations: new EvaluationService({
+      knex: database.knex,
+      clock,
+      partnerKeys: new PartnerKeys({ fetchJson: createEgressFetch({ allowCidrs: config.egressAllowCidrs }).fetchJson, now: () => clock.now() }),
+      githubJwks: new GitHubJwksCache({ issuer: config.githubOidcIssuer, now: () => clock.now() }),
+      githubIssuer: config.githubOidcIssuer,
+      oidcAudience: config.oidcAudience,
+    }),
     keys: new SigningKeyService({ knex: database.knex, clock, keyRing: () => (keyRing ??= loadKeyRing(config).ring) }),
   };
   try {

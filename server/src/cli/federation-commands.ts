@@ -6,7 +6,6 @@
  * `/`-separated segment, `**` across) or `claim in a,b,c` (one of); the claim is a name or a
  * JSON Pointer (`/kubernetes.io/namespace`), whose `~0`/`~1` escapes is why glob is `~=`.
  */
-import fs from 'node:fs';
 import type { Caller } from '../authorization/caller.js';
 import type { Condition } from '../federation/conditions.js';
 import { createBindingInput, createPartnerInput, partnerPatchInput } from '../federation/federation-input.js';
@@ -14,7 +13,7 @@ import type { FederationService } from '../federation/federation-service.js';
 import type { Binding, Partner } from '../federation/federation-store.js';
 import { parseWith, requireUuid } from '../http/validation.js';
 import { formatFields, formatTable } from './output.js';
-import { inOrganization, listOption, textOption, usageError, type Command, type CommandContext, type DatabaseCommand, type Invocation } from './command.js';
+import { inOrganization, listOption, readOptionFile, textOption, usageError, type Command, type CommandContext, type DatabaseCommand, type Invocation } from './command.js';
 
 const PAGE_SIZE = 100;
 const CONDITION_SYNTAX = "claim=value (equal), claim~=pattern (glob: * within a /-separated segment, ** across) or 'claim in a,b' (one of); claim: a name or a JSON Pointer such as /kubernetes.io/namespace";
@@ -58,12 +57,7 @@ function yesOrNo(value: string | boolean | string[] | undefined, option: string)
 
 /** `--keys-file <path>`: a JWK Set in a JSON file. */
 function readKeySet(file: string): unknown {
-  let content: string;
-  try {
-    content = fs.readFileSync(file, 'utf8');
-  } catch (error) {
-    throw usageError(`cannot read --keys-file ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`);
-  }
+  const content = readOptionFile(file, 'keys-file');
   try {
     return JSON.parse(content);
   } catch {
