@@ -11,7 +11,7 @@ import { OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
 import { createBindingInput, createPartnerInput } from '../../server/src/federation/federation-input.js';
 import { FederationService } from '../../server/src/federation/federation-service.js';
 import type { Partner } from '../../server/src/federation/federation-store.js';
-import { adminToken, bearer, createAgent, form, getToken, json, send } from '../support/api.js';
+import { adminToken, bearer, createAgent, createTenant, form, json, send } from '../support/api.js';
 import { claimsOfJwt } from '../support/load.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
@@ -82,9 +82,8 @@ describe('POST /federation/partners/{id}/evaluate', () => {
   });
 
   it('answers 404 to a caller whose organization the partner is not open to', async () => {
-    const org = await send(server, '/api/v1/orgs', json('POST', { slug: 'eval-tenant', name: 'Tenant', admin: { name: 'a', scopes: ['agents:read'] } }, admin));
-    const tenant = await getToken(server, org.body.admin.credential.clientId, org.body.admin.credential.clientSecret);
-    expect((await evaluatePartner({ claims: {} }, tenant)).status).toBe(404);
+    const tenant = await createTenant(server, admin, { slug: 'eval-tenant', adminScopes: ['agents:read'] });
+    expect((await evaluatePartner({ claims: {} }, tenant.admin)).status).toBe(404);
   });
 });
 

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startTestServer, type TestServer } from '../support/test-server.js';
-import { adminToken, bearer, createAgent, getToken, json, send } from '../support/api.js';
+import { adminToken, bearer, createAgent, createTenant, getToken, json, send } from '../support/api.js';
 import { claimsOfJwt, readWholeAuditLog } from '../support/load.js';
 
 const ADMIN_SCOPES = ['agents:read', 'agents:write', 'tokens:read', 'audit:read'];
@@ -27,18 +27,7 @@ beforeAll(async () => {
 });
 afterAll(() => server?.stop());
 
-interface Tenant {
-  readonly orgId: string;
-  readonly admin: string;
-}
-
-async function createTenant(scopes = ADMIN_SCOPES): Promise<Tenant> {
-  const slug = `fed-${++slugs}-${Date.now().toString(36)}`;
-  const reply = await send(server, '/api/v1/orgs', json('POST', { slug, name: `Org ${slug}`, admin: { name: 'admin', scopes } }, platform));
-  expect(reply.status).toBe(201);
-  const { clientId, clientSecret } = reply.body.admin.credential;
-  return { orgId: reply.body.orgId, admin: await getToken(server, clientId, clientSecret) };
-}
+const newTenant = (adminScopes = ADMIN_SCOPES) => createTenant(server, platform, { slug: `fed-${++slugs}-${Date.now().toString(36)}`, adminScopes });
 
 const createPartner = (body: Record<string, unknown>, token = platform) => send(server, '/api/v1/federation/partners', json('POST', body, token));
 const createBinding = (body: Record<string, unknown>, token: string) => send(server, '/api/v1/federation/bindings', json('POST', body, token));
@@ -180,7 +169,7 @@ describe('federation partners', () => {
   });
 
   it("a tenant admin may not change partners (403) and sees only those open to its organization", async () => {
-    const tenant = await createTenant();
+    const tenant = await newTenant();
     const open = await customPartner([tenant.orgId]);
     const closed = await customPartner([platformOrgId]);
     const create = await createPartner({ preset: 'custom', name: 'Mine', issuer: 'https://ci.example.com', audiences: [AUDIENCE] }, tenant.admin);
@@ -206,7 +195,7 @@ describe('federation bindings', () => {
   const conditions = [{ claim: 'sub', op: 'eq', value: 'repo:acme/app' }];
 
   it('binds an agent of the tenant to a partner open to it, and refuses what breaks the rules', async () => {
-    const tenant = await createTenant();
+    const tenant = await newTenant();
     const agent = await createAgent(server, tenant.admin, { name: 'deployer', scopes: ['agents:read'] });
     const partnerId = await customPartner([tenant.orgId]);
     const closed = await customPartner([platformOrgId]);
@@ -247,7 +236,7 @@ describe('federation bindings', () => {
   });
 
   it('pages the bindings by the last id', async () => {
-    const tenant = await createTenant();
+    const tenant = await newTenant();
     const agent = await createAgent(server, tenant.admin, { name: 'pager', scopes: ['agents:read'] });
     const partnerId = await customPartner([tenant.orgId]);
     const made: string[] = [];
@@ -263,8 +252,8 @@ describe('federation bindings', () => {
   });
 
   it('applies the no-escalation rule (403) and keeps tenants apart (404)', async () => {
-    const tenant = await createTenant();
-    const other = await createTenant();
+    const tenant = await newTenant();
+    const other = await newTenant();
     const agent = await createAgent(server, tenant.admin, { name: 'powerful', scopes: ['agents:read', 'audit:read'] });
     const partnerId = await customPartner([tenant.orgId, other.orgId]);
     // A writer of the tenant lacking the agent's audit:read.
@@ -291,7 +280,7 @@ describe('federation bindings', () => {
   });
 
   it('deleting a partner deletes its bindings', async () => {
-    const tenant = await createTenant();
+    const tenant = await newTenant();
     const agent = await createAgent(server, tenant.admin, { name: 'bound', scopes: ['agents:read'] });
     const partnerId = await customPartner([tenant.orgId]);
     const binding = await createBinding({ partnerId, agentId: agent.agentId, conditions }, tenant.admin);

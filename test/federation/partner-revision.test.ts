@@ -107,7 +107,7 @@ describe('the partner revision in the grant gate', () => {
     try {
       await trx.raw(
         `select * from issue_grants(?::uuid[], ?::uuid[], ?::text[], ?::bigint[], 0, ?::text[], 0, ?::uuid[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::jsonb[], ?::text[], ?::uuid[], ?::int[])`,
-        [[row.agentId], [null], [row.scope], [row.windowStart], [row.month], [row.jti], [row.grantType], [row.issuedAt], [row.expiresAt], [row.auditType], [row.auditActor], [row.auditData], [null], [row.bindingId], [row.partnerRevision]],
+        ([[row.agentId], [null], [row.scope], [row.windowStart], [row.month], [row.jti], [row.grantType], [row.issuedAt], [row.expiresAt], [row.auditType], [row.auditActor], [row.auditData], [null], [row.bindingId], [row.partnerRevision]] as unknown as readonly string[]),
       );
       let updated = false;
       const update = federation.updatePartner(OPERATOR_CALLER, partner.partnerId, { maxTokenAgeSeconds: 240 }).then(() => {

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { bearer, getToken, json, send, type Reply } from '../support/api.js';
+import { bearer, createTenant, json, send, type Reply, type Tenant } from '../support/api.js';
 import { REFUSAL, exchange, mintIdToken, register, startHarness, type Harness } from '../github/exchange-harness.js';
 
 let h: Harness;
@@ -27,22 +27,8 @@ function newRepository() {
 }
 type Repository = ReturnType<typeof newRepository>;
 
-interface Tenant {
-  readonly orgId: string;
-  readonly admin: string;
-}
-
-async function createTenant(limits?: Record<string, number>): Promise<Tenant> {
-  const slug = `gh-${randomUUID().slice(0, 8)}`;
-  const reply = await send(
-    h.server,
-    '/api/v1/orgs',
-    json('POST', { slug, name: slug, ...(limits && { limits }), admin: { name: 'admin', scopes: ['agents:read', 'agents:write', 'tokens:read', 'audit:read'] } }, h.admin),
-  );
-  expect(reply.status).toBe(201);
-  const { clientId, clientSecret } = reply.body.admin.credential;
-  return { orgId: reply.body.orgId, admin: await getToken(h.server, clientId, clientSecret) };
-}
+const newTenant = (limits?: Record<string, number>) =>
+  createTenant(h.server, h.admin, { slug: `gh-${randomUUID().slice(0, 8)}`, limits, adminScopes: ['agents:read', 'agents:write', 'tokens:read', 'audit:read'] });
 
 const registrationPolicyOf = (tenant: Tenant, repository: Repository) =>
   send(h.server, '/api/v1/oidc/trust-policies', json('POST', { provider: 'github', repository: repository.name, scopes: ['agents:read'] }, tenant.admin));
@@ -52,7 +38,7 @@ const registerFrom = async (repository: Repository, name: string): Promise<Reply
 
 describe('registration into an organization', () => {
   it('makes the agent, its trust policy and its audit rows in the registration policy\'s organization; re-runs return it', async () => {
-    const tenant = await createTenant();
+    const tenant = await newTenant();
     const repository = newRepository();
     const policy = await registrationPolicyOf(tenant, repository);
     expect(policy.status).toBe(201);
@@ -81,7 +67,7 @@ describe('registration into an organization', () => {
   });
 
   it('is idempotent per organization: the same repository and name in two organizations (registered in turn) are two agents', async () => {
-    const [a, b] = [await createTenant(), await createTenant()];
+    const [a, b] = [await newTenant(), await newTenant()];
     const repository = newRepository();
     const policyA = await registrationPolicyOf(a, repository);
     const inA = await registerFrom(repository, 'same-name');
@@ -94,7 +80,7 @@ describe('registration into an organization', () => {
   });
 
   it('refuses a workflow that registration policies of two organizations let in, creating nothing', async () => {
-    const [a, b] = [await createTenant(), await createTenant()];
+    const [a, b] = [await newTenant(), await newTenant()];
     const repository = newRepository();
     await registrationPolicyOf(a, repository);
     await registrationPolicyOf(b, repository);
@@ -109,7 +95,7 @@ describe('registration into an organization', () => {
 
   it('refuses a repository that two organizations name, even when only one of their policies matches the run', async () => {
     // A tenant writes a looser policy for another tenant's repository, to catch the runs the owner's policy leaves out.
-    const [owner, intruder] = [await createTenant(), await createTenant()];
+    const [owner, intruder] = [await newTenant(), await newTenant()];
     const repository = newRepository();
     await send(h.server, '/api/v1/oidc/trust-policies', json('POST', { provider: 'github', repository: repository.name, branch: 'release/*', scopes: ['agents:read'] }, owner.admin));
     await registrationPolicyOf(intruder, repository);
@@ -123,7 +109,7 @@ describe('registration into an organization', () => {
   });
 
   it("no longer counts a decommissioned organization's registration policies, and records identity bindings in the registering organization", async () => {
-    const [gone, next] = [await createTenant(), await createTenant()];
+    const [gone, next] = [await newTenant(), await newTenant()];
     const repository = newRepository();
     await registrationPolicyOf(gone, repository);
     expect((await send(h.server, `/api/v1/orgs/${gone.orgId}`, bearer(h.admin, { method: 'DELETE' }))).body.status).toBe('decommissioned');
@@ -136,7 +122,7 @@ describe('registration into an organization', () => {
   });
 
   it('refuses registration into a suspended organization, and into one at maxAgents', async () => {
-    const suspended = await createTenant();
+    const suspended = await newTenant();
     const repository = newRepository();
     await registrationPolicyOf(suspended, repository);
     expect((await send(h.server, `/api/v1/orgs/${suspended.orgId}/suspend`, bearer(h.admin, { method: 'POST' }))).status).toBe(200);
@@ -144,7 +130,7 @@ describe('registration into an organization', () => {
     expect(refused.status).toBe(403);
     expect(refused.body).toEqual({ error: 'unauthorized_client', error_description: 'Organization is suspended.' });
 
-    const full = await createTenant({ maxAgents: 1 }); // its admin is the one agent
+    const full = await newTenant({ maxAgents: 1 }); // its admin is the one agent
     const fullRepository = newRepository();
     await registrationPolicyOf(full, fullRepository);
     const overLimit = await registerFrom(fullRepository, 'one-too-many');
@@ -162,7 +148,7 @@ describe('the exchange for an agent of an organization', () => {
   }
 
   it('is refused while the organization is suspended, and works again after reactivation', async () => {
-    const tenant = await createTenant();
+    const tenant = await newTenant();
     const repository = newRepository();
     const agentId = await tenantAgentWithPolicy(tenant, repository);
     const exchangeNow = async () => exchange(h.server, await mintIdToken(h.github, 'push-main', repository.claims), agentId);
@@ -176,12 +162,12 @@ describe('the exchange for an agent of an organization', () => {
   });
 
   it('counts against the organization\'s monthly limit, as client-credentials grants do', async () => {
-    const tenant = await createTenant({ monthlyTokens: 3 });
+    const tenant = await newTenant({ monthlyTokens: 3 });
     const repository = newRepository();
     const agentId = await tenantAgentWithPolicy(tenant, repository);
     const replies: Reply[] = [];
     for (let i = 0; i < 4; i += 1) replies.push(await exchange(h.server, await mintIdToken(h.github, 'push-main', repository.claims), agentId));
-    // The admin's own token (from createTenant) was the first grant of the month.
+    // The admin's own token (from newTenant) was the first grant of the month.
     expect(replies.map((reply) => reply.status)).toEqual([200, 200, 403, 403]);
     expect(replies[2].body).toEqual({ error: 'unauthorized_client', error_description: 'Organization monthly token limit of 3 has been reached.' });
     const usage = await send(h.server, `/api/v1/orgs/${tenant.orgId}/usage`, bearer(tenant.admin));

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startTestServer, type TestServer } from '../support/test-server.js';
-import { adminToken, bearer, createAgent, form, getToken, json, send, type AgentWithSecret, type Reply } from '../support/api.js';
+import { adminToken, bearer, createAgent, createTenant, form, getToken, json, send, type AgentWithSecret, type Reply } from '../support/api.js';
 import { readWholeAuditLog } from '../support/load.js';
 
 const ADMIN_SCOPES = ['agents:read', 'agents:write', 'tokens:read', 'audit:read'];
@@ -27,18 +27,14 @@ let platform: string;
 let a: Tenant;
 let b: Tenant;
 
-async function createTenant(slug: string): Promise<Tenant> {
-  const created = await send(server, '/api/v1/orgs', json('POST', { slug, name: `Org ${slug}`, admin: { name: `${slug}-admin`, scopes: ADMIN_SCOPES } }, platform));
-  expect(created.status).toBe(201);
-  const { orgId } = created.body;
-  const { clientId, clientSecret } = created.body.admin.credential;
-  const admin = await getToken(server, clientId, clientSecret);
+async function tenantWithAgent(slug: string): Promise<Tenant> {
+  const { orgId, admin, adminAgentId } = await createTenant(server, platform, { slug, adminScopes: ADMIN_SCOPES });
   const agent = await createAgent(server, admin, { name: `${slug}-worker`, scopes: ['agents:read'] });
   expect(agent.orgId).toBe(orgId);
   const policy = await send(server, '/api/v1/oidc/trust-policies', json('POST', { provider: 'github', repository: `${slug}/repo`, agentId: agent.agentId }, admin));
   expect(policy.status).toBe(201);
   const token = await getToken(server, agent.agentId, agent.clientSecret);
-  return { orgId, admin, adminAgentId: created.body.admin.agentId, agent, policyId: policy.body.id, token };
+  return { orgId, admin, adminAgentId, agent, policyId: policy.body.id, token };
 }
 
 /** Everything a request could change: compared whole before and after each refused one. */
@@ -61,8 +57,8 @@ const introspect = (caller: string, token: string) => send(server, '/api/v1/toke
 beforeAll(async () => {
   server = await startTestServer();
   platform = await adminToken(server);
-  a = await createTenant('tenant-a');
-  b = await createTenant('tenant-b');
+  a = await tenantWithAgent('tenant-a');
+  b = await tenantWithAgent('tenant-b');
 });
 afterAll(() => server?.stop());
 

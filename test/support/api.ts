@@ -96,6 +96,26 @@ export async function createAgent(
   return { agentId: created.body.agentId, orgId: created.body.orgId, clientSecret: credential.body.clientSecret, credentialId: credential.body.credentialId };
 }
 
+export interface Tenant {
+  readonly orgId: string;
+  /** A token of its first admin. */
+  readonly admin: string;
+  readonly adminAgentId: string;
+}
+
+/** A new organization, made by a platform admin, with its first admin (these scopes) and a token of it. */
+export async function createTenant(
+  server: { url: string },
+  platformAdmin: string,
+  fields: { slug: string; adminScopes: readonly string[]; limits?: Record<string, number> },
+): Promise<Tenant> {
+  const { slug, adminScopes, limits } = fields;
+  const created = await send(server, '/api/v1/orgs', json('POST', { slug, name: `Org ${slug}`, ...(limits && { limits }), admin: { name: `${slug}-admin`, scopes: adminScopes } }, platformAdmin));
+  if (created.status !== 201) throw new Error(`create organization failed: ${created.status} ${created.text}`);
+  const { clientId, clientSecret } = created.body.admin.credential;
+  return { orgId: created.body.orgId, admin: await getToken(server, clientId, clientSecret), adminAgentId: created.body.admin.agentId };
+}
+
 /** The id of the platform organization of a test server's database (the bootstrap admin's). */
 export function platformOrgIdOf(server: TestServer): Promise<string> {
   return platformOrgId(server.deps.knex);

@@ -14,7 +14,7 @@ import { assertVisible, confinementOf, isCrossOrganization, mayActIn } from '../
 import { appendAuditEvent } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { Conflict, Forbidden, NotFound, ValidationFailed } from '../errors.js';
-import { assertAcceptsChanges, organizationIdFor } from '../tenancy/organization-scope.js';
+import { assertAcceptsChanges, organizationFor, organizationIdFor } from '../tenancy/organization-scope.js';
 import { findOrganization } from '../tenancy/organization-store.js';
 import type { Condition } from './conditions.js';
 import { partnerFieldsOf, type CreateBindingInput, type CreatePartnerInput, type PartnerPatchInput } from './federation-input.js';
@@ -179,8 +179,7 @@ export class FederationService {
     query: { orgId?: string; agentId?: string; partnerId?: string; afterId?: string; limit: number },
   ): Promise<{ bindings: Binding[]; hasMore: boolean }> {
     requireScope(caller, 'agents:read');
-    const orgId = await organizationIdFor(this.deps.knex, caller, query.orgId);
-    if (!(await findOrganization(this.deps.knex, orgId))) throw new NotFound('Organization');
+    const { orgId } = await organizationFor(this.deps.knex, caller, query.orgId);
     return listBindings(this.deps.knex, { ...query, orgId });
   }
 
