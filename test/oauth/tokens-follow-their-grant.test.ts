@@ -131,7 +131,7 @@ describe('when the marking is missed (a grant that raced the change)', () => {
       h.server.deps.knex.raw(
         `select gate, issued from issue_grants(array[?::uuid], array[null::uuid], array['agents:read'], array[0::bigint], 0,
            array['2026-11'], 0, array[?::uuid], array['github_oidc'], array[0::bigint], array[60::bigint],
-           array['oidc.exchange.granted'], array['test'], array['{}'::jsonb], array[?], array[null::uuid])`,
+           array['oidc.exchange.granted'], array['test'], array['{}'::jsonb], array[?], array[null::uuid], array[null::int])`,
         [agent.agentId, crypto.randomUUID(), policies],
       );
     expect((await grant(policy.id)).rows).toEqual([{ gate: 1, issued: 1 }]);
