@@ -12,6 +12,7 @@ import * as signingKeysAtRest from './20261201090000_signing_keys_at_rest.js';
 import * as organizations from './20261202090000_organizations.js';
 import * as federation from './20261203090000_federation.js';
 import * as federationPartnerRevision from './20261204090000_federation_partner_revision.js';
+import * as webhooks from './20261205090000_webhooks.js';
 
 export interface Migration {
   readonly name: string;
@@ -31,4 +32,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261202090000_organizations', ...organizations },
   { name: '20261203090000_federation', ...federation },
   { name: '20261204090000_federation_partner_revision', ...federationPartnerRevision },
+  { name: '20261205090000_webhooks', ...webhooks },
 ];

@@ -17,6 +17,7 @@ const ALL = [
   '20261202090000_organizations',
   '20261203090000_federation',
   '20261204090000_federation_partner_revision',
+  '20261205090000_webhooks',
 ];
 
 describe('migrations', () => {

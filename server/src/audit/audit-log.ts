@@ -37,7 +37,17 @@ export type AuditEventType =
   | 'federation.binding.created'
   | 'federation.binding.deleted'
   | 'federation.exchange.granted'
-  | 'federation.exchange.refused';
+  | 'federation.exchange.refused'
+  | 'quota.reached'
+  | 'audit.chain_broken'
+  | 'webhook.created'
+  | 'webhook.updated'
+  | 'webhook.deleted'
+  | 'webhook.secret_rotated'
+  | 'webhook.test'
+  | 'webhook.redelivered'
+  | 'webhook.recovered'
+  | 'webhook.endpoint_disabled';
 
 export interface NewAuditEvent {
   readonly type: AuditEventType;
@@ -65,14 +75,16 @@ export interface AuditEvent {
 const storableJsonText = (_key: string, value: unknown) =>
   typeof value === 'string' ? value.replace(/\u0000|[\ud800-\udfff]/gu, '\ufffd') : value;
 
-export async function appendAuditEvent(db: Knex | Knex.Transaction, event: NewAuditEvent): Promise<void> {
-  await db('audit_events').insert({
+/** Appends the event (linked into the chain later, in the background); answers its id. */
+export async function appendAuditEvent(db: Knex | Knex.Transaction, event: NewAuditEvent): Promise<string> {
+  const [row] = await db('audit_events').insert({
     type: event.type,
     agent_id: event.agentId ?? null,
     org_id: event.orgId ?? db.raw(`coalesce((select org_id from agents where id = ?), (select id from organizations where is_platform))`, [event.agentId ?? null]),
     actor: event.actor,
     data: JSON.stringify(event.data ?? {}, storableJsonText),
-  });
+  }).returning('id');
+  return String((row as { id: string | number }).id);
 }
 
 export interface AuditQuery {

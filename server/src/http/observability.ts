@@ -15,6 +15,9 @@ export interface Metrics {
   readonly oidcRefusals: client.Counter<'endpoint' | 'reason'>;
   readonly rateLimited: client.Counter<'route'>;
   readonly quotaRefusals: client.Counter<'grant_type'>;
+  readonly webhookDeliveries: client.Counter<'outcome'>;
+  readonly webhookQueueDepth: client.Gauge;
+  readonly webhookOldestDueSeconds: client.Gauge;
 }
 
 export function createMetrics(): Metrics {
@@ -63,6 +66,22 @@ export function createMetrics(): Metrics {
       name: 'sentryagent_quota_refusals_total',
       help: 'Token grants refused because the monthly quota is spent, by grant type',
       labelNames: ['grant_type'],
+      registers: [registry],
+    }),
+    webhookDeliveries: new client.Counter({
+      name: 'sentryagent_webhook_deliveries_total',
+      help: 'Webhook delivery attempts by outcome: succeeded, retrying, failed (its schedule ended), gone (410: endpoint disabled)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    webhookQueueDepth: new client.Gauge({
+      name: 'sentryagent_webhook_queue_depth',
+      help: 'Webhook deliveries waiting for an attempt (all instances; refreshed every few seconds)',
+      registers: [registry],
+    }),
+    webhookOldestDueSeconds: new client.Gauge({
+      name: 'sentryagent_webhook_oldest_due_seconds',
+      help: 'How long the longest-due webhook delivery has been due (0: none due)',
       registers: [registry],
     }),
   };
