@@ -8,11 +8,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { createEgressFetch, EgressFailed, EgressRefused, type ResolvedAddress } from '../../server/src/egress/egress-guard.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { createEgressFetch, EgressRefused } from '../../server/src/egress/egress-guard.js';
+import { failure, listen, LOOPBACK, refusal, stub, withoutConnections } from '../support/egress.js';
 
 interface Seen {
   connections: number;
@@ -53,55 +53,6 @@ function handler(seen: Seen) {
     }
   };
 }
-
-async function listen(server: http.Server | https.Server, seen: Seen): Promise<number> {
-  server.on('connection', () => {
-    seen.connections += 1;
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return (server.address() as net.AddressInfo).port;
-}
-
-const LOOPBACK = ['127.0.0.0/8'];
-const stub = (...answers: Array<string | string[]>) => {
-  const calls: string[] = [];
-  const resolve = async (hostname: string): Promise<ResolvedAddress[]> => {
-    calls.push(hostname);
-    const answer = answers[Math.min(calls.length - 1, answers.length - 1)];
-    return (Array.isArray(answer) ? answer : [answer]).map((address) => ({ address, family: net.isIP(address) }));
-  };
-  return { resolve, calls };
-};
-
-/** Makes any socket connection throw for the duration of `run`, and counts the attempts. */
-async function withoutConnections<T>(run: () => Promise<T>): Promise<{ result: PromiseSettledResult<T>; attempts: number }> {
-  const spy = jest.spyOn(net.Socket.prototype, 'connect').mockImplementation(() => {
-    throw new Error('a connection was attempted');
-  });
-  try {
-    const [result] = await Promise.allSettled([run()]);
-    return { result, attempts: spy.mock.calls.length };
-  } finally {
-    spy.mockRestore();
-  }
-}
-
-const refusal = async (promise: Promise<unknown>) => {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(EgressRefused);
-  return error as EgressRefused;
-};
-const failure = async (promise: Promise<unknown>) => {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(EgressFailed);
-  return error as EgressFailed;
-};
 
 describe('the egress guard over http on loopback', () => {
   const seen: Seen = { connections: 0, requests: [] };

@@ -1,7 +1,7 @@
 /**
  * The egress guard: every outbound request of the server (a federation partner's OIDC
- * discovery document and JWKS; webhooks later) goes through here (CONTRACT.md, last
- * bullet). The rules:
+ * discovery document and JWKS by GET; webhook deliveries by POST) goes through here
+ * (CONTRACT.md, last bullet). The rules:
  *
  * - `https:`, or `http:` only when every address the host resolves to is inside the allowed
  *   ranges (EGRESS_ALLOW_CIDRS);
@@ -14,15 +14,23 @@
  * - no redirects (a 3xx is refused), no proxy (node:http(s) directly, HTTP(S)_PROXY
  *   ignored), a cap on the body, one deadline for resolution, connection and body.
  *
- * Errors: EgressRefused (the policy said no) or EgressFailed (network, timeout, size,
- * status, JSON). Their messages name the URL without its query and never quote a response
- * body. Nothing is logged here; the caller decides.
+ * GET (fetchText, fetchJson) wants a 2xx and reads the whole body up to the cap. POST
+ * answers any final status with only the first KiB of the body (then the connection is
+ * closed). checkUrl applies the rules, resolution included, without connecting. GET and
+ * POST share one request path, so the rules cannot drift apart.
+ *
+ * Errors (egress-errors.ts): EgressRefused (the policy said no) or EgressFailed (resolve,
+ * network, timeout, size, and for GET status and JSON). Their messages name the URL
+ * without its query and never quote a response body. Nothing is logged here; the caller
+ * decides. The request itself (connection, headers, reading the body) is egress-request.ts.
  */
 import dns from 'node:dns';
-import http from 'node:http';
-import https from 'node:https';
-import net from 'node:net';
+import type http from 'node:http';
 import { formatAddress, parseAddress, parseCidr, isInRange, refusedRangeOf, unmapped, type Cidr, type IpAddress } from './address-ranges.js';
+import { codeOf, EgressFailed, EgressRefused } from './egress-errors.js';
+import { exchange, readBody, timedOut, type Attempt } from './egress-request.js';
+
+export { EgressFailed, EgressRefused, type EgressFailure, type EgressRefusal } from './egress-errors.js';
 
 export interface ResolvedAddress {
   readonly address: string;
@@ -44,42 +52,39 @@ export interface EgressOptions {
   readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
 }
 
+export interface EgressPostRequest {
+  /** Sent as given (Content-Type, User-Agent, signatures, …); the guard sets Host and Content-Length. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string | Buffer;
+  /** Resolution, connection and the response up to its body prefix. Default: the guard's timeout. */
+  readonly timeoutMs?: number;
+}
+
+/** Any final answer but a redirect: 2xx, 4xx and 5xx alike. */
+export interface EgressResponse {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  /** The first EGRESS_RESPONSE_PREFIX_BYTES of the body as UTF-8; the rest is never read. */
+  readonly bodyPrefix: string;
+  /** From the call to the body prefix, resolution included. */
+  readonly durationMs: number;
+}
+
 export interface EgressFetch {
   /** GET the URL (`Accept: application/json`) and answer its body as text. */
   fetchText(url: string): Promise<string>;
   /** GET the URL (`Accept: application/json`) and answer its body parsed as JSON. */
   fetchJson(url: string): Promise<unknown>;
+  /** POST the body and answer whatever final status comes back (a webhook delivery); a 3xx is refused. */
+  post(url: string, request: EgressPostRequest): Promise<EgressResponse>;
+  /** The URL, scheme and address rules, resolution included, without connecting (a webhook URL being saved). */
+  checkUrl(url: string): Promise<void>;
 }
 
 export const DEFAULT_EGRESS_TIMEOUT_MS = 5_000;
 export const DEFAULT_EGRESS_MAX_BYTES = 256 * 1024;
-
-/** What the policy refused: a URL it cannot judge, the scheme, an address, a redirect. */
-export type EgressRefusal = 'url' | 'scheme' | 'address' | 'redirect';
-/** What went wrong with a permitted request. */
-export type EgressFailure = 'resolve' | 'network' | 'timeout' | 'size' | 'status' | 'json';
-
-export class EgressRefused extends Error {
-  constructor(
-    readonly reason: EgressRefusal,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'EgressRefused';
-  }
-}
-
-export class EgressFailed extends Error {
-  constructor(
-    readonly reason: EgressFailure,
-    message: string,
-    /** The HTTP status, for reason `status`. */
-    readonly status?: number,
-  ) {
-    super(message);
-    this.name = 'EgressFailed';
-  }
-}
+/** How much of a POST's response body is kept: enough to tell why a receiver refused. */
+export const EGRESS_RESPONSE_PREFIX_BYTES = 1024;
 
 const systemResolver: Resolver = (hostname) => dns.promises.lookup(hostname, { all: true, verbatim: true });
 
@@ -151,107 +156,60 @@ export function createEgressFetch(options: EgressOptions): EgressFetch {
     return unmapped(addresses[0]);
   }
 
-  function get(url: URL, where: string, address: IpAddress, signal: AbortSignal): Promise<string> {
-    const isHttps = url.protocol === 'https:';
-    const connectTo = formatAddress(address);
-    return new Promise<string>((resolvePromise, reject) => {
-      let settled = false;
-      const settle = (error: Error | undefined, text?: string) => {
-        if (settled) return;
-        settled = true;
-        if (error) {
-          request.destroy();
-          reject(error);
-        } else {
-          resolvePromise(text as string);
-        }
-      };
-      const requestOptions: https.RequestOptions = {
-        method: 'GET',
-        protocol: url.protocol,
-        // The checked address itself: nothing is looked up again (DNS rebinding).
-        host: connectTo,
-        family: address.family,
-        lookup: (_hostname, _options, callback) =>
-          (callback as (error: null, address: string | ResolvedAddress[], family?: number) => void)(
-            null,
-            (_options as { all?: boolean }).all ? [{ address: connectTo, family: address.family }] : connectTo,
-            address.family,
-          ),
-        port: url.port === '' ? (isHttps ? 443 : 80) : Number(url.port),
-        path: `${url.pathname}${url.search}`,
-        headers: { host: url.host, accept: 'application/json', 'accept-encoding': 'identity' },
-        // A connection of its own: no pooled socket, no global agent (and so no proxy).
-        agent: false,
-        signal,
-      };
-      if (isHttps) {
-        // The certificate is checked against the hostname (SNI too), not the address.
-        requestOptions.servername = net.isIP(url.hostname.replace(/^\[(.*)\]$/, '$1')) ? '' : url.hostname;
-        if (ca !== undefined) requestOptions.ca = ca;
-      }
-      const request = (isHttps ? https : http).request(requestOptions, (response) => {
-        const status = response.statusCode ?? 0;
-        if (status >= 300 && status < 400) {
-          settle(new EgressRefused('redirect', `${where} refused: it answered a redirect (${status}), which is not followed`));
-          return;
-        }
-        if (status < 200 || status >= 300) {
-          settle(new EgressFailed('status', `${where} answered ${status}`, status));
-          return;
-        }
-        const tooLarge = () => new EgressFailed('size', `${where}: the response is larger than ${maxBytes} bytes`);
-        const declared = Number(response.headers['content-length']);
-        if (Number.isFinite(declared) && declared > maxBytes) {
-          settle(tooLarge());
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > maxBytes) settle(tooLarge());
-          else chunks.push(chunk);
-        });
-        response.on('end', () => settle(undefined, Buffer.concat(chunks).toString('utf8')));
-        response.on('error', (error) => settle(failure(where, error, signal)));
-        response.on('close', () => {
-          if (!response.complete) settle(failure(where, new Error('the connection closed before the response ended'), signal));
-        });
-      });
-      request.on('error', (error) => settle(failure(where, error, signal)));
-      request.end();
-    });
-  }
-
-  async function fetchText(raw: string): Promise<string> {
+  /**
+   * Resolves and judges the URL, then runs `send` with the checked address, all within one
+   * deadline (resolution, connection and whatever `send` waits for).
+   */
+  async function withinDeadline<T>(raw: string, deadlineMs: number, send: (attempt: Attempt) => Promise<T>): Promise<T> {
     const url = target(raw);
     const where = `${url.protocol}//${url.host}${url.pathname}`;
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const timer = setTimeout(() => controller.abort(), deadlineMs);
     try {
       const aborted = new Promise<never>((_, reject) =>
-        controller.signal.addEventListener('abort', () => reject(timedOut(where)), { once: true }),
+        controller.signal.addEventListener('abort', () => reject(timedOut(where, deadlineMs)), { once: true }),
       );
       aborted.catch(() => undefined);
       const addresses = await Promise.race([addressesOf(url.hostname, where), aborted]);
       const address = checked(url, where, addresses);
-      return await Promise.race([get(url, where, address, controller.signal), aborted]);
+      return await Promise.race([send({ url, where, address, signal: controller.signal, deadlineMs, ...(ca !== undefined && { ca }) }), aborted]);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  function timedOut(where: string): EgressFailed {
-    return new EgressFailed('timeout', `${where}: no complete response within ${timeoutMs} ms`);
+  async function fetchText(raw: string): Promise<string> {
+    return withinDeadline(raw, timeoutMs, async (attempt) => {
+      const response = await exchange(attempt, { method: 'GET', headers: { accept: 'application/json' } });
+      const status = response.statusCode ?? 0;
+      if (status < 200 || status >= 300) {
+        response.destroy();
+        throw new EgressFailed('status', `${attempt.where} answered ${status}`, status);
+      }
+      return (await readBody(response, attempt, maxBytes, 'fail')).toString('utf8');
+    });
   }
 
-  function failure(where: string, error: unknown, signal: AbortSignal): EgressFailed {
-    return signal.aborted ? timedOut(where) : new EgressFailed('network', `${where}: ${codeOf(error)}`);
+  async function post(raw: string, request: EgressPostRequest): Promise<EgressResponse> {
+    const startedAt = performance.now();
+    return withinDeadline(raw, request.timeoutMs ?? timeoutMs, async (attempt) => {
+      const response = await exchange(attempt, { method: 'POST', headers: request.headers, body: request.body });
+      const prefix = await readBody(response, attempt, EGRESS_RESPONSE_PREFIX_BYTES, 'truncate');
+      return {
+        status: response.statusCode ?? 0,
+        headers: response.headers,
+        bodyPrefix: prefix.toString('utf8'),
+        durationMs: Math.round(performance.now() - startedAt),
+      };
+    });
   }
 
   return {
     fetchText,
+    post,
+    async checkUrl(raw: string): Promise<void> {
+      await withinDeadline(raw, timeoutMs, async () => undefined);
+    },
     async fetchJson(raw: string): Promise<unknown> {
       const text = await fetchText(raw);
       try {
@@ -264,9 +222,3 @@ export function createEgressFetch(options: EgressOptions): EgressFetch {
   };
 }
 
-/** An error's code (ECONNREFUSED, ENOTFOUND, …) or message: never anything a server sent. */
-function codeOf(error: unknown): string {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  if (typeof code === 'string') return code;
-  return error instanceof Error ? error.message : String(error);
-}
