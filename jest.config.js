@@ -17,6 +17,8 @@ export const SLOW = [
   'test/reliability/database-outage.test.ts',
   // Organizations across two instances: suspension, and the monthly limit under 300 concurrent grants.
   'test/organizations/multi-instance.test.ts',
+  // A webhook worker's process killed in the middle of a delivery; another takes over.
+  'test/webhooks/crash.test.ts',
   // The bundled actions as runner processes (their sources are tested in process: *-run, lib-*).
   'test/actions/issue-token-dist.test.ts',
   'test/actions/issue-token-e2e.test.ts',

@@ -30,7 +30,11 @@ import { openApiRoutes } from './openapi/openapi-routes.js';
 import { createFederatedGrants } from './federation/federated-grants.js';
 import { evaluationRoutes, onlyPostToEvaluate } from './federation/evaluation-routes.js';
 import { EvaluationService } from './federation/evaluation-service.js';
-import { PartnerKeys, type FetchJson } from './federation/partner-keys.js';
+import { EgressRefused, type EgressFetch } from './egress/egress-guard.js';
+import { PartnerKeys } from './federation/partner-keys.js';
+import type { KeyRing } from './keys/key-encryption.js';
+import { WebhookService } from './webhooks/webhook-service.js';
+import { onlyGetEventTypes, webhookRoutes } from './webhooks/webhook-routes.js';
 import { organizationRoutes } from './organizations/organization-routes.js';
 import { OrganizationService } from './organizations/organization-service.js';
 import type { UsageRefusals } from './organizations/usage-refusals.js';
@@ -53,8 +57,10 @@ export interface AppDeps {
   readonly clock: Clock;
   /** Refused grants per organization, for usage (optional: tests that build an app by hand). */
   readonly refusals?: UsageRefusals;
-  /** Outbound JSON fetches through the egress guard (federation partners' keys). */
-  readonly fetchJson?: FetchJson;
+  /** Outbound requests through the egress guard (federation partners' keys, webhook URLs); none when absent. */
+  readonly egress?: EgressFetch;
+  /** Seals webhook secrets at rest (key-encryption key). */
+  readonly keyRing: KeyRing;
 }
 
 /** Set by the server on shutdown: every answer from then on tells its client to close the connection. */
@@ -65,9 +71,9 @@ export interface Lifecycle {
 const GRANT = { family: 'oauth', isNoStore: true } as const;
 const TOKEN_MANAGEMENT = { family: 'api', isNoStore: true } as const;
 
-/** Without an egress guard (an app built by hand), partners' keys are only their inline ones. */
-const refuseOutboundFetch: FetchJson = async () => {
-  throw new Error('outbound fetches are not configured');
+/** Without an egress guard (an app built by hand), partners' keys are only their inline ones and no webhook URL is accepted. */
+const refuseOutbound = async (): Promise<never> => {
+  throw new EgressRefused('url', 'outbound requests are not configured');
 };
 
 export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: false }): Koa {
@@ -85,7 +91,8 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
     onUnverifiedRefusal: (endpoint, reason) => metrics.oidcUnverifiedRefusals.inc({ endpoint, reason }),
   };
 
-  const partnerKeys = new PartnerKeys({ fetchJson: deps.fetchJson ?? refuseOutboundFetch, now: () => clock.now() });
+  const partnerKeys = new PartnerKeys({ fetchJson: deps.egress?.fetchJson ?? refuseOutbound, now: () => clock.now() });
+  const webhooks = new WebhookService({ knex, clock, keyRing: deps.keyRing, egress: { checkUrl: deps.egress?.checkUrl ?? refuseOutbound } });
   const grantFederated = createFederatedGrants({
     knex,
     query,
@@ -148,6 +155,7 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
   for (const [, path, handler] of endpoints) endpointRouter.post(path, handler);
 
   app.use(onlyPostToEvaluate);
+  app.use(onlyGetEventTypes);
   const routers = [
     endpointRouter,
     // Before the trust-policy routes, whose /:id would answer POST …/evaluate with 405.
@@ -156,6 +164,7 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
     agentRoutes(agents, authenticate),
     organizationRoutes(organizations, authenticate),
     federationRoutes(federation, authenticate),
+    webhookRoutes(webhooks, authenticate),
     auditRoutes(audit, authenticate),
     wellKnownRoutes(config, keys),
     observabilityRoutes(() => pingDatabase(knex), metrics),

@@ -64,6 +64,13 @@ export interface Config {
    * (egress/egress-guard.ts). Canonical CIDRs; none by default.
    */
   readonly egressAllowCidrs: readonly string[];
+  /**
+   * WEBHOOK_RETRY_SCHEDULE_SECONDS: the wait before each attempt of a webhook delivery, the
+   * first attempt's included (each but the first ±10%). Default 0,5,300,1800,7200,18000,36000,36000.
+   */
+  readonly webhookRetryScheduleSeconds: readonly number[];
+  /** WEBHOOK_TIMEOUT_SECONDS: how long a delivery attempt may take (15 s); a delivery is leased for twice that. */
+  readonly webhookTimeoutSeconds: number;
 }
 
 /**
@@ -250,6 +257,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ),
   ];
 
+  const scheduleText = text('WEBHOOK_RETRY_SCHEDULE_SECONDS') ?? '0,5,300,1800,7200,18000,36000,36000';
+  const webhookRetryScheduleSeconds = scheduleText.split(',').map((value) => value.trim());
+  if (webhookRetryScheduleSeconds.length > 20 || !webhookRetryScheduleSeconds.every((value) => /^\d{1,6}$/.test(value))) {
+    problems.push(`WEBHOOK_RETRY_SCHEDULE_SECONDS must be 1 to 20 comma-separated whole numbers of seconds (got "${scheduleText}")`);
+  }
+
+  const webhookTimeoutSeconds = integer('WEBHOOK_TIMEOUT_SECONDS', 15, 1, 300);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     port,
@@ -274,5 +289,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     previousKeyEncryptionKey: previousKek,
     workers,
     egressAllowCidrs: Object.freeze(egressAllowCidrs),
+    webhookRetryScheduleSeconds: Object.freeze(webhookRetryScheduleSeconds.map(Number)),
+    webhookTimeoutSeconds,
   });
 }

@@ -4,11 +4,12 @@
  * summarizing the minute's unverified ID-token refusals into the audit log, and
  * pruning rows that can no longer matter (past rate-limit windows, GitHub jtis of
  * expired ID tokens, access tokens an hour past expiry, signing keys retired or revoked
- * longer ago than any token they signed can live).
+ * longer ago than any token they signed can live, webhook deliveries finished 30 days ago).
  */
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { linkBacklog } from './audit/audit-chain.js';
+import { appendAuditEvent } from './audit/audit-log.js';
 import { emitAuditDigest, type SignDocument } from './audit/audit-digests.js';
 import type { Clock } from './clock.js';
 import { summarizeUnverifiedRefusals } from './github/unverified-refusals.js';
@@ -18,6 +19,7 @@ import { publicationWindowSeconds } from './keys/signing-keys.js';
 import { pruneRateWindows } from './oauth/rate-limit-store.js';
 import { pruneExpiredTokens } from './oauth/token-store.js';
 import { isDatabaseUnavailable } from './storage/database.js';
+import { pruneWebhookHistory } from './webhooks/webhook-queue.js';
 
 const AUDIT_LINK_INTERVAL_MS = 250;
 const PRUNE_INTERVAL_MS = 60_000;
@@ -36,6 +38,7 @@ export async function pruneExpiredRows(knex: Knex, clock: Clock, tokenTtlSeconds
     await pruneUsedJtis(trx, nowMs);
     await pruneExpiredTokens(trx, nowMs);
     await purgeRetiredKeys(trx, new Date(nowMs - publicationWindowSeconds(tokenTtlSeconds) * 1000));
+    await pruneWebhookHistory(trx, nowMs);
   });
 }
 
@@ -54,10 +57,26 @@ export async function emitDigest(knex: Knex, logger: Logger, clock: Clock, optio
   const emitted = await emitAuditDigest(knex, options.sign, clock, options.intervalSeconds * 1000 - DIGEST_SLACK_MS);
   if (emitted === 'refused') {
     logger.error('audit chain no longer holds the head of the last signed digest: no new digest; run `sentryagent-idp audit verify`');
+    await recordChainBroken(knex);
   } else if (emitted) {
     const { digest, jws } = emitted;
     logger.info({ digest: jws, digestSeq: digest.seq, lastSeq: digest.lastSeq, headHash: digest.headHash }, 'audit digest');
   }
+}
+
+/**
+ * `audit.chain_broken` (a webhook event of the platform organization), once per signed digest
+ * whose head the chain lost: the check repeats every minute, the event does not.
+ */
+async function recordChainBroken(knex: Knex): Promise<void> {
+  await knex.transaction(async (trx) => {
+    const [last] = await trx('audit_digests').orderBy('seq', 'desc').limit(1).select('seq');
+    if (!last) return;
+    const digestSeq = String(last.seq);
+    const told = await trx('audit_events').where({ type: 'audit.chain_broken' }).whereRaw(`data->>'digestSeq' = ?`, [digestSeq]).first('id');
+    if (told) return;
+    await appendAuditEvent(trx, { type: 'audit.chain_broken', actor: 'system', data: { digestSeq, reason: 'the chain no longer holds the head of the last signed digest' } });
+  });
 }
 
 export function startMaintenance(knex: Knex, logger: Logger, clock: Clock, tokenTtlSeconds: number, digests?: DigestOptions): () => Promise<void> {

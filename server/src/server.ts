@@ -16,6 +16,7 @@ import { GitHubJwksCache } from './github/jwks-cache.js';
 import { AccessTokens } from './oauth/access-tokens.js';
 import { isDatabaseUnavailable, migrateToLatest, openDatabase, type Database } from './storage/database.js';
 import { startMaintenance } from './maintenance.js';
+import { WebhookWorker } from './webhooks/delivery-worker.js';
 import { UsageRefusals } from './organizations/usage-refusals.js';
 import { createEgressFetch, type Resolver } from './egress/egress-guard.js';
 import { preparedStatements } from './storage/prepared.js';
@@ -149,14 +150,25 @@ export async function startServer(config: Config, options: StartOptions): Promis
     });
     const clients = new ClientDirectory(query);
     const githubJwks = new GitHubJwksCache({ issuer: config.githubOidcIssuer, now: () => clock.now() });
-    // Outbound fetches (partners' keys) pass the egress guard; tests may resolve names themselves.
+    // Outbound requests (partners' keys, webhooks) pass the egress guard; tests may resolve names themselves.
     const egress = createEgressFetch({ allowCidrs: config.egressAllowCidrs, ...(options.resolve && { resolve: options.resolve }) });
-    const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock, refusals, fetchJson: egress.fetchJson };
+    const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock, refusals, egress, keyRing };
     const stopMaintenance = startMaintenance(database.knex, logger, clock, config.tokenTtlSeconds, {
       sign: (typ, payload) => keys.signDocument(typ, payload),
       intervalSeconds: config.auditDigestIntervalSeconds,
     });
     undo.push(stopMaintenance);
+    const stopWebhooks = new WebhookWorker({
+      knex: database.knex,
+      egress,
+      keyRing,
+      clock,
+      logger,
+      metrics,
+      retryScheduleSeconds: config.webhookRetryScheduleSeconds,
+      timeoutMs: config.webhookTimeoutSeconds * 1000,
+    }).start();
+    undo.push(stopWebhooks);
 
     // On the embedded database, CLI commands on this DATA_DIR are run here (cli/operator-socket.ts).
     let operatorSocket: OperatorSocket | undefined;
@@ -186,6 +198,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
         await Promise.all([drain(httpServer, lifecycle, options.idleGraceMs ?? IDLE_GRACE_MS), operatorSocket?.close()]);
         keys.stop();
         await stopRefusals();
+        await stopWebhooks();
         await stopMaintenance();
         if (ownsDatabase) await database.close();
         dataDirLock?.release();

@@ -54,8 +54,10 @@ const ALLOWED: Record<string, readonly string[]> = {
   github: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth', 'agents', 'tenancy'],
   organizations: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth', 'agents', 'tenancy'],
   federation: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth', 'agents', 'tenancy', 'github', 'keys'],
+  // Endpoints, the outbox fan-out and the delivery worker; outbound only through the egress guard.
+  webhooks: [...BASE, 'storage', 'http', 'authorization', 'audit', 'tenancy', 'keys', 'egress'],
   services: [...BASE, 'storage', 'authorization', 'audit', 'keys', 'agents', 'github', 'organizations', 'federation'],
-  maintenance: [...BASE, 'storage', 'audit', 'keys', 'oauth', 'github'],
+  maintenance: [...BASE, 'storage', 'audit', 'keys', 'oauth', 'github', 'webhooks'],
 };
 const COMPOSITION = new Set(['app', 'server', 'main', 'workers', 'cli']);
 

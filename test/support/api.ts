@@ -85,7 +85,7 @@ export interface AgentWithSecret {
 }
 
 export async function createAgent(
-  server: TestServer,
+  server: { url: string },
   admin: string,
   fields: { name?: string; scopes?: string[]; description?: string } = {},
 ): Promise<AgentWithSecret> {

@@ -26,6 +26,7 @@ import { orgCommands } from './org-commands.js';
 import { policyCommands } from './policy-commands.js';
 import { keyCommands } from './key-commands.js';
 import { serverCommands } from './server-commands.js';
+import { webhookCommands } from './webhook-commands.js';
 import { CliError, EXIT, runOnDatabase, usageError, type Command, type Invocation, type RunOptions } from './command.js';
 import { bufferedOutput, type Output } from './output.js';
 
@@ -39,6 +40,7 @@ const COMMANDS: readonly Command[] = [
   evaluatePoliciesCommand,
   ...federationCommands,
   evaluatePartnerCommand,
+  ...webhookCommands,
   ...auditCommands,
 ];
 

@@ -20,6 +20,7 @@ import { SigningKeyService } from '../keys/signing-key-service.js';
 import { createOperatorServices, type OperatorServices } from '../services.js';
 import { ValidationFailed } from '../errors.js';
 import { migrateToLatest, type Database } from '../storage/database.js';
+import { WebhookService } from '../webhooks/webhook-service.js';
 import type { Output } from './output.js';
 
 export const EXIT = Object.freeze({
@@ -64,6 +65,8 @@ export interface CommandContext {
   readonly evaluations: EvaluationService;
   /** The signing keys; its key-encryption keys are found on first use (which on the embedded database may create one). */
   readonly keys: SigningKeyService;
+  /** Webhook endpoints: a URL is checked by the egress guard (EGRESS_ALLOW_CIDRS) when saved, as the server does. */
+  readonly webhooks: WebhookService;
   /**
    * The organization `--org` named (commands made with `inOrganization`), when it was
    * given; `caller` is then confined to it. Unset: the services' default, the caller's own
@@ -202,6 +205,8 @@ export async function runOnDatabase(
   if (!options.isSchemaCurrent && command.migratesFirst !== false) await migrateToLatest(database);
   const clock = options.clock ?? systemClock;
   let keyRing = options.keyRing;
+  const loadRing = () => (keyRing ??= loadKeyRing(config).ring);
+  const egress = createEgressFetch({ allowCidrs: config.egressAllowCidrs });
   const context: CommandContext = {
     config,
     database,
@@ -213,18 +218,31 @@ export async function runOnDatabase(
     evaluations: new EvaluationService({
       knex: database.knex,
       clock,
-      partnerKeys: new PartnerKeys({ fetchJson: createEgressFetch({ allowCidrs: config.egressAllowCidrs }).fetchJson, now: () => clock.now() }),
+      partnerKeys: new PartnerKeys({ fetchJson: egress.fetchJson, now: () => clock.now() }),
       githubJwks: new GitHubJwksCache({ issuer: config.githubOidcIssuer, now: () => clock.now() }),
       githubIssuer: config.githubOidcIssuer,
       oidcAudience: config.oidcAudience,
     }),
-    keys: new SigningKeyService({ knex: database.knex, clock, keyRing: () => (keyRing ??= loadKeyRing(config).ring) }),
+    keys: new SigningKeyService({ knex: database.knex, clock, keyRing: loadRing }),
+    webhooks: new WebhookService({ knex: database.knex, clock, keyRing: lazyKeyRing(loadRing), egress: { checkUrl: egress.checkUrl } }),
   };
   try {
     return (await command.run(context, invocation)) ?? EXIT.ok;
   } catch (error) {
     throw inCommandLineWords(error, command);
   }
+}
+
+/** The key ring, read when a secret is first sealed: on the embedded database reading it may create a key-encryption key. */
+function lazyKeyRing(load: () => KeyRing): KeyRing {
+  return {
+    get current() {
+      return load().current;
+    },
+    get previous() {
+      return load().previous;
+    },
+  };
 }
 
 /** A field of a service's input, as the option that carries it: `scopes` is `--scope`, `limits.maxAgents` is `--max-agents`. */
@@ -246,6 +264,7 @@ const OPTION_OF_FIELD: Readonly<Record<string, string>> = {
   orgIds: 'open-to',
   keys: 'keys-file',
   maxTtlSeconds: 'max-ttl',
+  eventTypes: 'events',
 };
 
 /** The option that carries a field's path (`admin.scopes.0`: `admin-scope`): the longest known prefix, else the first segment in kebab case. */

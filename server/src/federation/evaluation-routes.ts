@@ -4,10 +4,10 @@
  * evaluation service, render.
  */
 import Router from '@koa/router';
-import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import type { AgentCaller } from '../authorization/caller.js';
 import { readJson } from '../http/body.js';
+import { answeringOnly } from '../http/fixed-path.js';
 import { callerOf, requireScope, type CallerLookup } from '../http/authenticate.js';
 import { parseWith, requireUuid } from '../http/validation.js';
 import type { EvaluationService } from './evaluation-service.js';
@@ -20,17 +20,8 @@ const evaluationInput = z.strictObject({
 
 const TRUST_POLICY_EVALUATION = '/api/v1/oidc/trust-policies/evaluate';
 
-/**
- * `…/trust-policies/evaluate` also matches the trust policies' `/:id`, whose GET and DELETE
- * the router would add to its Allow header: this path answers for POST alone, as documented.
- */
-export async function onlyPostToEvaluate(ctx: Context, next: Next): Promise<void> {
-  if (ctx.path !== TRUST_POLICY_EVALUATION || ctx.method === 'POST') return next();
-  ctx.set('Allow', 'POST');
-  ctx.status = ctx.method === 'OPTIONS' ? 200 : 405;
-  // As the router's own allowedMethods answers: no body.
-  if (ctx.method === 'OPTIONS') ctx.body = '';
-}
+/** `…/trust-policies/evaluate` also matches the trust policies' `/:id`: it answers POST alone, as documented. */
+export const onlyPostToEvaluate = answeringOnly(TRUST_POLICY_EVALUATION, ['POST']);
 
 export function evaluationRoutes(evaluations: EvaluationService, authenticate: CallerLookup<AgentCaller>): Router {
   const router = new Router();

@@ -3,14 +3,18 @@
  * can come in floods (a client past its rate limit), so they are summed in memory and
  * written in one statement every few seconds, at shutdown, and before this instance
  * answers a usage request; another instance's last few seconds may not be in that answer
- * yet. The limits themselves never depend on these counts (issue_grants decides them).
+ * yet. The limits themselves never depend on these counts (issue_grants decides them). The
+ * month's first refusal of an organization for a monthly limit is also an audit event,
+ * `quota.reached` (a webhook event), written by whichever instance stores it first.
  */
 import type { Knex } from 'knex';
+import { appendAuditEvent } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { GrantRefusalReason } from '../oauth/access-tokens.js';
 import { addUsageRefusals } from '../tenancy/organization-store.js';
 
 export const REFUSAL_FLUSH_INTERVAL_MS = 5_000;
+const MONTHLY_LIMITS: ReadonlySet<string> = new Set<GrantRefusalReason>(['agent_monthly_limit', 'org_monthly_limit']);
 
 export class UsageRefusals {
   private pending = new Map<string, number>();
@@ -37,7 +41,13 @@ export class UsageRefusals {
         return [orgId, month, reason, count] as const;
       });
       try {
-        await addUsageRefusals(this.knex, rows);
+        await this.knex.transaction(async (trx) => {
+          const firsts = await addUsageRefusals(trx, rows);
+          // The month's first refusal for a monthly limit: `quota.reached`, for its webhooks.
+          for (const { orgId, month, reason } of firsts.filter((first) => MONTHLY_LIMITS.has(first.reason))) {
+            await appendAuditEvent(trx, { type: 'quota.reached', orgId, actor: 'system', data: { reason, month } });
+          }
+        });
       } catch (error) {
         for (const [key, count] of batch) this.pending.set(key, (this.pending.get(key) ?? 0) + count);
         throw error;

@@ -130,12 +130,17 @@ export async function readMonthlyUsage(db: Db, orgId: string, month: string, top
 }
 
 /** Adds refusal counts: `[orgId, month, reason, count]` rows, summed into the stored ones. */
-export async function addUsageRefusals(db: Db, rows: readonly (readonly [string, string, string, number])[]): Promise<void> {
-  if (rows.length === 0) return;
-  await db.raw(
+/** Adds refusal counts; answers the (organization, month, reason) rows this call created: the month's first of each. */
+export async function addUsageRefusals(db: Db, rows: readonly (readonly [string, string, string, number])[]): Promise<{ orgId: string; month: string; reason: string }[]> {
+  if (rows.length === 0) return [];
+  const result = await db.raw(
     `insert into usage_refusals as u (org_id, month, reason, count)
        select * from unnest(?::uuid[], ?::text[], ?::text[], ?::bigint[]) order by 1, 2, 3
-       on conflict (org_id, month, reason) do update set count = u.count + excluded.count`,
+       on conflict (org_id, month, reason) do update set count = u.count + excluded.count
+       returning org_id, month, reason, (xmax = 0) as is_created`,
     [rows.map((row) => row[0]), rows.map((row) => row[1]), rows.map((row) => row[2]), rows.map((row) => row[3])],
   );
+  return (result.rows as { org_id: string; month: string; reason: string; is_created: boolean }[])
+    .filter((row) => row.is_created)
+    .map((row) => ({ orgId: row.org_id, month: row.month, reason: row.reason }));
 }

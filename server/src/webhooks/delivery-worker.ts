@@ -23,8 +23,6 @@ import { messageIdOf } from './webhook-store.js';
 export const DEFAULT_RETRY_SCHEDULE_SECONDS: readonly number[] = [0, 5, 300, 1_800, 7_200, 18_000, 36_000, 36_000];
 export const DISABLE_AFTER_MS = 5 * 86_400_000;
 const TIMEOUT_MS = 15_000;
-/** Longer than an attempt can take: a delivery is due again this long after a worker took it. */
-const LEASE_MARGIN_MS = 30_000;
 const MAX_RETRY_AFTER_SECONDS = 86_400;
 const STATS_INTERVAL_MS = 5_000;
 
@@ -94,7 +92,8 @@ export class WebhookWorker {
     const room = (this.options.concurrency ?? 16) - this.inFlight.size;
     if (room <= 0) return;
     const timeoutMs = this.options.timeoutMs ?? TIMEOUT_MS;
-    const claimed = await claimDue(knex, nowMs, nowMs + timeoutMs + LEASE_MARGIN_MS, room);
+    // Leased for twice an attempt's timeout: due again that long after a worker that died took it.
+    const claimed = await claimDue(knex, nowMs, nowMs + 2 * timeoutMs, room);
     for (const delivery of claimed) {
       const attempt = this.attempt(delivery).catch((error: unknown) =>
         this.options.logger.warn({ err: error, deliveryId: delivery.deliveryId }, 'could not record a webhook attempt; it is due again when its lease ends'),

@@ -7,6 +7,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import type { AgentCaller } from '../authorization/caller.js';
 import { readJson } from '../http/body.js';
+import { answeringOnly } from '../http/fixed-path.js';
 import { callerOf, requireScope, type CallerLookup } from '../http/authenticate.js';
 import { pageLimit, parseWith, requireUuid } from '../http/validation.js';
 import { eventCatalogue, WEBHOOK_EVENT_TYPES } from './event-types.js';
@@ -22,6 +23,10 @@ const deliveryQuery = z.strictObject({
   limit: pageLimit,
   cursor: deliveryId.optional(),
 });
+
+const EVENT_TYPES = '/api/v1/webhooks/event-types';
+/** `…/event-types` also matches `/:webhookId`: it answers GET (and HEAD) alone, as documented. */
+export const onlyGetEventTypes = answeringOnly(EVENT_TYPES, ['GET']);
 
 const webhookIdOf = (ctx: Context) => requireUuid(ctx.params.webhookId, 'webhookId');
 const deliveryIdOf = (ctx: Context) => parseWith(deliveryId, ctx.params.deliveryId, 'deliveryId');
