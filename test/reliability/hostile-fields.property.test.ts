@@ -111,6 +111,14 @@ function validBody(endpoint: Endpoint): Record<string, unknown> {
         scopes: ['agents:read'],
         maxTtlSeconds: 600,
       };
+    case '/api/v1/webhooks':
+      return { url: 'http://127.0.0.1:1/fuzzed', eventTypes: ['agent.created', 'quota.reached'], description: 'Fuzzed hook', enabled: false };
+    case '/api/v1/webhooks/{webhookId}':
+      return { url: 'http://127.0.0.1:1/fuzz', eventTypes: ['org.suspended'], description: 'Fuzz target hook', enabled: true };
+    case '/api/v1/webhooks/{webhookId}/secret/rotate':
+      return { gracePeriodSeconds: 60 };
+    case '/api/v1/webhooks/{webhookId}/recover':
+      return { since: '2020-01-01T00:00:00Z' };
     default:
       throw new Error(`no valid body for ${endpoint.path}`);
   }
@@ -129,6 +137,10 @@ function validQuery(endpoint: Endpoint): Record<string, unknown> | undefined {
       return { limit: '10', cursor: world.partnerId };
     case '/api/v1/federation/bindings':
       return { agentId: world.agentId, partnerId: world.partnerId, orgId: world.platformOrgId, limit: '10', cursor: world.target.bindingId };
+    case '/api/v1/webhooks':
+      return { orgId: world.platformOrgId, limit: '10', cursor: world.target.webhookId };
+    case '/api/v1/webhooks/{webhookId}/deliveries':
+      return { status: 'pending', eventType: 'webhook.test', since: '2020-01-01T00:00:00Z', limit: '10', cursor: '999999' };
     default:
       return undefined;
   }
@@ -146,7 +158,7 @@ interface Parts {
 }
 
 const TIMESTAMP_PLACES = new Set(['query:since', 'query:cursor.createdAt']);
-const QUERY_PATHS = new Set(['/api/v1/agents', '/api/v1/audit', '/api/v1/oidc/trust-policies', '/api/v1/federation/partners', '/api/v1/federation/bindings']);
+const QUERY_PATHS = new Set(['/api/v1/agents', '/api/v1/audit', '/api/v1/oidc/trust-policies', '/api/v1/federation/partners', '/api/v1/federation/bindings', '/api/v1/webhooks', '/api/v1/webhooks/{webhookId}/deliveries']);
 const SITE_ENDPOINTS = ENDPOINTS.filter((endpoint) => endpoint.body !== 'none' || (endpoint.method === 'GET' && QUERY_PATHS.has(endpoint.path)));
 
 function validParts(endpoint: Endpoint): Parts {
@@ -243,7 +255,7 @@ describe('hostile input, one part at a time: every answer is a documented 4xx or
   it('accepts the valid request of every endpoint that takes a body or a query (the control for every case below)', async () => {
     for (const endpoint of SITE_ENDPOINTS) {
       const reply = await sendParts(endpoint, validParts(endpoint));
-      expect(`${endpoint.method} ${endpoint.path} ${reply.status} ${reply.text.slice(0, 200)}`).toMatch(/^\S+ \S+ 20[01] /);
+      expect(`${endpoint.method} ${endpoint.path} ${reply.status} ${reply.text.slice(0, 200)}`).toMatch(/^\S+ \S+ 20[012] /);
     }
   });
 

@@ -65,6 +65,18 @@ export const ENDPOINTS: readonly Endpoint[] = [
   { method: 'DELETE', path: '/api/v1/federation/bindings/{bindingId}', body: 'none' },
   { method: 'POST', path: '/api/v1/federation/partners/{partnerId}/evaluate', body: 'json' },
   { method: 'POST', path: '/api/v1/oidc/trust-policies/evaluate', body: 'json' },
+  { method: 'GET', path: '/api/v1/webhooks/event-types', body: 'none' },
+  { method: 'POST', path: '/api/v1/webhooks', body: 'json' },
+  { method: 'GET', path: '/api/v1/webhooks', body: 'none' },
+  { method: 'GET', path: '/api/v1/webhooks/{webhookId}', body: 'none' },
+  { method: 'PATCH', path: '/api/v1/webhooks/{webhookId}', body: 'json' },
+  { method: 'DELETE', path: '/api/v1/webhooks/{webhookId}', body: 'none' },
+  { method: 'POST', path: '/api/v1/webhooks/{webhookId}/secret/rotate', body: 'json' },
+  { method: 'POST', path: '/api/v1/webhooks/{webhookId}/test', body: 'none' },
+  { method: 'GET', path: '/api/v1/webhooks/{webhookId}/deliveries', body: 'none' },
+  { method: 'GET', path: '/api/v1/webhooks/{webhookId}/deliveries/{deliveryId}/attempts', body: 'none' },
+  { method: 'POST', path: '/api/v1/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver', body: 'none' },
+  { method: 'POST', path: '/api/v1/webhooks/{webhookId}/recover', body: 'json' },
   { method: 'GET', path: '/api/v1/audit', body: 'none' },
   { method: 'GET', path: '/api/v1/audit/verify', body: 'none' },
   { method: 'GET', path: '/api/v1/openapi.json', body: 'none' },
@@ -86,7 +98,7 @@ export interface FuzzWorld extends World {
   /** The platform organization, and a federation partner open to it that bodies may name. */
   readonly platformOrgId: string;
   readonly partnerId: string;
-  /** The agent, credential, trust policy, organization, federation partner and binding that path parameters name. */
+  /** The agent, credential, trust policy, organization, federation partner, binding, webhook and delivery that path parameters name. */
   readonly target: {
     readonly agentId: string;
     readonly credentialId: string;
@@ -94,13 +106,20 @@ export interface FuzzWorld extends World {
     readonly orgId: string;
     readonly partnerId: string;
     readonly bindingId: string;
+    readonly webhookId: string;
+    readonly deliveryId: string;
   };
   stop(): Promise<void>;
 }
 
 export async function startFuzzWorld(): Promise<FuzzWorld> {
   const github = await startFakeGitHubIssuer({ audience: AUDIENCE });
-  const server = await startTestServer({ env: { GITHUB_OIDC_ISSUER: github.issuer, OIDC_AUDIENCE: AUDIENCE } });
+  // Webhook URLs: every name resolves to loopback, the one range allowed, so that whatever a
+  // fuzzed body subscribes, a delivery never leaves the machine.
+  const server = await startTestServer({
+    env: { GITHUB_OIDC_ISSUER: github.issuer, OIDC_AUDIENCE: AUDIENCE, EGRESS_ALLOW_CIDRS: '127.0.0.0/8' },
+    resolve: async () => [{ address: '127.0.0.1', family: 4 }],
+  });
   const admin = await adminToken(server);
   const createPolicy = (fields: Record<string, unknown>) => send(server, '/api/v1/oidc/trust-policies', json('POST', { provider: 'github', repository: REPOSITORY, ...fields }, admin));
   const agent = await createAgent(server, admin, { name: 'fuzz-agent', scopes: ['agents:read', 'tokens:read'] });
@@ -120,6 +139,9 @@ export async function startFuzzWorld(): Promise<FuzzWorld> {
     json('POST', { partnerId: partners[1].body.partnerId, agentId: target.agentId, conditions: [{ claim: 'sub', op: 'eq', value: 'fuzz-target' }] }, admin),
   );
   expect([...partners.map((partner) => partner.status), binding.status]).toEqual([201, 201, 201]);
+  const webhook = await send(server, '/api/v1/webhooks', json('POST', { url: 'http://127.0.0.1:1/fuzz', eventTypes: ['org.suspended'] }, admin));
+  const delivery = await send(server, `/api/v1/webhooks/${webhook.body.webhookId}/test`, bearer(admin, { method: 'POST' }));
+  expect([webhook.status, delivery.status]).toEqual([201, 202]);
   return {
     server,
     github,
@@ -139,6 +161,8 @@ export async function startFuzzWorld(): Promise<FuzzWorld> {
       orgId: targetOrg.body.orgId,
       partnerId: partners[1].body.partnerId,
       bindingId: binding.body.bindingId,
+      webhookId: webhook.body.webhookId,
+      deliveryId: delivery.body.deliveryId,
     },
     stop: async () => {
       await server.stop();
@@ -149,10 +173,10 @@ export async function startFuzzWorld(): Promise<FuzzWorld> {
 
 export const naturalType = (as: 'json' | 'form') => (as === 'json' ? 'application/json' : 'application/x-www-form-urlencoded');
 
-/** `{orgId}`, `{partnerId}` and `{bindingId}` take their own parameter, or the `id` segment when none is given. */
+/** `{orgId}`, `{partnerId}`, `{bindingId}` and `{webhookId}` take their own parameter, or the `id` segment when none is given; `{deliveryId}` its own, or the credential's. */
 export function fillTemplate(
   path: string,
-  params: { agentId: string; credentialId: string; id: string; orgId?: string; partnerId?: string; bindingId?: string },
+  params: { agentId: string; credentialId: string; id: string; orgId?: string; partnerId?: string; bindingId?: string; webhookId?: string; deliveryId?: string },
 ): string {
   return path
     .replace('{agentId}', params.agentId)
@@ -160,7 +184,9 @@ export function fillTemplate(
     .replace('{id}', params.id)
     .replace('{orgId}', params.orgId ?? params.id)
     .replace('{partnerId}', params.partnerId ?? params.id)
-    .replace('{bindingId}', params.bindingId ?? params.id);
+    .replace('{bindingId}', params.bindingId ?? params.id)
+    .replace('{webhookId}', params.webhookId ?? params.id)
+    .replace('{deliveryId}', params.deliveryId ?? params.credentialId);
 }
 
 /** The path parameters of the world's targets. */
@@ -171,6 +197,8 @@ export const targetParams = (world: FuzzWorld) => ({
   orgId: world.target.orgId,
   partnerId: world.target.partnerId,
   bindingId: world.target.bindingId,
+  webhookId: world.target.webhookId,
+  deliveryId: world.target.deliveryId,
 });
 
 /** The body text of these fields, with every SignedIdToken minted now (a jti is good once). */
