@@ -11,7 +11,8 @@
  *   `webhook_fanout` is the cursor of the fan-out: the last audit chain sequence turned into
  *   deliveries. Fan-out reads linked events only, so every delivery knows its event's place
  *   in the chain; it starts after the events that exist now (no history is delivered).
- * - `webhook_deliveries`: one event for one endpoint, retried until it succeeds or its
+ * - `webhook_deliveries`: one event for one endpoint (an audit event, or with its own
+ *   payload an event kept out of the chain: `audit.chain_broken`), retried until it succeeds or its
  *   schedule ends; a worker leases a delivery by moving `next_attempt_at` past its timeout,
  *   so a delivery taken by a dead worker is due again when the lease ends.
  * - `webhook_attempts`: each attempt: time, status code, duration, the first 1 KiB of the
@@ -54,7 +55,12 @@ export async function up(knex: Knex): Promise<void> {
     t.bigIncrements('id').primary();
     t.uuid('org_id').notNullable();
     t.uuid('endpoint_id').notNullable().references('webhook_endpoints.id').onDelete('CASCADE');
-    t.bigInteger('audit_event_id').notNullable();
+    // `webhook-id`: msg_<audit event id>, the same for every endpoint, retry and redelivery.
+    t.text('message_id').notNullable();
+    // Null for an event that is not an audit event (audit.chain_broken: not appended to the
+    // chain it reports on), whose body is then `payload`, as sent.
+    t.bigInteger('audit_event_id');
+    t.text('payload');
     t.text('event_type').notNullable();
     t.text('status').notNullable();
     t.integer('attempts').notNullable().defaultTo(0);
@@ -62,7 +68,7 @@ export async function up(knex: Knex): Promise<void> {
     t.integer('last_status_code');
     t.timestamp('created_at', { useTz: true }).notNullable();
     t.timestamp('updated_at', { useTz: true }).notNullable();
-    t.unique(['endpoint_id', 'audit_event_id']);
+    t.unique(['endpoint_id', 'message_id']);
   });
   await knex.raw(`alter table webhook_deliveries add constraint webhook_deliveries_status_check check (status in ('pending', 'succeeded', 'failed'))`);
   await knex.raw(`create index webhook_deliveries_due on webhook_deliveries (next_attempt_at) where status = 'pending'`);

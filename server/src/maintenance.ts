@@ -9,7 +9,6 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { linkBacklog } from './audit/audit-chain.js';
-import { appendAuditEvent } from './audit/audit-log.js';
 import { emitAuditDigest, type SignDocument } from './audit/audit-digests.js';
 import type { Clock } from './clock.js';
 import { summarizeUnverifiedRefusals } from './github/unverified-refusals.js';
@@ -19,7 +18,7 @@ import { publicationWindowSeconds } from './keys/signing-keys.js';
 import { pruneRateWindows } from './oauth/rate-limit-store.js';
 import { pruneExpiredTokens } from './oauth/token-store.js';
 import { isDatabaseUnavailable } from './storage/database.js';
-import { pruneWebhookHistory } from './webhooks/webhook-queue.js';
+import { pruneWebhookHistory, queuePlatformEvent } from './webhooks/webhook-queue.js';
 
 const AUDIT_LINK_INTERVAL_MS = 250;
 const PRUNE_INTERVAL_MS = 60_000;
@@ -57,7 +56,7 @@ export async function emitDigest(knex: Knex, logger: Logger, clock: Clock, optio
   const emitted = await emitAuditDigest(knex, options.sign, clock, options.intervalSeconds * 1000 - DIGEST_SLACK_MS);
   if (emitted === 'refused') {
     logger.error('audit chain no longer holds the head of the last signed digest: no new digest; run `sentryagent-idp audit verify`');
-    await recordChainBroken(knex);
+    await tellChainBroken(knex, clock);
   } else if (emitted) {
     const { digest, jws } = emitted;
     logger.info({ digest: jws, digestSeq: digest.seq, lastSeq: digest.lastSeq, headHash: digest.headHash }, 'audit digest');
@@ -65,17 +64,20 @@ export async function emitDigest(knex: Knex, logger: Logger, clock: Clock, optio
 }
 
 /**
- * `audit.chain_broken` (a webhook event of the platform organization), once per signed digest
- * whose head the chain lost: the check repeats every minute, the event does not.
+ * `audit.chain_broken`, a webhook event of the platform organization, once per signed digest
+ * whose head the chain lost (the check repeats every minute; the event's id is the digest's).
+ * It is not appended to the audit log: the next event would take the place of the deleted
+ * ones and blur what a verifier reports.
  */
-async function recordChainBroken(knex: Knex): Promise<void> {
-  await knex.transaction(async (trx) => {
-    const [last] = await trx('audit_digests').orderBy('seq', 'desc').limit(1).select('seq');
-    if (!last) return;
-    const digestSeq = String(last.seq);
-    const told = await trx('audit_events').where({ type: 'audit.chain_broken' }).whereRaw(`data->>'digestSeq' = ?`, [digestSeq]).first('id');
-    if (told) return;
-    await appendAuditEvent(trx, { type: 'audit.chain_broken', actor: 'system', data: { digestSeq, reason: 'the chain no longer holds the head of the last signed digest' } });
+async function tellChainBroken(knex: Knex, clock: Clock): Promise<void> {
+  const [last] = await knex('audit_digests').orderBy('seq', 'desc').limit(1).select('seq');
+  if (!last) return;
+  const digestSeq = String(last.seq);
+  await queuePlatformEvent(knex, {
+    type: 'audit.chain_broken',
+    messageId: `msg_chain_broken_${digestSeq}`,
+    data: { digestSeq, reason: 'the chain no longer holds the head of the last signed digest' },
+    nowMs: clock.now(),
   });
 }
 

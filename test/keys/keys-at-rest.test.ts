@@ -13,6 +13,8 @@ import { kekIdOf, keyRingOf, unsealPrivateKey } from '../../server/src/keys/key-
 import { SigningKeyService } from '../../server/src/keys/signing-key-service.js';
 import { publicationWindowSeconds } from '../../server/src/keys/signing-keys.js';
 import { pruneExpiredRows } from '../../server/src/maintenance.js';
+import { openSecret } from '../../server/src/webhooks/webhook-secrets.js';
+import { WebhookService } from '../../server/src/webhooks/webhook-service.js';
 import { adminToken, bearer, form, send } from '../support/api.js';
 import { testClock } from '../support/clock.js';
 import { isRealPostgres } from '../support/database.js';
@@ -113,13 +115,21 @@ describe('rotating the key-encryption key with `keys rewrap`', () => {
   it('re-encrypts every key under the new KEK, audited once, idempotent; then the server signs with the new KEK alone', async () => {
     const before = await adminToken(server);
     const kids = (await keyRows(server)).map((row) => row.kid);
+    // A webhook endpoint's signing secret, sealed under the KEK being rotated out.
+    const webhooks = new WebhookService({ knex: server.deps.knex, clock: server.deps.clock, keyRing: server.deps.keyRing, egress: { checkUrl: async () => undefined } });
+    const endpoint = await webhooks.create(OPERATOR_CALLER, { url: 'https://siem.example.com/hooks', eventTypes: ['org.suspended'], enabled: false });
+    const sealedSecret = async () => (await server.deps.knex('webhook_endpoints').where({ id: endpoint.webhookId }).first('secret', 'secret_kek_id')) as { secret: Buffer; secret_kek_id: string };
+    expect((await sealedSecret()).secret_kek_id).toBe(kekIdOf(KEK_A));
     const rotating = { KEY_ENCRYPTION_KEY: b64(KEK_B), KEY_ENCRYPTION_KEY_PREVIOUS: TEST_KEK };
     const first = await cli(server, rotating, 'keys', 'rewrap');
     expect(first).toMatchObject({ exitCode: 0, stderr: '' });
-    expect(first.json()).toEqual({ kekId: kekIdOf(KEK_B), rewrapped: kids });
+    expect(first.json()).toEqual({ kekId: kekIdOf(KEK_B), rewrapped: kids, webhookEndpointsResealed: 1 });
     expect((await keyRows(server)).map((row) => row.kek_id)).toEqual([kekIdOf(KEK_B), kekIdOf(KEK_B)]);
+    const resealed = await sealedSecret();
+    expect(resealed.secret_kek_id).toBe(kekIdOf(KEK_B));
+    expect(openSecret(keyRingOf(KEK_B, undefined), endpoint.webhookId, { secret: resealed.secret, kekId: resealed.secret_kek_id })).toBe(endpoint.secret);
     const again = await cli(server, rotating, 'keys', 'rewrap');
-    expect(again.json()).toEqual({ kekId: kekIdOf(KEK_B), rewrapped: [] });
+    expect(again.json()).toEqual({ kekId: kekIdOf(KEK_B), rewrapped: [], webhookEndpointsResealed: 0 });
     const audited = await server.deps.knex('audit_events').where({ type: 'signing_key.rewrapped' }).select('actor', 'data');
     expect(audited).toEqual([{ actor: 'operator', data: { kekId: kekIdOf(KEK_B), rewrapped: kids, from: [kekIdOf(KEK_A)] } }]);
 

@@ -98,6 +98,12 @@ describe('webhook delivery', () => {
     expect(detail.body.data[0].responseBody).toBe('down');
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(hook.received).toHaveLength(3); // exactly one success
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const count = (outcome: string) => Number(new RegExp(`^sentryagent_webhook_deliveries_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+    expect(count('retrying')).toBeGreaterThanOrEqual(2);
+    expect(count('succeeded')).toBeGreaterThanOrEqual(1);
+    expect(metrics).toMatch(/^sentryagent_webhook_queue_depth \d+/m);
+    expect(metrics).toMatch(/^sentryagent_webhook_oldest_due_seconds \d/m);
   });
 
   it('gives up after the schedule, then redelivers with the same webhook-id, and recovers what failed since a time', async () => {
@@ -190,6 +196,29 @@ describe('webhook delivery', () => {
     expect(verified(third, after!).type).toBe('agent.created');
     expect(() => verified(second, after!)).toThrow();
     expect((await send(server, `/api/v1/webhooks/${webhookId}/secret/rotate`, json('POST', { gracePeriodSeconds: 86_401 }, admin))).status).toBe(400);
+  });
+
+  it('keeps what a receiver answered, even bytes PostgreSQL text cannot hold, and counts the delivery done', async () => {
+    const hook = await receiver({ status: 200, body: 'ok\u0000then more' });
+    const { webhookId } = (await subscribe({ url: hook.url, eventTypes: ['agent.created'] })).body;
+    await createAgent(server, admin, { name: 'nul-answer' });
+    await hook.waitFor(1);
+    const history = await settled(webhookId);
+    expect(history.data[0]).toMatchObject({ status: 'succeeded', attempts: 1 });
+    const attempts = await send(server, `/api/v1/webhooks/${webhookId}/deliveries/${history.data[0].deliveryId}/attempts`, bearer(admin));
+    expect(attempts.body.data[0].responseBody).toBe('ok\ufffdthen more');
+  });
+
+  it('lets no slow receiver hold up another endpoint: at most a few of one endpoint in flight at once', async () => {
+    const slow = await receiver({ hang: true, status: 0 });
+    const fast = await receiver();
+    await subscribe({ url: slow.url, eventTypes: ['agent.created'] });
+    await subscribe({ url: fast.url, eventTypes: ['credential.created'] });
+    const started = Date.now();
+    await Promise.all(Array.from({ length: 20 }, (_, i) => createAgent(server, admin, { name: `crowd-${i}` })));
+    await fast.waitFor(20, 8_000);
+    expect(Date.now() - started).toBeLessThan(8_000); // not behind 15 s timeouts of the slow one
+    expect(slow.received.length).toBeLessThanOrEqual(4);
   });
 
   it('honours Retry-After on a 429', async () => {

@@ -11,7 +11,9 @@ import { adminToken, bearer, createAgent, createTenant, getToken, json, send, ty
 import { testClock } from '../support/clock.js';
 import { keyServiceOf, startTestServer, type TestServer } from '../support/test-server.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
+import pino from 'pino';
 import { OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
+import { emitDigest } from '../../server/src/maintenance.js';
 
 const WEBHOOK_ADMIN = ['agents:read', 'agents:write', 'webhooks:read', 'webhooks:write'];
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -46,7 +48,9 @@ describe('webhook endpoints', () => {
     expect(reply.body.data.map((entry: { type: string }) => entry.type)).toEqual([...WEBHOOK_EVENT_TYPES]);
     for (const entry of reply.body.data) {
       expect(entry.description.length).toBeGreaterThan(10);
-      expect(entry.example).toMatchObject({ type: entry.type, timestamp: expect.any(String), data: { orgId: expect.any(String), auditSequence: expect.any(Number) } });
+      expect(entry.example).toMatchObject({ type: entry.type, timestamp: expect.any(String), data: { orgId: expect.any(String), actor: expect.any(String) } });
+      // Every event but audit.chain_broken is an audit event, placed in the chain.
+      if (entry.type !== 'audit.chain_broken') expect(entry.example.data).toMatchObject({ auditEventId: expect.any(String), auditSequence: expect.any(Number) });
     }
   });
 
@@ -124,6 +128,29 @@ describe('webhook endpoints', () => {
     expect(new Webhook(mine.secret).verify(delivery!.body, delivery!.headers)).toMatchObject({ type: 'signing_key.rotated', data: { kid: rotated.kid } });
     await wait(800);
     expect(tenantHook.received.map((received) => JSON.parse(received.body).type)).not.toContain('signing_key.rotated');
+    await send(server, `/api/v1/webhooks/${mine.webhookId}`, bearer(platform, { method: 'DELETE' }));
+  });
+
+  it('tells the platform when the audit chain loses a signed digest\'s head (audit.chain_broken, once, not written to the chain)', async () => {
+    const hook = await receiver();
+    const mine = (await subscribe(platform, { url: hook.url, eventTypes: ['audit.chain_broken'] })).body;
+    const { keys, clock, knex } = server.deps;
+    const logger = pino({ level: 'silent' });
+    const emit = () => emitDigest(knex, logger, clock, { sign: (typ, payload) => keys.signDocument(typ, payload), intervalSeconds: 1 });
+    await createAgent(server, platform, { name: 'chained' });
+    await emit();
+    const newest = await knex('audit_events').whereNotNull('chain_seq').orderBy('chain_seq', 'desc').limit(2).pluck('id');
+    await knex('audit_events').whereIn('id', newest).delete();
+    const before = await knex('audit_events').count<{ count: string }[]>({ count: '*' });
+    await emit();
+    await emit();
+    const [delivery] = await hook.waitFor(1);
+    const digestSeq = String((await knex('audit_digests').max({ seq: 'seq' }))[0].seq);
+    expect(new Webhook(mine.secret).verify(delivery!.body, delivery!.headers)).toMatchObject({ type: 'audit.chain_broken', data: { digestSeq, actor: 'system' } });
+    expect(delivery!.headers['webhook-id']).toBe(`msg_chain_broken_${digestSeq}`);
+    await wait(800);
+    expect(hook.received).toHaveLength(1);
+    expect(await knex('audit_events').count<{ count: string }[]>({ count: '*' })).toEqual(before);
     await send(server, `/api/v1/webhooks/${mine.webhookId}`, bearer(platform, { method: 'DELETE' }));
   });
 

@@ -45,9 +45,9 @@ export const keyCommands: Command[] = [
   },
   {
     name: 'keys rewrap',
-    summary: 're-encrypt every signing key under KEY_ENCRYPTION_KEY (after a key-encryption key rotation)',
-    run: async ({ config, caller, keys, output }) => {
-      const result = await keys.rewrap(caller, config.signingAlg);
+    summary: 're-encrypt every signing key and webhook secret under KEY_ENCRYPTION_KEY (after a key-encryption key rotation)',
+    run: async ({ config, caller, keys, webhooks, output }) => {
+      const result = { ...(await keys.rewrap(caller, config.signingAlg)), webhookEndpointsResealed: await webhooks.resealSecrets(caller) };
       output.result(result, () =>
         [
           `key-encryption key: ${result.kekId}`,
@@ -55,6 +55,7 @@ export const keyCommands: Command[] = [
           ...(result.rotatedOutOfClear
             ? [`stored in clear, rotated out: ${result.rotatedOutOfClear.clear.join(', ')}; new active key: ${result.rotatedOutOfClear.kid}`]
             : []),
+          `webhook endpoints whose secrets were re-encrypted: ${result.webhookEndpointsResealed}`,
         ].join('\n'),
       );
     },

@@ -14,11 +14,9 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { EgressFailed, EgressRefused, type EgressFetch } from '../egress/egress-guard.js';
 import type { Metrics } from '../http/observability.js';
-import type { KeyRing } from '../keys/key-encryption.js';
-import { payloadOf } from './event-types.js';
-import { claimDue, fanOut, queueStats, recordAttempt, type AttemptRecord, type AttemptVerdict, type ClaimedDelivery } from './webhook-queue.js';
+import { SigningKeyUnavailable, type KeyRing } from '../keys/key-encryption.js';
+import { claimDue, fanOut, PER_ENDPOINT, queueStats, recordAttempt, type AttemptRecord, type AttemptVerdict, type ClaimedDelivery } from './webhook-queue.js';
 import { openSecret, signatureHeader } from './webhook-secrets.js';
-import { messageIdOf } from './webhook-store.js';
 
 export const DEFAULT_RETRY_SCHEDULE_SECONDS: readonly number[] = [0, 5, 300, 1_800, 7_200, 18_000, 36_000, 36_000];
 export const DISABLE_AFTER_MS = 5 * 86_400_000;
@@ -45,6 +43,8 @@ export interface WebhookWorkerOptions {
 
 export class WebhookWorker {
   private readonly inFlight = new Set<Promise<void>>();
+  /** Attempts in flight on this instance, by endpoint. */
+  private readonly inFlightByEndpoint = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private lastStatsMs = Number.NEGATIVE_INFINITY;
@@ -79,7 +79,8 @@ export class WebhookWorker {
   /** One pass: fan out, refresh the gauges now and then, take what is due and attempt it. */
   async tick(): Promise<void> {
     const { knex, clock } = this.options;
-    while ((await fanOut(knex, clock.now())).examined > 0) {
+    const firstDelayMs = (this.schedule[0] ?? 0) * 1000;
+    while ((await fanOut(knex, clock.now(), { firstDelayMs })).examined > 0) {
       // A backlog is fanned out batch after batch.
     }
     const nowMs = clock.now();
@@ -93,11 +94,20 @@ export class WebhookWorker {
     if (room <= 0) return;
     const timeoutMs = this.options.timeoutMs ?? TIMEOUT_MS;
     // Leased for twice an attempt's timeout: due again that long after a worker that died took it.
-    const claimed = await claimDue(knex, nowMs, nowMs + 2 * timeoutMs, room);
+    const saturated = [...this.inFlightByEndpoint].filter(([, count]) => count >= PER_ENDPOINT).map(([endpointId]) => endpointId);
+    const claimed = await claimDue(knex, nowMs, nowMs + 2 * timeoutMs, room, saturated);
     for (const delivery of claimed) {
-      const attempt = this.attempt(delivery).catch((error: unknown) =>
-        this.options.logger.warn({ err: error, deliveryId: delivery.deliveryId }, 'could not record a webhook attempt; it is due again when its lease ends'),
-      );
+      const { endpointId } = delivery;
+      this.inFlightByEndpoint.set(endpointId, (this.inFlightByEndpoint.get(endpointId) ?? 0) + 1);
+      const attempt = this.attempt(delivery)
+        .catch((error: unknown) =>
+          this.options.logger.warn({ err: { message: (error as Error).message }, deliveryId: delivery.deliveryId }, 'could not record a webhook attempt; it is due again when its lease ends'),
+        )
+        .finally(() => {
+          const left = (this.inFlightByEndpoint.get(endpointId) ?? 1) - 1;
+          if (left > 0) this.inFlightByEndpoint.set(endpointId, left);
+          else this.inFlightByEndpoint.delete(endpointId);
+        });
       this.inFlight.add(attempt);
       void attempt.finally(() => this.inFlight.delete(attempt));
     }
@@ -109,39 +119,41 @@ export class WebhookWorker {
   }
 
   private async attempt(delivery: ClaimedDelivery): Promise<void> {
-    const { clock, keyRing } = this.options;
-    const body = payloadOf(delivery.eventType, { ...delivery.event, orgId: delivery.orgId });
-    const messageId = messageIdOf(delivery.event.auditEventId);
+    const { clock } = this.options;
     const attemptedAtMs = clock.now();
-    const timestamp = Math.floor(attemptedAtMs / 1000);
-    const secrets = [openSecret(keyRing, delivery.endpointId, delivery.secret)];
-    if (delivery.previousSecret && delivery.previousSecret.expiresAtMs > attemptedAtMs) secrets.push(openSecret(keyRing, delivery.endpointId, delivery.previousSecret));
+    const started = performance.now();
     let record: AttemptRecord;
     let retryAfterSeconds: number | undefined;
-    const started = performance.now();
     try {
       const response = await this.options.egress.post(delivery.url, {
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'SentryAgent-IdP-Webhooks/1',
-          'webhook-id': messageId,
-          'webhook-timestamp': String(timestamp),
-          'webhook-signature': signatureHeader(secrets, messageId, timestamp, body),
-        },
-        body,
+        headers: this.headersOf(delivery, attemptedAtMs),
+        body: delivery.body,
         timeoutMs: this.options.timeoutMs ?? TIMEOUT_MS,
       });
       record = { attemptedAtMs, statusCode: response.status, durationMs: response.durationMs, responseBody: response.bodyPrefix, error: null };
       if (response.status === 429 || response.status === 503) retryAfterSeconds = parseRetryAfter(response.headers['retry-after'], attemptedAtMs);
     } catch (error) {
-      if (!(error instanceof EgressRefused || error instanceof EgressFailed)) throw error;
-      // The guard's messages name the URL without its query and quote nothing the receiver sent.
-      record = { attemptedAtMs, statusCode: null, durationMs: performance.now() - started, responseBody: '', error: error.message };
+      record = { attemptedAtMs, statusCode: null, durationMs: performance.now() - started, responseBody: '', error: attemptError(error) };
     }
     const verdict = this.verdictOf(delivery.attempt, record.statusCode, retryAfterSeconds);
     const disabled = await recordAttempt(this.options.knex, delivery, record, verdict, { nowMs: clock.now(), disableAfterMs: this.options.disableAfterMs ?? DISABLE_AFTER_MS });
     this.options.metrics?.webhookDeliveries.inc({ outcome: verdict.kind === 'retry' ? 'retrying' : verdict.kind });
     if (disabled) this.options.logger.warn({ webhookId: delivery.endpointId, reason: disabled }, 'webhook endpoint disabled');
+  }
+
+  /** Standard Webhooks headers, signed now with the secret (and the previous one in its grace period). */
+  private headersOf(delivery: ClaimedDelivery, attemptedAtMs: number): Record<string, string> {
+    const { keyRing } = this.options;
+    const timestamp = Math.floor(attemptedAtMs / 1000);
+    const secrets = [openSecret(keyRing, delivery.endpointId, delivery.secret)];
+    if (delivery.previousSecret && delivery.previousSecret.expiresAtMs > attemptedAtMs) secrets.push(openSecret(keyRing, delivery.endpointId, delivery.previousSecret));
+    return {
+      'content-type': 'application/json',
+      'user-agent': 'SentryAgent-IdP-Webhooks/1',
+      'webhook-id': delivery.messageId,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signatureHeader(secrets, delivery.messageId, timestamp, delivery.body),
+    };
   }
 
   private verdictOf(attempt: number, statusCode: number | null, retryAfterSeconds: number | undefined): AttemptVerdict {
@@ -153,6 +165,18 @@ export class WebhookWorker {
     const waitMs = Math.max(delaySeconds * 1000 * jitter, (retryAfterSeconds ?? 0) * 1000);
     return { kind: 'retry', atMs: this.options.clock.now() + waitMs };
   }
+}
+
+/**
+ * What the history says of an attempt that got no answer. The guard's messages name the URL
+ * without its query and quote nothing the receiver sent; an address refusal says only that
+ * (which internal address a name resolves to is not for a tenant to learn).
+ */
+function attemptError(error: unknown): string {
+  if (error instanceof EgressRefused) return error.reason === 'address' ? 'refused: the host resolves to an address that is not allowed (loopback, private, link-local or reserved)' : error.message;
+  if (error instanceof EgressFailed) return error.message;
+  if (error instanceof SigningKeyUnavailable) return "the endpoint's signing secret cannot be decrypted with this server's key-encryption keys";
+  throw error;
 }
 
 /** RFC 9110 §10.2.3: seconds, or an HTTP date; bounded to a day. */

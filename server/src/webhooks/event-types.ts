@@ -3,6 +3,8 @@
  * a delivery carries: `{type, timestamp, data}` with ids, the actor, the organization and the
  * audit event's id and chain sequence, never a secret, a token or a credential hash (the
  * audit log holds none, and only ids, `jti` and a refusal's `reason` are taken from it).
+ * `audit.chain_broken` alone is not an audit event (maintenance.ts says why): its payload
+ * has no audit id or sequence.
  */
 
 export const WEBHOOK_EVENT_TYPES = [
@@ -55,7 +57,6 @@ export const FROM_AUDIT: Readonly<Record<string, WebhookEventType>> = {
   'quota.reached': 'quota.reached',
   'org.suspended': 'org.suspended',
   'signing_key.rotated': 'signing_key.rotated',
-  'audit.chain_broken': 'audit.chain_broken',
   'webhook.test': 'webhook.test',
   'webhook.endpoint_disabled': 'webhook.endpoint_disabled',
 };
@@ -87,7 +88,10 @@ export const EVENT_DESCRIPTIONS: Readonly<Record<WebhookEventType, { readonly de
   'quota.reached': { description: "The first grant of the month refused for a monthly limit (the agent's or the organization's).", data: { reason: 'org_monthly_limit', month: '2026-12' } },
   'org.suspended': { description: 'The organization was suspended; its tokens stop working.', data: {} },
   'signing_key.rotated': { description: 'The token signing key was rotated. Platform organization only.', data: { kid: 'k-2026-12-01' } },
-  'audit.chain_broken': { description: 'The audit chain no longer verifies. Platform organization only.', data: { reason: 'the chain no longer holds the head of the last signed digest' } },
+  'audit.chain_broken': {
+    description: 'The audit chain no longer holds the head of the last signed digest (events deleted or rewritten). Platform organization only; not itself an audit event, so its payload has no audit id or sequence.',
+    data: { digestSeq: '12', reason: 'the chain no longer holds the head of the last signed digest' },
+  },
   'webhook.test': { description: 'Sent by POST /webhooks/{id}/test to that endpoint only.', data: { webhookId: '3e5f7a9b-1c3d-4e5f-8a9b-1c3d5e7f9a1b' } },
   'webhook.endpoint_disabled': {
     description: "One of the organization's endpoints was disabled (it answered 410, or failed for five days); sent to its other endpoints.",
@@ -129,19 +133,13 @@ const isStringArray = (value: unknown): value is string[] => Array.isArray(value
 
 /** The catalogue as GET /webhooks/event-types answers it. */
 export function eventCatalogue(): { type: WebhookEventType; description: string; example: unknown }[] {
-  return WEBHOOK_EVENT_TYPES.map((type) => ({
-    type,
-    description: EVENT_DESCRIPTIONS[type].description,
-    example: JSON.parse(
-      payloadOf(type, {
-        auditEventId: '1042',
-        chainSeq: 1042,
-        orgId: ORG,
-        agentId: null,
-        actor: type === 'signing_key.rotated' || type === 'audit.chain_broken' ? 'system' : ACTOR,
-        data: EVENT_DESCRIPTIONS[type].data,
-        createdAt: new Date('2026-12-01T09:30:00.000Z'),
-      }),
-    ),
-  }));
+  const timestamp = new Date('2026-12-01T09:30:00.000Z');
+  return WEBHOOK_EVENT_TYPES.map((type) => {
+    const { description, data } = EVENT_DESCRIPTIONS[type];
+    const example =
+      type === 'audit.chain_broken'
+        ? { type, timestamp: timestamp.toISOString(), data: { ...data, orgId: ORG, actor: 'system' } }
+        : JSON.parse(payloadOf(type, { auditEventId: '1042', chainSeq: 1042, orgId: ORG, agentId: null, actor: type === 'signing_key.rotated' ? 'system' : ACTOR, data, createdAt: timestamp }));
+    return { type, description, example };
+  });
 }

@@ -38,6 +38,12 @@ export function openSecret(ring: KeyRing, endpointId: string, stored: StoredSecr
   return unsealPrivateKey(ring, boundTo(endpointId), stored.kekId, stored.secret).toString('utf8');
 }
 
+/** The secret sealed under the ring's current KEK, unless it already is (answers undefined then). */
+export function resealed(ring: KeyRing, endpointId: string, stored: StoredSecret): StoredSecret | undefined {
+  if (!ring.current || stored.kekId === ring.current.id) return undefined;
+  return sealSecret(ring, endpointId, openSecret(ring, endpointId, stored));
+}
+
 /** `v1,<signature>` for each secret, space separated. */
 export function signatureHeader(secrets: readonly string[], messageId: string, timestampSeconds: number, body: string): string {
   return secrets

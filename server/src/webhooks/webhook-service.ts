@@ -18,7 +18,7 @@ import type { KeyRing } from '../keys/key-encryption.js';
 import { assertAcceptsChanges, organizationFor } from '../tenancy/organization-scope.js';
 import { TEST_EVENT } from './event-types.js';
 import { MAX_GRACE_PERIOD_SECONDS, type CreateWebhookInput, type WebhookPatchInput } from './webhook-input.js';
-import { newWebhookSecret, sealSecret } from './webhook-secrets.js';
+import { newWebhookSecret, resealed, sealSecret } from './webhook-secrets.js';
 import {
   countEndpoints,
   deleteEndpoint,
@@ -33,6 +33,8 @@ import {
   replaceSecret,
   requeueDelivery,
   requeueFailedSince,
+  storedSecrets,
+  storeSecrets,
   updateEndpoint,
   type DeliveryQuery,
   type WebhookAttempt,
@@ -185,6 +187,29 @@ export class WebhookService {
     });
   }
 
+  /**
+   * Every endpoint's secrets (and previous secrets) sealed under the current key-encryption
+   * key: those under the previous one, and those stored in clear before a KEK was set
+   * (`keys rewrap`). Answers how many endpoints changed.
+   */
+  async resealSecrets(caller: Caller): Promise<number> {
+    if (caller.kind !== 'operator') throw new Forbidden('Only the operator re-encrypts webhook secrets.');
+    const ring = this.deps.keyRing;
+    if (!ring.current) return 0;
+    return this.deps.knex.transaction(async (trx) => {
+      let changed = 0;
+      for (const endpoint of await storedSecrets(trx)) {
+        const secret = resealed(ring, endpoint.id, endpoint.secret);
+        const previous = endpoint.previous && resealed(ring, endpoint.id, endpoint.previous);
+        if (!secret && !previous) continue;
+        await storeSecrets(trx, endpoint.id, secret ?? endpoint.secret, previous ?? null);
+        changed += 1;
+      }
+      if (changed > 0) await appendAuditEvent(trx, { type: 'webhook.secrets_resealed', actor: actorOf(caller), data: { kekId: ring.current?.id, endpoints: changed } });
+      return changed;
+    });
+  }
+
   private async visible(db: Knex | Knex.Transaction, caller: Caller, webhookId: string, forUpdate = false): Promise<WebhookEndpoint> {
     return assertVisible(caller, await findEndpoint(db, webhookId, { forUpdate, withinOrg: confinementOf(caller) }), 'Webhook');
   }
@@ -194,9 +219,12 @@ export class WebhookService {
     try {
       await this.deps.egress.checkUrl(url);
     } catch (error) {
-      if (error instanceof EgressRefused || error instanceof EgressFailed) {
-        throw new ValidationFailed(`url cannot be used for webhooks: ${error.message.replace(/^[^:]*refused: /, '')}`, {}, { field: 'url' });
+      // Which address a name resolves to is not told: a tenant could map the internal network with it.
+      if (error instanceof EgressRefused) {
+        const why = error.reason === 'address' ? 'the host resolves to an address that is not allowed (loopback, private, link-local or reserved)' : error.message.replace(/^.*refused: /, '');
+        throw new ValidationFailed(`url cannot be used for webhooks: ${why}`, {}, { field: 'url' });
       }
+      if (error instanceof EgressFailed) throw new ValidationFailed('url cannot be used for webhooks: the host does not resolve', {}, { field: 'url' });
       throw error;
     }
   }

@@ -32,7 +32,8 @@ export interface WebhookDelivery {
   /** The `webhook-id` header of every attempt. */
   readonly messageId: string;
   readonly eventType: string;
-  readonly auditEventId: string;
+  /** The audit event it carries; null for an event kept out of the audit chain (`audit.chain_broken`). */
+  readonly auditEventId: string | null;
   readonly status: DeliveryStatus;
   readonly attempts: number;
   /** When it is next attempted (pending only). */
@@ -70,7 +71,8 @@ interface EndpointRow {
 interface DeliveryRow {
   id: string;
   endpoint_id: string;
-  audit_event_id: string;
+  message_id: string;
+  audit_event_id: string | null;
   event_type: string;
   status: DeliveryStatus;
   attempts: number;
@@ -81,9 +83,6 @@ interface DeliveryRow {
 }
 
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
-
-/** The `webhook-id` of an event: the same for every endpoint, retry and redelivery. */
-export const messageIdOf = (auditEventId: string | number) => `msg_${auditEventId}`;
 
 const toEndpoint = (row: EndpointRow): WebhookEndpoint => ({
   webhookId: row.id,
@@ -103,9 +102,9 @@ const toEndpoint = (row: EndpointRow): WebhookEndpoint => ({
 const toDelivery = (row: DeliveryRow): WebhookDelivery => ({
   deliveryId: String(row.id),
   webhookId: row.endpoint_id,
-  messageId: messageIdOf(row.audit_event_id),
+  messageId: row.message_id,
   eventType: row.event_type,
-  auditEventId: String(row.audit_event_id),
+  auditEventId: row.audit_event_id === null ? null : String(row.audit_event_id),
   status: row.status,
   attempts: row.attempts,
   nextAttemptAt: row.status === 'pending' ? iso(row.next_attempt_at) : null,
@@ -218,6 +217,28 @@ export async function replaceSecret(trx: Knex.Transaction, id: string, next: Sto
   return toEndpoint(row);
 }
 
+/** Every endpoint's secrets as stored, for re-sealing under a new key-encryption key. */
+export async function storedSecrets(trx: Knex.Transaction): Promise<{ id: string; secret: StoredSecret; previous: StoredSecret | null }[]> {
+  const rows: { id: string; secret: Buffer; secret_kek_id: string | null; previous_secret: Buffer | null; previous_secret_kek_id: string | null }[] = await trx('webhook_endpoints')
+    .select('id', 'secret', 'secret_kek_id', 'previous_secret', 'previous_secret_kek_id')
+    .forUpdate();
+  return rows.map((row) => ({
+    id: row.id,
+    secret: { secret: row.secret, kekId: row.secret_kek_id },
+    previous: row.previous_secret ? { secret: row.previous_secret, kekId: row.previous_secret_kek_id } : null,
+  }));
+}
+
+export async function storeSecrets(trx: Knex.Transaction, id: string, secret: StoredSecret, previous: StoredSecret | null): Promise<void> {
+  await trx('webhook_endpoints')
+    .where({ id })
+    .update({
+      secret: secret.secret,
+      secret_kek_id: secret.kekId,
+      ...(previous && { previous_secret: previous.secret, previous_secret_kek_id: previous.kekId }),
+    });
+}
+
 /** The endpoint and, by cascade, its deliveries and their attempts. */
 export async function deleteEndpoint(trx: Knex.Transaction, id: string): Promise<void> {
   await trx('webhook_endpoints').where({ id }).delete();
@@ -238,7 +259,7 @@ export interface DeliveryQuery {
   readonly limit: number;
 }
 
-const DELIVERY_COLUMNS = ['id', 'endpoint_id', 'audit_event_id', 'event_type', 'status', 'attempts', 'next_attempt_at', 'last_status_code', 'created_at', 'updated_at'];
+const DELIVERY_COLUMNS = ['id', 'endpoint_id', 'message_id', 'audit_event_id', 'event_type', 'status', 'attempts', 'next_attempt_at', 'last_status_code', 'created_at', 'updated_at'];
 
 export async function listDeliveries(db: Db, query: DeliveryQuery): Promise<{ deliveries: WebhookDelivery[]; hasMore: boolean }> {
   const rows: DeliveryRow[] = await db('webhook_deliveries')
@@ -292,6 +313,7 @@ export async function queueDelivery(trx: Knex.Transaction, delivery: { orgId: st
     .insert({
       org_id: delivery.orgId,
       endpoint_id: delivery.endpointId,
+      message_id: `msg_${delivery.auditEventId}`,
       audit_event_id: delivery.auditEventId,
       event_type: delivery.eventType,
       status: 'pending',
@@ -300,7 +322,7 @@ export async function queueDelivery(trx: Knex.Transaction, delivery: { orgId: st
       created_at: now,
       updated_at: now,
     })
-    .onConflict(['endpoint_id', 'audit_event_id'])
+    .onConflict(['endpoint_id', 'message_id'])
     .ignore()
     .returning(DELIVERY_COLUMNS);
   return rows[0] ? toDelivery(rows[0]) : undefined;
