@@ -118,7 +118,7 @@ describe('sentryagent-idp migrate, keys and serve', () => {
 
   it('rewraps (nothing to do when every key is under the KEK already) and revokes a key, naming an unknown kid with exit 3', async () => {
     const rewrap = await cli('keys', 'rewrap');
-    expect(rewrap).toMatchObject({ code: 0, stderr: '', stdout: expect.stringMatching(/^key-encryption key: [\w-]{16}\nre-encrypted: none \(every key was already under it\)\n$/) });
+    expect(rewrap).toMatchObject({ code: 0, stderr: '', stdout: expect.stringMatching(/^key-encryption key: [\w-]{16}\nre-encrypted: none \(every key was already under it\)\nwebhook endpoints whose secrets were re-encrypted: 0\n$/) });
     const unknown = await cli('keys', 'revoke', 'no-such-kid');
     expect(unknown).toMatchObject({ code: 3, stdout: '', stderr: 'sentryagent-idp: No signing key has kid no-such-kid.\n' });
     const [active] = (await cli('keys', 'list', '--json')).json();

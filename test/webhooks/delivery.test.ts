@@ -116,6 +116,10 @@ describe('webhook delivery', () => {
     expect(history.data[0]).toMatchObject({ status: 'failed', attempts: 3, nextAttemptAt: null });
     expect((await deliveriesOf(webhookId, '?status=failed')).data).toHaveLength(1);
     expect((await deliveriesOf(webhookId, '?status=succeeded')).data).toHaveLength(0);
+    expect((await deliveriesOf(webhookId, '?eventType=agent.created')).data).toHaveLength(1);
+    expect((await deliveriesOf(webhookId, '?eventType=token.issued')).data).toHaveLength(0);
+    expect((await deliveriesOf(webhookId, `?since=${encodeURIComponent(since)}`)).data).toHaveLength(1);
+    expect((await deliveriesOf(webhookId, `?since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).data).toHaveLength(0);
 
     hook.script({ status: 200 });
     const redelivered = await send(server, `/api/v1/webhooks/${webhookId}/deliveries/${history.data[0].deliveryId}/redeliver`, bearer(admin, { method: 'POST' }));
@@ -144,6 +148,8 @@ describe('webhook delivery', () => {
     expect(verified(watcherHook.secret, told!)).toMatchObject({ type: 'webhook.endpoint_disabled', data: { webhookId: goneHook.webhookId, reason: 'gone' } });
     const shown = await send(server, `/api/v1/webhooks/${goneHook.webhookId}`, bearer(admin));
     expect(shown.body).toMatchObject({ enabled: false, disabledReason: 'gone' });
+    const audited = await send(server, '/api/v1/audit?type=webhook.endpoint_disabled&limit=100', bearer(admin));
+    expect(audited.body.data.map((event: { data: { webhookId: string } }) => event.data.webhookId)).toContain(goneHook.webhookId);
     await createAgent(server, admin, { name: 'after-gone' });
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(gone.received).toHaveLength(1);

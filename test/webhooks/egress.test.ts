@@ -71,21 +71,27 @@ describe('without EGRESS_ALLOW_CIDRS', () => {
     await send(server, `/api/v1/webhooks/${created.body.webhookId}`, bearer(admin, { method: 'DELETE' }));
   });
 
-  it('refuses at delivery a name that now resolves to loopback, without connecting', async () => {
+  it.each([
+    ['loopback', '127.0.0.1'],
+    ['the metadata address', '169.254.169.254'],
+    ['an IPv4-mapped IPv6 loopback', '::ffff:127.0.0.1'],
+  ])('refuses at delivery a name that now resolves to %s, without connecting', async (_name, address) => {
     const receiver = await startWebhookReceiver();
     try {
       // Saved while the name pointed to a public address (only checked, never reached).
-      answers.set('rebind.example.test', PUBLIC_ADDRESS);
-      const url = `https://rebind.example.test:${new URL(receiver.url).port}/hooks`;
+      const host = `rebind-${address.replace(/[.:]/g, '-')}.example.test`;
+      answers.set(host, PUBLIC_ADDRESS);
+      const url = `https://${host}:${new URL(receiver.url).port}/hooks`;
       const created = await send(server, '/api/v1/webhooks', json('POST', { url, eventTypes: ['agent.created'] }, admin));
       expect(created.status).toBe(201);
-      answers.set('rebind.example.test', '127.0.0.1');
-      await createAgent(server, admin, { name: 'rebound' });
+      answers.set(host, address);
+      await createAgent(server, admin, { name: `rebound-${address}` });
       const attempt = await waitForAttempt(server, admin, created.body.webhookId);
       // Refused, and the history does not say which internal address the name resolved to.
       expect(attempt).toMatchObject({ statusCode: null, error: expect.stringMatching(/^refused: the host resolves to an address that is not allowed/) });
-      expect(attempt.error).not.toContain('127.0.0.1');
+      expect(attempt.error).not.toContain(address);
       expect(receiver.received).toHaveLength(0);
+      await send(server, `/api/v1/webhooks/${created.body.webhookId}`, bearer(admin, { method: 'DELETE' }));
     } finally {
       await receiver.close();
     }

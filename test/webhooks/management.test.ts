@@ -13,7 +13,9 @@ import { keyServiceOf, startTestServer, type TestServer } from '../support/test-
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 import pino from 'pino';
 import { OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
+import { appendAuditEvent } from '../../server/src/audit/audit-log.js';
 import { emitDigest } from '../../server/src/maintenance.js';
+import { pruneWebhookHistory } from '../../server/src/webhooks/webhook-queue.js';
 
 const WEBHOOK_ADMIN = ['agents:read', 'agents:write', 'webhooks:read', 'webhooks:write'];
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -152,6 +154,43 @@ describe('webhook endpoints', () => {
     expect(hook.received).toHaveLength(1);
     expect(await knex('audit_events').count<{ count: string }[]>({ count: '*' })).toEqual(before);
     await send(server, `/api/v1/webhooks/${mine.webhookId}`, bearer(platform, { method: 'DELETE' }));
+  });
+
+  it('sends the event of a committed change and never one of a rolled-back change (the audit log is the outbox)', async () => {
+    const tenant = await newTenant();
+    const hook = await receiver();
+    await subscribe(tenant.admin, { url: hook.url, eventTypes: ['agent.updated'] });
+    const agent = await createAgent(server, tenant.admin, { name: 'outboxed', scopes: ['agents:read'] });
+    const { knex } = server.deps;
+    await expect(
+      knex.transaction(async (trx) => {
+        await appendAuditEvent(trx, { type: 'agent.updated', agentId: agent.agentId, actor: 'operator', data: { agentId: agent.agentId, attempt: 'rolled back' } });
+        throw new Error('the change failed after its audit row');
+      }),
+    ).rejects.toThrow('the change failed');
+    const committed = await send(server, `/api/v1/agents/${agent.agentId}`, json('PATCH', { description: 'committed' }, tenant.admin));
+    expect(committed.status).toBe(200);
+    const [delivery] = await hook.waitFor(1);
+    await wait(800);
+    expect(hook.received).toHaveLength(1);
+    expect(JSON.parse(delivery!.body)).toMatchObject({ type: 'agent.updated', data: { agentId: agent.agentId, actor: expect.stringMatching(/^agent:/) } });
+  });
+
+  it('keeps the history of finished deliveries for 30 days', async () => {
+    const tenant = await newTenant();
+    const hook = await receiver();
+    const { webhookId } = (await subscribe(tenant.admin, { url: hook.url, eventTypes: ['agent.created'] })).body;
+    await createAgent(server, tenant.admin, { name: 'remembered' });
+    await hook.waitFor(1);
+    const history = async (): Promise<{ status: string }[]> => (await send(server, `/api/v1/webhooks/${webhookId}/deliveries`, bearer(tenant.admin))).body.data;
+    const isSettled = (deliveries: { status: string }[]) => deliveries.length > 0 && deliveries.every((delivery) => delivery.status === 'succeeded');
+    for (let i = 0; i < 50 && !isSettled(await history()); i += 1) await wait(100);
+    const kept = await history();
+    const prune = (days: number) => server.deps.knex.transaction((trx) => pruneWebhookHistory(trx, Date.now() + days * 86_400_000));
+    await prune(29);
+    expect(await history()).toEqual(kept);
+    await prune(31);
+    expect(await history()).toHaveLength(0);
   });
 
   it('holds an organization to its endpoint limit (403), 20 by default', async () => {
