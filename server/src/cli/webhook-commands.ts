@@ -4,7 +4,7 @@
  * printed once, by `create`; nothing else can show it again.
  */
 import type { Caller } from '../authorization/caller.js';
-import { parseWith, requireUuid } from '../http/validation.js';
+import { isStorableInstant, parseWith, requireUuid } from '../http/validation.js';
 import { WEBHOOK_EVENT_TYPES } from '../webhooks/event-types.js';
 import { createWebhookInput } from '../webhooks/webhook-input.js';
 import type { WebhookService } from '../webhooks/webhook-service.js';
@@ -74,7 +74,9 @@ function deliveryQuery({ options }: Invocation) {
   if (eventType !== undefined && !(WEBHOOK_EVENT_TYPES as readonly string[]).includes(eventType)) throw usageError(`--event: unknown event type ${JSON.stringify(eventType)}`);
   const since = textOption(options.since);
   const sinceMs = since === undefined ? undefined : Date.parse(since);
-  if (since !== undefined && (!ISO_TIME.test(since) || Number.isNaN(sinceMs))) throw usageError('--since must be an ISO 8601 time with its offset, e.g. 2026-12-01T09:00:00Z');
+  if (since !== undefined && (!ISO_TIME.test(since) || Number.isNaN(sinceMs) || !isStorableInstant(since))) {
+    throw usageError('--since must be an ISO 8601 time with its offset between the years 0001 and 9999, e.g. 2026-12-01T09:00:00Z');
+  }
   const limit = textOption(options.limit) ?? String(DEFAULT_DELIVERIES);
   if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > MAX_DELIVERIES) throw usageError(`--limit must be a whole number from 1 to ${MAX_DELIVERIES}`);
   return { status: status as DeliveryStatus | undefined, eventType, sinceMs, limit: Number(limit) };

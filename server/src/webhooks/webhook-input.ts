@@ -1,6 +1,6 @@
 /** What a client may send to create or change a webhook endpoint, rotate its secret or recover it: one schema for the API and the CLI. */
 import { z } from 'zod';
-import { displayText, exactText } from '../http/validation.js';
+import { displayText, exactText, isStorableInstant } from '../http/validation.js';
 import { WEBHOOK_EVENT_TYPES } from './event-types.js';
 
 /**
@@ -45,4 +45,4 @@ export type WebhookPatchInput = z.infer<typeof webhookPatchInput>;
 export const MAX_GRACE_PERIOD_SECONDS = 86_400;
 export const rotateSecretInput = z.strictObject({ gracePeriodSeconds: z.number().int().min(0).max(MAX_GRACE_PERIOD_SECONDS).default(0) });
 
-export const recoverInput = z.strictObject({ since: z.iso.datetime({ offset: true }) });
+export const recoverInput = z.strictObject({ since: z.iso.datetime({ offset: true }).refine(isStorableInstant, 'must be between the years 0001 and 9999') });

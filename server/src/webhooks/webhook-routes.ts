@@ -9,7 +9,7 @@ import type { AgentCaller } from '../authorization/caller.js';
 import { readJson } from '../http/body.js';
 import { answeringOnly } from '../http/fixed-path.js';
 import { callerOf, requireScope, type CallerLookup } from '../http/authenticate.js';
-import { pageLimit, parseWith, requireUuid } from '../http/validation.js';
+import { isStorableInstant, pageLimit, parseWith, requireUuid } from '../http/validation.js';
 import { eventCatalogue, WEBHOOK_EVENT_TYPES } from './event-types.js';
 import { createWebhookInput, recoverInput, rotateSecretInput, webhookPatchInput } from './webhook-input.js';
 import type { WebhookService } from './webhook-service.js';
@@ -19,7 +19,7 @@ const deliveryId = z.string().regex(/^[1-9]\d{0,17}$/, 'must be a delivery id');
 const deliveryQuery = z.strictObject({
   status: z.enum(['pending', 'succeeded', 'failed']).optional(),
   eventType: z.enum(WEBHOOK_EVENT_TYPES).optional(),
-  since: z.iso.datetime({ offset: true }).optional(),
+  since: z.iso.datetime({ offset: true }).refine(isStorableInstant, 'must be between the years 0001 and 9999').optional(),
   limit: pageLimit,
   cursor: deliveryId.optional(),
 });
