@@ -23,6 +23,7 @@ export const DISABLE_AFTER_MS = 5 * 86_400_000;
 const TIMEOUT_MS = 15_000;
 const MAX_RETRY_AFTER_SECONDS = 86_400;
 const STATS_INTERVAL_MS = 5_000;
+const FAN_OUT_BATCH = 500;
 
 export interface WebhookWorkerOptions {
   readonly knex: Knex;
@@ -80,8 +81,10 @@ export class WebhookWorker {
   async tick(): Promise<void> {
     const { knex, clock } = this.options;
     const firstDelayMs = (this.schedule[0] ?? 0) * 1000;
-    while ((await fanOut(knex, clock.now(), { firstDelayMs })).examined > 0) {
-      // A backlog is fanned out batch after batch.
+    // A backlog is fanned out batch after batch; a partial batch means caught up until the next tick
+    // (looping while anything at all was examined would spin on a busy server's stream of events).
+    while ((await fanOut(knex, clock.now(), { firstDelayMs, batch: FAN_OUT_BATCH })).examined === FAN_OUT_BATCH) {
+      // the next batch
     }
     const nowMs = clock.now();
     if (this.options.metrics && nowMs - this.lastStatsMs >= STATS_INTERVAL_MS) {
