@@ -48,7 +48,7 @@ describe('keys revoke', () => {
     expect(await introspect(second, compromised, compromised)).toMatchObject({ active: true });
     expect((await send(first, '/api/v1/agents', bearer(compromised))).status).toBe(200);
 
-    const revoked = await cli(['keys', 'revoke', kid, '--json']);
+    const revoked = await cli(['keys', 'revoke', '--json', '--', kid]);
     expect(revoked).toMatchObject({ exitCode: 0, stderr: '' });
     const { replacedBy } = revoked.json();
     expect(revoked.json()).toEqual({ kid, revoked: true, replacedBy: expect.any(String) });
@@ -90,12 +90,12 @@ describe('keys revoke', () => {
     expect(await jwksKids(second)).toEqual([rotated.kid, retiring].sort());
 
     const events = (await revokedEvents()).length;
-    expect((await cli(['keys', 'revoke', retiring, '--json'])).json()).toEqual({ kid: retiring, revoked: true, replacedBy: null });
+    expect((await cli(['keys', 'revoke', '--json', '--', retiring])).json()).toEqual({ kid: retiring, revoked: true, replacedBy: null });
     expect(await introspect(second, caller, signedByRetiring)).toEqual({ active: false });
     expect(await jwksKids(first)).toEqual([rotated.kid]);
     expect(await introspect(first, caller, caller)).toMatchObject({ active: true });
 
-    const again = await cli(['keys', 'revoke', retiring]);
+    const again = await cli(['keys', 'revoke', '--', retiring]);
     expect(again).toMatchObject({ exitCode: 0, stdout: `${retiring} was already revoked: nothing to do\n` });
     expect(await revokedEvents()).toHaveLength(events + 1);
   });
@@ -108,7 +108,7 @@ describe('keys revoke', () => {
       orgId: await platformOrgId(first.deps.knex),
       isPlatform: true,
     });
-    expect(await cli(['keys', 'revoke', active], lesser)).toMatchObject({ exitCode: 5, stderr: 'sentryagent-idp: Only the operator manages signing keys.\n' });
+    expect(await cli(['keys', 'revoke', '--', active], lesser)).toMatchObject({ exitCode: 5, stderr: 'sentryagent-idp: Only the operator manages signing keys.\n' });
     expect(await first.deps.knex('signing_keys').where({ kid: active }).first('revoked_at')).toEqual({ revoked_at: null });
     expect(await revokedEvents()).toHaveLength(events);
   });
