@@ -7,6 +7,7 @@ import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import { agentRoutes } from './agents/agent-routes.js';
 import { auditRoutes } from './audit/audit-routes.js';
+import { consoleRoutes } from './http/console-assets.js';
 import { countingRefusals, observabilityRoutes, observeRequests, type Metrics } from './http/observability.js';
 import { endpoint, renderErrors } from './http/render-errors.js';
 import { wellKnownRoutes } from './keys/well-known-routes.js';
@@ -169,6 +170,7 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
     wellKnownRoutes(config, keys),
     observabilityRoutes(() => pingDatabase(knex), metrics),
     openApiRoutes(config.publicUrl),
+    consoleRoutes(),
   ];
   for (const router of routers) {
     app.use(router.routes());

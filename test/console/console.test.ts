@@ -1,0 +1,244 @@
+/**
+ * The admin console in a real Chromium against a real server on the test database: sign
+ * in (by link, by client credentials), agents and credentials, trust policies and their
+ * evaluation with a token of the test GitHub issuer, the audit log and its chain badge,
+ * sign-out revoking the token; and what must never happen: a token surviving a reload, an
+ * inline script running, a name rendered as HTML.
+ */
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchBrowser, screenshot } from '../support/browser.js';
+import { adminToken, bearer, createAgent, form, send } from '../support/api.js';
+import { startFakeGitHubIssuer, type FakeGitHubIssuer } from '../support/fake-github-issuer.js';
+import { ADMIN, startTestServer, type TestServer } from '../support/test-server.js';
+
+const AUDIENCE = 'https://idp.test/github';
+
+let server: TestServer;
+let github: FakeGitHubIssuer;
+let browser: Browser;
+let admin: string;
+const contexts: BrowserContext[] = [];
+
+beforeAll(async () => {
+  github = await startFakeGitHubIssuer({ audience: AUDIENCE });
+  server = await startTestServer({ env: { GITHUB_OIDC_ISSUER: github.issuer, OIDC_AUDIENCE: AUDIENCE } });
+  browser = await launchBrowser();
+  admin = await adminToken(server);
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+  await github?.close();
+});
+
+afterEach(async () => {
+  await Promise.all(contexts.splice(0).map((context) => context.close()));
+});
+
+async function newPage(viewport = { width: 1280, height: 900 }): Promise<Page> {
+  const context = await browser.newContext({ viewport });
+  contexts.push(context);
+  const page = await context.newPage();
+  page.on('pageerror', (error) => {
+    throw error;
+  });
+  return page;
+}
+
+async function signInWithCredentials(page: Page, clientId = ADMIN.clientId, clientSecret = ADMIN.clientSecret): Promise<void> {
+  await page.goto(`${server.url}/console`);
+  await page.getByLabel('Client ID').fill(clientId);
+  await page.getByLabel('Client secret').fill(clientSecret);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+}
+
+async function go(page: Page, linkName: string, heading: string | RegExp = linkName): Promise<void> {
+  await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: linkName }).click();
+  await page.getByRole('heading', { level: 1, name: heading }).waitFor();
+  await page.locator('.loading').waitFor({ state: 'detached' });
+}
+
+const introspect = async (token: string) => (await send(server, '/api/v1/token/introspect', bearer(admin, form({ token })))).body;
+
+describe('the console in a browser', () => {
+  it('signs in with client credentials, shows the overview, and holds nothing after a reload', async () => {
+    const page = await newPage();
+    await signInWithCredentials(page);
+    await page.getByText('Tokens granted per hour, last 24 hours').waitFor();
+    await page.getByText(/Tokens granted in \d{4}-\d{2}/).waitFor();
+    await screenshot(page, '01-overview');
+
+    const stored = await page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length, cookie: document.cookie }));
+    expect(stored).toEqual({ local: 0, session: 0, cookie: '' });
+    await page.reload();
+    await page.getByRole('heading', { level: 2, name: 'With client credentials' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(0);
+  });
+
+  it('signs in by link: the token is taken from the fragment, which leaves the address bar at once and never reaches the server', async () => {
+    const token = await adminToken(server);
+    const page = await newPage();
+    const requested: string[] = [];
+    page.on('request', (request) => requested.push(request.url()));
+    await page.goto(`${server.url}/console#token=${token}`);
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    expect(page.url()).toBe(`${server.url}/console`);
+    // The entry the link made was replaced: going back leaves the console for the blank page it came from.
+    await page.goBack();
+    expect(page.url()).toBe('about:blank');
+    expect(requested.some((url) => url.includes(token))).toBe(false);
+    expect(server.logs.some((line) => line.includes(token))).toBe(false);
+  });
+
+  it('refuses a bad link in words', async () => {
+    const page = await newPage();
+    await page.goto(`${server.url}/console#token=not-a-token`);
+    await page.getByText('That is not an access token').waitFor();
+    await page.getByRole('heading', { level: 2, name: 'With client credentials' }).waitFor();
+  });
+
+  it('creates an agent and a credential whose secret is shown once, suspends, reactivates and decommissions it', async () => {
+    const page = await newPage();
+    await signInWithCredentials(page);
+    await go(page, 'Agents');
+    const create = page.locator('form', { has: page.getByRole('button', { name: 'Create agent' }) });
+    await create.getByLabel('Name', { exact: true }).fill('console-made');
+    await create.getByLabel('agents:read').check();
+    await create.getByRole('button', { name: 'Create agent' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Agent console-made' }).waitFor();
+    const agentId = (await page.locator('dl.facts dd code').first().textContent())!;
+
+    await page.getByRole('button', { name: 'Create a credential' }).click();
+    const secret = await page.getByRole('textbox', { name: 'Client secret' }).inputValue();
+    expect(secret.length).toBeGreaterThan(20);
+    await page.getByText('Client secret: shown once.').waitFor();
+    await screenshot(page, '03-agent-detail-with-secret');
+    const granted = await send(server, '/api/v1/token', form({ grant_type: 'client_credentials', client_id: agentId, client_secret: secret }));
+    expect(granted.status).toBe(200);
+    // Shown once: the list and a second visit have no secret.
+    await go(page, 'Agents');
+    await page.getByRole('link', { name: 'console-made' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Agent console-made' }).waitFor();
+    await page.locator('.table-wrap[aria-label="Credentials"]').waitFor();
+    expect(await page.locator('.secret-once').count()).toBe(0);
+    expect(await page.content()).not.toContain(secret);
+
+    await page.getByRole('button', { name: 'Suspend' }).click();
+    await page.locator('.badge', { hasText: 'suspended' }).first().waitFor();
+    expect((await introspect(granted.body.access_token)).active).toBe(false);
+    await page.getByRole('button', { name: 'Reactivate' }).click();
+    await page.locator('.badge', { hasText: 'active' }).first().waitFor();
+
+    await page.getByRole('button', { name: 'Decommission…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Decommission console-made?' });
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    expect((await send(server, `/api/v1/agents/${agentId}`, bearer(admin))).body.status).toBe('active');
+    await page.getByRole('button', { name: 'Decommission…' }).click();
+    await dialog.getByRole('button', { name: 'Decommission' }).click();
+    await page.locator('.badge', { hasText: 'decommissioned' }).first().waitFor();
+    expect((await send(server, `/api/v1/agents/${agentId}`, bearer(admin))).body.status).toBe('decommissioned');
+  });
+
+  it('creates a trust policy with inline validation and shows which constraint a GitHub ID token fails', async () => {
+    const { agentId } = await createAgent(server, admin, { name: 'deployer', scopes: ['agents:read'] });
+    const page = await newPage();
+    await signInWithCredentials(page);
+    await go(page, 'Trust policies');
+    const create = page.locator('form', { has: page.getByRole('button', { name: 'Create trust policy' }) });
+    const repository = create.getByLabel('Repository (owner/name)');
+    await repository.fill('not a repository');
+    await create.getByText('Write it as owner/name').waitFor();
+    expect(await repository.getAttribute('aria-invalid')).toBe('true');
+    await repository.fill('octo-org/octo-repo');
+    expect(await repository.getAttribute('aria-invalid')).toBeNull();
+    await create.getByLabel('Agent', { exact: true }).selectOption(agentId);
+    await create.getByLabel('Branch (optional)').fill('main');
+    await create.getByRole('button', { name: 'Create trust policy' }).click();
+    await page.getByRole('region', { name: 'Trust policies' }).getByText('branch=main').waitFor();
+    await screenshot(page, '04-trust-policies');
+
+    const evaluate = page.locator('form', { has: page.getByRole('button', { name: 'Evaluate' }) });
+    await evaluate.getByLabel('GitHub ID token').fill(await github.mintIdToken({ ...(await import('../support/github-claims.js')).loadClaimFixture('push-main'), ref: 'refs/heads/dev' }));
+    await evaluate.getByLabel('For agent').selectOption(agentId);
+    await evaluate.getByRole('button', { name: 'Evaluate' }).click();
+    const result = page.locator('.evaluation');
+    await result.getByText('signature verified').waitFor();
+    await result.getByText('does not match').waitFor();
+    await result.locator('li li strong', { hasText: 'branch' }).waitFor();
+    await screenshot(page, '05-trust-policy-evaluation');
+
+    await evaluate.getByLabel('GitHub ID token').fill(await github.mintIdToken());
+    await evaluate.getByRole('button', { name: 'Evaluate' }).click();
+    await result.getByText('matches', { exact: true }).waitFor();
+  });
+
+  it('reads the audit log with the chain badge and filters', async () => {
+    const page = await newPage();
+    await signInWithCredentials(page);
+    await go(page, 'Audit log');
+    await page.getByText('Audit chain verified').waitFor();
+    await page.getByLabel('Event type').fill('token.issued');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.getByRole('region', { name: 'Audit events' }).getByText('token.issued').first().waitFor();
+    const types = await page.getByRole('region', { name: 'Audit events' }).locator('tbody tr td:nth-child(3)').allTextContents();
+    expect(types.length).toBeGreaterThan(0);
+    expect(new Set(types)).toEqual(new Set(['token.issued']));
+    await screenshot(page, '06-audit-log');
+  });
+
+  it('signs out by revoking the token', async () => {
+    const token = await adminToken(server);
+    const page = await newPage();
+    await page.goto(`${server.url}/console#token=${token}`);
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    expect((await introspect(token)).active).toBe(true);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByText('Signed out: the token has been revoked.').waitFor();
+    expect((await introspect(token)).active).toBe(false);
+  });
+
+  it('shows what the API refuses in words, never a blank page', async () => {
+    const page = await newPage();
+    await signInWithCredentials(page);
+    await page.evaluate(() => (window.location.hash = '#/agents/00000000-0000-4000-8000-000000000000'));
+    await page.getByRole('alert').filter({ hasText: /not found/i }).waitFor();
+  });
+});
+
+describe('the console is safe by construction', () => {
+  it('is served with a strict Content-Security-Policy that blocks an injected inline script', async () => {
+    // Not API: the console's page is not in the OpenAPI document that `send` checks replies against.
+    const reply = await fetch(`${server.url}/console`);
+    expect(reply.status).toBe(200);
+    expect(reply.headers.get('content-security-policy')).toMatch(/script-src 'self';/);
+    expect(reply.headers.get('content-security-policy')).toMatch(/frame-ancestors 'none'/);
+    expect(reply.headers.get('x-frame-options')).toBe('DENY');
+
+    const page = await newPage();
+    await signInWithCredentials(page);
+    const outcome = await page.evaluate(async () => {
+      const violations: string[] = [];
+      document.addEventListener('securitypolicyviolation', (event) => violations.push(event.violatedDirective));
+      const script = document.createElement('script');
+      script.textContent = 'window.__injected = true';
+      document.body.append(script);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return { ran: (window as unknown as { __injected?: boolean }).__injected === true, violations };
+    });
+    expect(outcome.ran).toBe(false);
+    expect(outcome.violations).toContain('script-src-elem');
+  });
+
+  it('renders a name containing <img onerror> as text', async () => {
+    const name = '<img src=x onerror="window.__xss=1">';
+    await createAgent(server, admin, { name });
+    const page = await newPage();
+    await signInWithCredentials(page);
+    await go(page, 'Agents');
+    await page.getByRole('link', { name }).waitFor();
+    expect(await page.locator('main img').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+  });
+});
