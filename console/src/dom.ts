@@ -82,7 +82,7 @@ export function badge(text: string, tone: 'good' | 'warn' | 'bad' | 'neutral' = 
 
 export const statusTone = (status: string) => (status === 'active' || status === 'succeeded' ? 'good' : status === 'suspended' || status === 'pending' ? 'warn' : 'bad');
 
-/** A table that scrolls sideways on its own on a narrow screen, never the page. */
+/** A table; on a narrow screen each row becomes a card of labelled lines (console.css), and a wide cell scrolls in its own box, never the page. */
 export function table(caption: string, headings: readonly string[], rows: readonly (readonly Child[])[], empty: string): HTMLElement {
   if (rows.length === 0) return h('p', { class: 'empty' }, empty);
   return h(
@@ -93,7 +93,7 @@ export function table(caption: string, headings: readonly string[], rows: readon
       {},
       h('caption', { class: 'visually-hidden' }, caption),
       h('thead', {}, h('tr', {}, headings.map((heading) => h('th', { scope: 'col' }, heading)))),
-      h('tbody', {}, rows.map((cells) => h('tr', {}, cells.map((cell) => h('td', {}, cell))))),
+      h('tbody', {}, rows.map((cells) => h('tr', {}, cells.map((cell, index) => h('td', { 'data-label': headings[index] || null }, cell))))),
     ),
   );
 }

@@ -123,6 +123,7 @@ function renderFrame(): void {
     .catch((error) => {
       const errors = errorRegion();
       errors.show(error);
+      if (!main.querySelector('h1')) main.prepend(heading(route.label));
       main.append(errors);
     })
     .finally(() => {

@@ -5,10 +5,12 @@
  * sign-out revoking the token; and what must never happen: a token surviving a reload, an
  * inline script running, a name rendered as HTML.
  */
+import crypto from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchBrowser, screenshot } from '../support/browser.js';
-import { adminToken, bearer, createAgent, form, send } from '../support/api.js';
+import { adminToken, bearer, createAgent, form, json, platformOrgIdOf, send } from '../support/api.js';
 import { startFakeGitHubIssuer, type FakeGitHubIssuer } from '../support/fake-github-issuer.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 import { ADMIN, startTestServer, type TestServer } from '../support/test-server.js';
 
 const AUDIENCE = 'https://idp.test/github';
@@ -17,11 +19,14 @@ let server: TestServer;
 let github: FakeGitHubIssuer;
 let browser: Browser;
 let admin: string;
+let receiver: WebhookReceiver;
 const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
   github = await startFakeGitHubIssuer({ audience: AUDIENCE });
-  server = await startTestServer({ env: { GITHUB_OIDC_ISSUER: github.issuer, OIDC_AUDIENCE: AUDIENCE } });
+  receiver = await startWebhookReceiver();
+  // Webhook URLs on loopback: the test receiver.
+  server = await startTestServer({ env: { GITHUB_OIDC_ISSUER: github.issuer, OIDC_AUDIENCE: AUDIENCE, EGRESS_ALLOW_CIDRS: '127.0.0.0/8' } });
   browser = await launchBrowser();
   admin = await adminToken(server);
 }, 60_000);
@@ -30,6 +35,7 @@ afterAll(async () => {
   await browser?.close();
   await server?.stop();
   await github?.close();
+  await receiver?.close();
 });
 
 afterEach(async () => {
@@ -38,6 +44,8 @@ afterEach(async () => {
 
 async function newPage(viewport = { width: 1280, height: 900 }): Promise<Page> {
   const context = await browser.newContext({ viewport });
+  // Under the test's own timeout, so that a failure names the step that waited.
+  context.setDefaultTimeout(8_000);
   contexts.push(context);
   const page = await context.newPage();
   page.on('pageerror', (error) => {
@@ -240,5 +248,102 @@ describe('the console is safe by construction', () => {
     await page.getByRole('link', { name }).waitFor();
     expect(await page.locator('main img').count()).toBe(0);
     expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+  });
+});
+
+/** Every control of the page has a name a screen reader can say, and nothing makes the page scroll sideways. */
+async function checkPage(page: Page): Promise<void> {
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll<HTMLInputElement>('input:not([type=hidden]), select, textarea')]
+      .filter((control) => control.labels?.length === 0 && !control.getAttribute('aria-label'))
+      .map((control) => control.outerHTML),
+  );
+  expect(unlabelled).toEqual([]);
+  const unnamedButtons = await page.evaluate(() => [...document.querySelectorAll('button')].filter((button) => !button.textContent?.trim() && !button.getAttribute('aria-label')).length);
+  expect(unnamedButtons).toBe(0);
+  const widths = await page.evaluate(() => ({ content: document.documentElement.scrollWidth, viewport: window.innerWidth }));
+  expect(widths.content).toBeLessThanOrEqual(widths.viewport);
+}
+
+describe('every page', () => {
+  beforeAll(async () => {
+    const orgs = await send(server, '/api/v1/orgs', json('POST', { slug: 'acme-ci', name: 'Acme CI', limits: { monthlyTokens: 10000 } }, admin));
+    expect(orgs.status).toBe(201);
+    const jwk = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
+    const partner = await send(server, '/api/v1/federation/partners', json('POST', {
+      preset: 'custom', name: 'build-farm', issuer: 'https://ci.example.test', keys: { keys: [{ ...jwk, kid: 'k1', alg: 'ES256' }] }, algorithms: ['ES256'], audiences: ['https://idp.test'], orgIds: [await platformOrgIdOf(server)],
+    }, admin));
+    expect(partner.status).toBe(201);
+    const hook = await send(server, '/api/v1/webhooks', json('POST', { url: receiver.url, eventTypes: ['*'], description: 'ops alerts' }, admin));
+    expect(hook.status).toBe(201);
+    expect((await send(server, `/api/v1/webhooks/${hook.body.webhookId}/test`, bearer(admin, { method: 'POST' }))).status).toBe(202);
+    await receiver.waitFor(1, 15_000);
+  });
+
+  it('is labelled for screen readers, readable at 360 px wide, and photographed', async () => {
+    const pages: [link: string, heading: string | RegExp][] = [
+      ['Overview', 'Overview'],
+      ['Agents', 'Agents'],
+      ['Trust policies', 'Trust policies'],
+      ['Federation', 'Federation'],
+      ['Organizations', 'Organizations'],
+      ['Webhooks', 'Webhooks'],
+      ['Audit log', 'Audit log'],
+      ['Signing keys', 'Signing keys'],
+    ];
+    for (const [width, suffix] of [[1280, 'wide'], [360, 'narrow']] as const) {
+      const page = await newPage({ width, height: 800 });
+      await signInWithCredentials(page);
+      for (const [index, [link, heading]] of pages.entries()) {
+        if (width === 360 || link !== 'Overview') await go(page, link, heading);
+        await checkPage(page);
+        await screenshot(page, `page-${String(index + 1).padStart(2, '0')}-${link.toLowerCase().replace(/ /g, '-')}-${suffix}`);
+      }
+    }
+  });
+
+  it('creates a federation binding, and shows a webhook endpoint’s deliveries and attempts, redelivering one', async () => {
+    const { agentId } = await createAgent(server, admin, { name: 'farm-runner', scopes: ['agents:read'] });
+    const page = await newPage();
+    await signInWithCredentials(page);
+    await go(page, 'Federation');
+    const create = page.locator('form', { has: page.getByRole('button', { name: 'Create binding' }) });
+    await create.getByLabel('Agent', { exact: true }).selectOption(agentId);
+    await create.getByLabel('Claim').fill('sub');
+    await create.getByLabel('Value (for “in”: comma-separated)').fill('pipeline:deploy');
+    await create.getByRole('button', { name: 'Create binding' }).click();
+    await page.getByRole('region', { name: 'Federation bindings' }).getByText('sub eq pipeline:deploy').waitFor();
+    await screenshot(page, '07-federation-binding');
+
+    await go(page, 'Webhooks');
+    await page.getByRole('link', { name: receiver.url }).click();
+    await page.getByRole('heading', { level: 1, name: `Endpoint ${receiver.url}` }).waitFor();
+    const deliveries = page.getByRole('region', { name: 'Deliveries' }).last();
+    await deliveries.getByText('webhook.test').first().waitFor();
+    await deliveries.getByText('succeeded').first().waitFor();
+    await deliveries.locator('summary').first().click();
+    await deliveries.getByText(/204 in \d+ ms/).first().waitFor();
+    const before = receiver.received.length;
+    await deliveries.getByRole('button', { name: /^Redeliver webhook.test/ }).first().click();
+    await receiver.waitFor(before + 1, 15_000);
+    await screenshot(page, '08-webhook-deliveries');
+  });
+
+  it('can be used from the keyboard alone', async () => {
+    const page = await newPage();
+    await signInWithCredentials(page);
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    // Through the header's sign-out button to the navigation, then to the agents page.
+    let focused = '';
+    for (let i = 0; i < 10 && focused !== 'Agents'; i += 1) {
+      await page.keyboard.press('Tab');
+      focused = (await page.evaluate(() => document.activeElement?.textContent)) ?? '';
+    }
+    expect(focused).toBe('Agents');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Agents' }).waitFor();
+    // The new page's heading takes the focus, so a screen reader announces where it is.
+    await page.waitForFunction(() => document.activeElement?.tagName === 'H1');
   });
 });
