@@ -13,6 +13,9 @@ import { startFakeGitHubIssuer, type FakeGitHubIssuer } from '../support/fake-gi
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 import { ADMIN, startTestServer, type TestServer } from '../support/test-server.js';
 
+// The callbacks given to page.evaluate run in the browser; this file is compiled without the DOM's types.
+declare const document: any, window: any, history: any, localStorage: any, sessionStorage: any;
+
 const AUDIENCE = 'https://idp.test/github';
 
 let server: TestServer;
@@ -228,7 +231,7 @@ describe('the console is safe by construction', () => {
     await signInWithCredentials(page);
     const outcome = await page.evaluate(async () => {
       const violations: string[] = [];
-      document.addEventListener('securitypolicyviolation', (event) => violations.push(event.violatedDirective));
+      document.addEventListener('securitypolicyviolation', (event: any) => violations.push(event.violatedDirective));
       const script = document.createElement('script');
       script.textContent = 'window.__injected = true';
       document.body.append(script);
@@ -254,12 +257,12 @@ describe('the console is safe by construction', () => {
 /** Every control of the page has a name a screen reader can say, and nothing makes the page scroll sideways. */
 async function checkPage(page: Page): Promise<void> {
   const unlabelled = await page.evaluate(() =>
-    [...document.querySelectorAll<HTMLInputElement>('input:not([type=hidden]), select, textarea')]
-      .filter((control) => control.labels?.length === 0 && !control.getAttribute('aria-label'))
-      .map((control) => control.outerHTML),
+    [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+      .filter((control: any) => control.labels?.length === 0 && !control.getAttribute('aria-label'))
+      .map((control: any) => control.outerHTML),
   );
   expect(unlabelled).toEqual([]);
-  const unnamedButtons = await page.evaluate(() => [...document.querySelectorAll('button')].filter((button) => !button.textContent?.trim() && !button.getAttribute('aria-label')).length);
+  const unnamedButtons = await page.evaluate(() => [...document.querySelectorAll('button')].filter((button: any) => !button.textContent?.trim() && !button.getAttribute('aria-label')).length);
   expect(unnamedButtons).toBe(0);
   const widths = await page.evaluate(() => ({ content: document.documentElement.scrollWidth, viewport: window.innerWidth }));
   expect(widths.content).toBeLessThanOrEqual(widths.viewport);

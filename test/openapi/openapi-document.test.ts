@@ -166,7 +166,10 @@ describe('the OpenAPI document', () => {
       .flatMap((layer) => layer.methods.filter((method) => method !== 'HEAD').map((method) => `${method} ${String(layer.path).replace(/:(\w+)/g, '{$1}')}`));
     const documented = operationsOf(doc).map(({ template, method }) => `${method.toUpperCase()} ${template}`);
     expect(routed.length).toBeGreaterThan(20);
-    expect([...new Set(routed)].sort()).toEqual(documented.sort());
+    // The admin console's page and scripts are a web page, not API (docs/console.md).
+    const api = routed.filter((route) => !/^GET \/console(\/|$)/.test(route));
+    expect(routed.length - api.length).toBeGreaterThan(2);
+    expect([...new Set(api)].sort()).toEqual(documented.sort());
   });
 });
 

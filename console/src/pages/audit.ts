@@ -25,7 +25,8 @@ interface Verification {
   digestsChecked: number;
 }
 
-async function chainBadge(): Promise<HTMLElement> {
+/** The audit chain's verification (GET /api/v1/audit/verify) as a badge, with what was checked. */
+export async function chainBadge(): Promise<HTMLElement> {
   const errors = errorRegion();
   const holder = h('div', { class: 'chain', role: 'status' }, 'Verifying the audit chain…');
   try {

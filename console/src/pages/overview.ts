@@ -1,9 +1,10 @@
-/** The overview: tokens granted per hour, refusals by reason, the month's usage against its limit. */
+/** The overview: tokens granted per hour, refusals by reason, the month's usage against its limit, the audit chain's state. */
 import { barList, columnChart, usageMeter } from '../charts.js';
 import { h } from '../dom.js';
 import { segment } from '../api.js';
 import { session } from '../session.js';
 import { call, errorRegion, has, heading, section } from '../ui.js';
+import { chainBadge } from './audit.js';
 
 interface Stats {
   orgId: string;
@@ -57,6 +58,7 @@ export async function overviewPage(main: HTMLElement): Promise<void> {
   const sections = await Promise.all([
     has('agents:read') || has('admin:orgs') ? usageSection(signedIn.claims.org_id) : null,
     has('audit:read') ? trafficSection() : null,
+    has('audit:read') ? chainBadge().then((badge) => section('Audit log', badge)) : null,
   ]);
   for (const part of sections) if (part) main.append(part);
   if (!sections.some(Boolean)) main.append(h('p', {}, 'This token holds none of the scopes the overview reads (agents:read, audit:read).'));
