@@ -5,11 +5,13 @@
  * server running (on the embedded database, the server runs the command) and without one.
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { agentCaller, OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
 import { KNOWN_SCOPES } from '../../server/src/authorization/scopes.js';
 import type { GeneratedAdmin } from '../../server/src/agents/bootstrap-admin.js';
 import type { RunningServer } from '../../server/src/server.js';
 import { bearer, form, getToken, send } from '../support/api.js';
-import { CLI_TEST_TIMEOUT_MS, cliDatabase, runCli, startServerOn, type CliDatabase } from '../support/cli-process.js';
+import { CLI_TEST_TIMEOUT_MS, cliDatabase, runCli, runInProcess, startServerOn, type CliDatabase } from '../support/cli-process.js';
+import { ADMIN, startTestServer } from '../support/test-server.js';
 
 jest.setTimeout(CLI_TEST_TIMEOUT_MS);
 
@@ -155,5 +157,20 @@ describe('sentryagent-idp console', () => {
     const token = tokenOf(signIn.json().url);
     expect(await introspect(token)).toMatchObject({ active: true, sub: admin.clientId });
     expect((await send(running(), '/api/v1/agents', bearer(token))).status).toBe(200);
+  });
+});
+
+describe('console, run in process', () => {
+  it('takes BOOTSTRAP_ADMIN_CLIENT_ID as the bootstrap admin, and mints for the operator only', async () => {
+    const testServer = await startTestServer();
+    try {
+      const signIn = await runInProcess(testServer, OPERATOR_CALLER, ['console', '--json']);
+      expect(signIn.exitCode).toBe(0);
+      expect(signIn.json().agentId).toBe(ADMIN.clientId);
+      const agent = agentCaller(ADMIN.clientId, KNOWN_SCOPES, { orgId: '00000000-0000-4000-8000-000000000000', isPlatform: true });
+      expect(await runInProcess(testServer, agent, ['console'])).toMatchObject({ exitCode: 5, stdout: '', stderr: 'sentryagent-idp: Only the operator signs in to the console.\n' });
+    } finally {
+      await testServer.stop();
+    }
   });
 });
