@@ -148,9 +148,11 @@ describe('sentryagent-idp console', () => {
     expect((await send(running(), '/api/v1/agents', bearer(token))).status).toBe(401);
   });
 
-  it('works without a server running, on the database itself', async () => {
+  it('works without a server running, on the database itself, with the servers\' key-encryption key', async () => {
     await running().close();
     server = undefined;
+    const otherKek = await runCli(['console'], { ...database.env, PUBLIC_URL, KEY_ENCRYPTION_KEY: Buffer.alloc(32, 9).toString('base64') });
+    expect(otherKek).toMatchObject({ code: 1, stdout: '', stderr: expect.stringMatching(/^sentryagent-idp: signing key \S+ is encrypted under key-encryption key /) });
     const signIn = await cli('console', '--json');
     expect(signIn.code).toBe(0);
     server = await startServerOn(database);
