@@ -24,7 +24,7 @@ describe('sentryagent-idp usage and errors', () => {
     const bare = await runCli([], {});
     expect(bare.code).toBe(2);
     expect(bare.stdout).toMatch(/^usage: sentryagent-idp <command>/);
-    for (const command of ['serve', 'migrate', 'keys rotate', 'keys rewrap', 'keys revoke', 'agents create', 'agents decommission', 'credentials revoke', 'policies add', 'policies remove', 'audit verify']) {
+    for (const command of ['serve', 'migrate', 'keys rotate', 'keys rewrap', 'keys revoke', 'agents create', 'agents decommission', 'credentials revoke', 'policies add', 'policies remove', 'audit verify', 'console']) {
       expect(bare.stdout).toContain(`\n  ${command} `);
     }
     expect(await runCli(['--help'], {})).toMatchObject({ code: 0, stdout: bare.stdout });
@@ -35,8 +35,8 @@ describe('sentryagent-idp usage and errors', () => {
 
   it('shows every command\'s own usage with --help, exit 0, without touching the database', async () => {
     const listed = (await runCli(['--help'], {})).stdout.split('\n').filter((line) => /^ {2}\S/.test(line));
-    // 2 server, 4 keys, 8 orgs, 7 agents, 3 credentials, 4 policies, 7 federation partners, 4 federation bindings, federation evaluate, 6 webhooks and 1 audit command.
-    expect(listed).toHaveLength(47);
+    // 2 server, 4 keys, 8 orgs, 7 agents, 3 credentials, 4 policies, 7 federation partners, 4 federation bindings, federation evaluate, 6 webhooks, 1 audit command and console.
+    expect(listed).toHaveLength(48);
     for (const line of listed) {
       const [, name, summary] = /^ {2}(.+?) {2,}(.+)$/.exec(line) ?? [];
       // A database nobody can reach: --help must not need one.

@@ -13,7 +13,8 @@ import { appendAuditEvent } from '../audit/audit-log.js';
 import { KNOWN_SCOPES } from '../authorization/scopes.js';
 import { generateClientSecret } from '../oauth/client-secrets.js';
 import { platformOrgId } from '../tenancy/organization-store.js';
-import { countAgents, findAgent, insertAgent } from './agent-store.js';
+import type { Agent } from './agent.js';
+import { countAgents, findAgent, findFirstAgentNamed, insertAgent } from './agent-store.js';
 import { insertCredential } from './credential-store.js';
 
 const BOOTSTRAP_LOCK = 7_242_004;
@@ -45,6 +46,16 @@ export async function ensureBootstrapAdmin(knex: Knex, config: Config): Promise<
     await createAdmin(trx, generated.clientId, generated.clientSecret, 'generated');
     return { generatedAdmin: generated, isAdminWithheld: false };
   });
+}
+
+/**
+ * The bootstrap admin as it was made: BOOTSTRAP_ADMIN_CLIENT_ID's agent, else the platform
+ * organization's first agent named bootstrap-admin (generated at the first start, or
+ * created as FIRST_ADMIN_HINT says).
+ */
+export async function findBootstrapAdmin(knex: Knex, config: Pick<Config, 'bootstrapAdmin'>): Promise<Agent | undefined> {
+  if (config.bootstrapAdmin) return findAgent(knex, config.bootstrapAdmin.clientId);
+  return findFirstAgentNamed(knex, await platformOrgId(knex), BOOTSTRAP_AGENT_NAME);
 }
 
 /** Start-up's one line when the admin was withheld: the two ways to make the first one. */

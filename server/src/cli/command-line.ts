@@ -17,6 +17,7 @@ import { DataDirBusy } from '../storage/data-dir-lock.js';
 import { isDatabaseUnavailable, openDatabase, type Database } from '../storage/database.js';
 import { agentCommands } from './agent-commands.js';
 import { auditCommands } from './audit-commands.js';
+import { consoleCommand } from './console-commands.js';
 import { credentialCommands } from './credential-commands.js';
 import { evaluatePartnerCommand, evaluatePoliciesCommand } from './evaluation-commands.js';
 import { federationCommands } from './federation-commands.js';
@@ -42,6 +43,7 @@ const COMMANDS: readonly Command[] = [
   evaluatePartnerCommand,
   ...webhookCommands,
   ...auditCommands,
+  consoleCommand,
 ];
 
 function usageLine(command: Command): string {

@@ -65,6 +65,8 @@ export interface CommandContext {
   readonly evaluations: EvaluationService;
   /** The signing keys; its key-encryption keys are found on first use (which on the embedded database may create one). */
   readonly keys: SigningKeyService;
+  /** The key-encryption keys (the server's, for a forwarded command), read on first call: what decrypts the active signing key to sign with. */
+  readonly keyRing: () => KeyRing;
   /** Webhook endpoints: a URL is checked by the egress guard (EGRESS_ALLOW_CIDRS) when saved, as the server does. */
   readonly webhooks: WebhookService;
   /**
@@ -224,6 +226,7 @@ export async function runOnDatabase(
       oidcAudience: config.oidcAudience,
     }),
     keys: new SigningKeyService({ knex: database.knex, clock, keyRing: loadRing }),
+    keyRing: loadRing,
     webhooks: new WebhookService({ knex: database.knex, clock, keyRing: lazyKeyRing(loadRing), egress: { checkUrl: egress.checkUrl } }),
   };
   try {

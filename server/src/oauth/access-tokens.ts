@@ -45,7 +45,8 @@ export interface GrantRequest {
   readonly audit: { readonly type: AuditEventType; readonly actor: string; readonly data: Record<string, unknown> };
 }
 
-export type GrantType = 'client_credentials' | 'github_oidc' | 'token_exchange' | 'jwt_bearer';
+/** `console`: the operator's sign-in link to the admin console (`sentryagent-idp console`). */
+export type GrantType = 'client_credentials' | 'github_oidc' | 'token_exchange' | 'jwt_bearer' | 'console';
 
 export interface IssuedToken {
   readonly accessToken: string;
