@@ -10,6 +10,8 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchBrowser, screenshot } from '../support/browser.js';
 import { adminToken, bearer, createAgent, form, json, platformOrgIdOf, send } from '../support/api.js';
 import { startFakeGitHubIssuer, type FakeGitHubIssuer } from '../support/fake-github-issuer.js';
+import { OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
+import { runInProcess } from '../support/cli-process.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 import { ADMIN, startTestServer, type TestServer } from '../support/test-server.js';
 
@@ -65,6 +67,14 @@ async function signInWithCredentials(page: Page, clientId = ADMIN.clientId, clie
   await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
 }
 
+/** `sentryagent-idp console`'s link, as the operator runs it, pointed at this test server (its PUBLIC_URL is http://idp.test). */
+async function signInLink(): Promise<{ link: string; token: string }> {
+  const run = await runInProcess(server, OPERATOR_CALLER, ['console', '--json']);
+  expect(run.exitCode).toBe(0);
+  const { hash } = new URL(run.json().url);
+  return { link: `${server.url}/console${hash}`, token: hash.slice('#token='.length) };
+}
+
 async function go(page: Page, linkName: string, heading: string | RegExp = linkName): Promise<void> {
   await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: linkName }).click();
   await page.getByRole('heading', { level: 1, name: heading }).waitFor();
@@ -88,12 +98,12 @@ describe('the console in a browser', () => {
     expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(0);
   });
 
-  it('signs in by link: the token is taken from the fragment, which leaves the address bar at once and never reaches the server', async () => {
-    const token = await adminToken(server);
+  it('signs in by the link of `sentryagent-idp console`: the token leaves the address bar at once and never reaches the server', async () => {
+    const { link, token } = await signInLink();
     const page = await newPage();
     const requested: string[] = [];
     page.on('request', (request) => requested.push(request.url()));
-    await page.goto(`${server.url}/console#token=${token}`);
+    await page.goto(link);
     await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     expect(page.url()).toBe(`${server.url}/console`);
     // The entry the link made was replaced: going back leaves the console for the blank page it came from.
@@ -200,9 +210,9 @@ describe('the console in a browser', () => {
   });
 
   it('signs out by revoking the token', async () => {
-    const token = await adminToken(server);
+    const { link, token } = await signInLink();
     const page = await newPage();
-    await page.goto(`${server.url}/console#token=${token}`);
+    await page.goto(link);
     await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     expect((await introspect(token)).active).toBe(true);
     await page.getByRole('button', { name: 'Sign out' }).click();
