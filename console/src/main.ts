@@ -132,6 +132,13 @@ function renderFrame(): void {
     });
 }
 
+// A failure no page caught is still said in words, never left as a half-drawn page.
+window.addEventListener('unhandledrejection', (event) => {
+  const errors = errorRegion();
+  errors.show(event.reason);
+  (document.querySelector('main') ?? app).prepend(errors);
+});
+
 whenSessionEnds((reason) => {
   signOutNotice = reason;
   renderFrame();

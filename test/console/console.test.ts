@@ -252,6 +252,24 @@ describe('the console is safe by construction', () => {
     expect(outcome.violations).toContain('script-src-elem');
   });
 
+  it('serves its page, scripts and stylesheet from this server only, each with the same headers, revalidated by ETag', async () => {
+    const page = await fetch(`${server.url}/console`);
+    const html = await page.text();
+    const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((match) => match[1]!);
+    expect(assets).toEqual(['/console/console.css', '/console/main.js']);
+    for (const [path, type] of [['/console/main.js', 'text/javascript'], ['/console/pages/agents.js', 'text/javascript'], ['/console/console.css', 'text/css']]) {
+      const reply = await fetch(server.url + path);
+      expect(reply.status).toBe(200);
+      expect(reply.headers.get('content-type')).toContain(type);
+      expect(reply.headers.get('content-security-policy')).toBe(page.headers.get('content-security-policy'));
+      const etag = reply.headers.get('etag')!;
+      expect((await fetch(server.url + path, { headers: { 'If-None-Match': etag } })).status).toBe(304);
+    }
+    expect((await fetch(`${server.url}/console/nothing.js`)).status).toBe(404);
+    expect((await fetch(`${server.url}/console/../server/src/main.ts`)).status).toBe(404);
+    expect((await fetch(`${server.url}/console`, { method: 'POST' })).status).toBe(405);
+  });
+
   it('renders a name containing <img onerror> as text', async () => {
     const name = '<img src=x onerror="window.__xss=1">';
     await createAgent(server, admin, { name });
