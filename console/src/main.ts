@@ -104,7 +104,8 @@ function renderFrame(): void {
   });
   const expires = new Date(signedIn.claims.exp * 1000).toISOString().slice(11, 16);
   replaceChildren(app,
-    h('a', { href: '#main', class: 'skip-link' }, 'Skip to content'),
+    // The hash is the router's: the skip link moves the focus itself.
+    h('a', { href: '#main', class: 'skip-link', onClick: (event: Event) => (event.preventDefault(), main.focus()) }, 'Skip to content'),
     h('header', { class: 'top' },
       h('p', { class: 'brand' }, 'SentryAgent IdP'),
       h('p', { class: 'who' }, 'Agent ', h('code', {}, signedIn.claims.sub), ` · token valid until ${expires} UTC`),

@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchBrowser, screenshot } from '../support/browser.js';
 import { adminToken, bearer, createAgent, form, json, platformOrgIdOf, send } from '../support/api.js';
+import { loadClaimFixture } from '../support/github-claims.js';
 import { startFakeGitHubIssuer, type FakeGitHubIssuer } from '../support/fake-github-issuer.js';
 import { OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
 import { runInProcess } from '../support/cli-process.js';
@@ -181,7 +182,7 @@ describe('the console in a browser', () => {
     await screenshot(page, '04-trust-policies');
 
     const evaluate = page.locator('form', { has: page.getByRole('button', { name: 'Evaluate' }) });
-    await evaluate.getByLabel('GitHub ID token').fill(await github.mintIdToken({ ...(await import('../support/github-claims.js')).loadClaimFixture('push-main'), ref: 'refs/heads/dev' }));
+    await evaluate.getByLabel('GitHub ID token').fill(await github.mintIdToken({ ...loadClaimFixture('push-main'), ref: 'refs/heads/dev' }));
     await evaluate.getByLabel('For agent').selectOption(agentId);
     await evaluate.getByRole('button', { name: 'Evaluate' }).click();
     const result = page.locator('.evaluation');
@@ -309,6 +310,12 @@ describe('every page', () => {
     expect(hook.status).toBe(201);
     expect((await send(server, `/api/v1/webhooks/${hook.body.webhookId}/test`, bearer(admin, { method: 'POST' }))).status).toBe(202);
     await receiver.waitFor(1, 15_000);
+    // Some traffic for the overview's pictures: grants, and a workflow refused by its policy's branch.
+    await Promise.all(Array.from({ length: 12 }, () => adminToken(server)));
+    const { agentId } = await createAgent(server, admin, { name: 'release-bot', scopes: ['agents:read'] });
+    expect((await send(server, '/api/v1/oidc/trust-policies', json('POST', { provider: 'github', repository: 'octo-org/octo-repo', agentId, branch: 'main' }, admin))).status).toBe(201);
+    const fromDev = await github.mintIdToken({ ...loadClaimFixture('push-main'), ref: 'refs/heads/dev' });
+    expect((await send(server, '/api/v1/oidc/token', json('POST', { token: fromDev, agentId }))).status).toBe(403);
   });
 
   it('is labelled for screen readers, readable at 360 px wide, and photographed', async () => {
@@ -363,18 +370,25 @@ describe('every page', () => {
   it('can be used from the keyboard alone', async () => {
     const page = await newPage();
     await signInWithCredentials(page);
-    await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
-    // Through the header's sign-out button to the navigation, then to the agents page.
-    let focused = '';
-    for (let i = 0; i < 10 && focused !== 'Agents'; i += 1) {
-      await page.keyboard.press('Tab');
-      focused = (await page.evaluate(() => document.activeElement?.textContent)) ?? '';
-    }
-    expect(focused).toBe('Agents');
+    // A form control by its name, anything else by its text.
+    const focused = () => page.evaluate(() => document.activeElement?.getAttribute('name') ?? document.activeElement?.textContent ?? '');
+    const tabUntil = async (text: string, key: 'Tab' | 'Shift+Tab') => {
+      for (let i = 0; i < 30 && (await focused()) !== text; i += 1) await page.keyboard.press(key);
+      expect(await focused()).toBe(text);
+    };
+    // A page, once drawn, puts the focus on its heading, so a screen reader announces where it is.
+    await page.waitForFunction(() => document.activeElement?.tagName === 'H1');
+    await tabUntil('Agents', 'Shift+Tab');
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { level: 1, name: 'Agents' }).waitFor();
-    // The new page's heading takes the focus, so a screen reader announces where it is.
-    await page.waitForFunction(() => document.activeElement?.tagName === 'H1');
+    await page.waitForFunction(() => document.activeElement?.textContent === 'Agents' && document.activeElement?.tagName === 'H1');
+    // The skip link, first on the page, leads past the navigation.
+    await tabUntil('Skip to content', 'Shift+Tab');
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('main');
+    // Forms work from the keyboard: the status filter is reached and changed without a pointer.
+    await tabUntil('status', 'Tab');
+    await page.keyboard.press('ArrowDown');
+    await page.getByRole('link', { name: 'bootstrap-admin' }).waitFor();
   });
 });
