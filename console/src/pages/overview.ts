@@ -9,7 +9,7 @@ import { chainBadge } from './audit.js';
 interface Stats {
   orgId: string;
   tokensIssuedPerHour: { hour: string; count: number }[];
-  refusalsByReason: { type?: string; reason: string; count: number }[];
+  refusalsByReason: { type: string; reason: string | null; count: number }[];
   monthlyRefusals: { reason: string; count: number }[];
   liveTokens: number;
 }
@@ -28,7 +28,7 @@ async function trafficSection(): Promise<HTMLElement> {
     body.append(
       h('p', {}, `Live tokens now: ${stats.liveTokens.toLocaleString('en-US')}`),
       columnChart('Tokens granted per hour, last 24 hours', stats.tokensIssuedPerHour.map((bucket) => ({ label: bucket.hour.slice(11, 16), value: bucket.count })), 'tokens'),
-      barList('Refusals by reason, last 24 hours', stats.refusalsByReason.map((row) => ({ label: row.type ? `${row.reason} (${row.type})` : row.reason, value: row.count })), 'No refusals in the last 24 hours.'),
+      barList('Refusals by reason, last 24 hours', stats.refusalsByReason.map((row) => ({ label: `${row.reason ?? 'no reason recorded'} (${row.type})`, value: row.count })), 'No refusals in the last 24 hours.'),
       barList('Refused grants this month', stats.monthlyRefusals.map((row) => ({ label: row.reason, value: row.count })), 'No refused grants this month.'),
     );
   } catch (error) {
