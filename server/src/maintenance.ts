@@ -4,7 +4,9 @@
  * summarizing the minute's unverified ID-token refusals into the audit log, and
  * pruning rows that can no longer matter (past rate-limit windows, GitHub jtis of
  * expired ID tokens, access tokens an hour past expiry, signing keys retired or revoked
- * longer ago than any token they signed can live, webhook deliveries finished 30 days ago).
+ * longer ago than any token they signed can live, webhook deliveries finished 30 days ago),
+ * and on the embedded database, which has no autovacuum, summarising the audit log's new
+ * BRIN ranges.
  */
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
