@@ -13,6 +13,7 @@ import * as organizations from './20261202090000_organizations.js';
 import * as federation from './20261203090000_federation.js';
 import * as federationPartnerRevision from './20261204090000_federation_partner_revision.js';
 import * as webhooks from './20261205090000_webhooks.js';
+import * as auditCreatedBrin from './20261206090000_audit_created_brin.js';
 
 export interface Migration {
   readonly name: string;
@@ -33,4 +34,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261203090000_federation', ...federation },
   { name: '20261204090000_federation_partner_revision', ...federationPartnerRevision },
   { name: '20261205090000_webhooks', ...webhooks },
+  { name: '20261206090000_audit_created_brin', ...auditCreatedBrin },
 ];

@@ -11,6 +11,8 @@ import { consoleRoutes } from './http/console-assets.js';
 import { countingRefusals, observabilityRoutes, observeRequests, type Metrics } from './http/observability.js';
 import { endpoint, renderErrors } from './http/render-errors.js';
 import { wellKnownRoutes } from './keys/well-known-routes.js';
+import { keyRoutes } from './keys/key-routes.js';
+import { SigningKeyService } from './keys/signing-key-service.js';
 import type { SigningKeys } from './keys/signing-keys.js';
 import type { AccessTokens } from './oauth/access-tokens.js';
 import { createClientCredentialsGrant } from './oauth/client-credentials-grant.js';
@@ -40,6 +42,8 @@ import { organizationRoutes } from './organizations/organization-routes.js';
 import { OrganizationService } from './organizations/organization-service.js';
 import type { UsageRefusals } from './organizations/usage-refusals.js';
 import { createOperatorServices } from './services.js';
+import { statsRoutes } from './stats/stats-routes.js';
+import { StatsService } from './stats/stats-service.js';
 import { pingDatabase } from './storage/database.js';
 import type { RunPrepared } from './storage/prepared.js';
 
@@ -80,7 +84,8 @@ const refuseOutbound = async (): Promise<never> => {
 export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: false }): Koa {
   const { config, knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock } = deps;
   const { agents, trustPolicies, audit, federation } = createOperatorServices(knex, clock);
-  const organizations = new OrganizationService({ knex, clock, flushRefusals: deps.refusals && (() => deps.refusals!.flush()) });
+  const flushRefusals = deps.refusals && (() => deps.refusals!.flush());
+  const organizations = new OrganizationService({ knex, clock, flushRefusals });
   const tokenService = new TokenService({ config, query, tokens, clock });
   const authenticate = tokenService.authenticate;
   const gitHubDeps: GitHubGateDeps = {
@@ -167,6 +172,8 @@ export function createApp(deps: AppDeps, lifecycle: Lifecycle = { draining: fals
     federationRoutes(federation, authenticate),
     webhookRoutes(webhooks, authenticate),
     auditRoutes(audit, authenticate),
+    statsRoutes(new StatsService({ knex, clock, flushRefusals }), authenticate),
+    keyRoutes(new SigningKeyService({ knex, clock, keyRing: () => deps.keyRing }), authenticate),
     wellKnownRoutes(config, keys),
     observabilityRoutes(() => pingDatabase(knex), metrics),
     openApiRoutes(config.publicUrl),

@@ -4,11 +4,14 @@
  * summarizing the minute's unverified ID-token refusals into the audit log, and
  * pruning rows that can no longer matter (past rate-limit windows, GitHub jtis of
  * expired ID tokens, access tokens an hour past expiry, signing keys retired or revoked
- * longer ago than any token they signed can live, webhook deliveries finished 30 days ago).
+ * longer ago than any token they signed can live, webhook deliveries finished 30 days ago),
+ * and on the embedded database, which has no autovacuum, summarising the audit log's new
+ * BRIN ranges.
  */
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { linkBacklog } from './audit/audit-chain.js';
+import { summarizeAuditRanges } from './audit/audit-log.js';
 import { emitAuditDigest, type SignDocument } from './audit/audit-digests.js';
 import type { Clock } from './clock.js';
 import { summarizeUnverifiedRefusals } from './github/unverified-refusals.js';
@@ -81,7 +84,14 @@ async function tellChainBroken(knex: Knex, clock: Clock): Promise<void> {
   });
 }
 
-export function startMaintenance(knex: Knex, logger: Logger, clock: Clock, tokenTtlSeconds: number, digests?: DigestOptions): () => Promise<void> {
+export interface MaintenanceOptions {
+  readonly digests?: DigestOptions;
+  /** The embedded database, which has no autovacuum: the audit log's BRIN ranges are summarised here. */
+  readonly isEmbedded?: boolean;
+}
+
+export function startMaintenance(knex: Knex, logger: Logger, clock: Clock, tokenTtlSeconds: number, options: MaintenanceOptions = {}): () => Promise<void> {
+  const { digests } = options;
   let isStopped = false;
   const running = new Map<string, Promise<void>>();
   const guard = (job: string, work: () => Promise<unknown>) => () => {
@@ -98,6 +108,7 @@ export function startMaintenance(knex: Knex, logger: Logger, clock: Clock, token
   const link = setInterval(guard('audit-link', () => linkBacklog(knex, { shouldStop: () => isStopped })), AUDIT_LINK_INTERVAL_MS);
   const prune = setInterval(guard('prune', () => pruneExpiredRows(knex, clock, tokenTtlSeconds)), PRUNE_INTERVAL_MS);
   const timers = [link, prune];
+  if (options.isEmbedded) timers.push(setInterval(guard('audit-ranges', () => summarizeAuditRanges(knex)), PRUNE_INTERVAL_MS));
   if (digests) {
     const digest = guard('audit-digest', () => emitDigest(knex, logger, clock, digests));
     timers.push(setInterval(digest, Math.min(digests.intervalSeconds * 1000, DIGEST_CHECK_INTERVAL_MS)));

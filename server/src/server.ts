@@ -154,8 +154,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
     const egress = createEgressFetch({ allowCidrs: config.egressAllowCidrs, ...(options.resolve && { resolve: options.resolve }) });
     const deps: AppDeps = { config, knex: database.knex, logger, keys, tokens, clients, metrics, githubJwks, query, clock, refusals, egress, keyRing };
     const stopMaintenance = startMaintenance(database.knex, logger, clock, config.tokenTtlSeconds, {
-      sign: (typ, payload) => keys.signDocument(typ, payload),
-      intervalSeconds: config.auditDigestIntervalSeconds,
+      digests: { sign: (typ, payload) => keys.signDocument(typ, payload), intervalSeconds: config.auditDigestIntervalSeconds },
+      isEmbedded: database.isEmbedded,
     });
     undo.push(stopMaintenance);
     const stopWebhooks = new WebhookWorker({

@@ -56,6 +56,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   federation: [...BASE, 'storage', 'http', 'authorization', 'audit', 'oauth', 'agents', 'tenancy', 'github', 'keys'],
   // Endpoints, the outbox fan-out and the delivery worker; outbound only through the egress guard.
   webhooks: [...BASE, 'storage', 'http', 'authorization', 'audit', 'tenancy', 'keys', 'egress'],
+  // The admin console's counts: the audit log, access_tokens and usage_refusals, read only.
+  stats: [...BASE, 'storage', 'http', 'authorization', 'tenancy'],
   services: [...BASE, 'storage', 'authorization', 'audit', 'keys', 'agents', 'github', 'organizations', 'federation'],
   maintenance: [...BASE, 'storage', 'audit', 'keys', 'oauth', 'github', 'webhooks'],
 };

@@ -131,6 +131,10 @@ function validQuery(endpoint: Endpoint): Record<string, unknown> | undefined {
       return { limit: '10', status: 'active', 'cursor.createdAt': '2020-01-01T00:00:00.000Z', 'cursor.agentId': world.agentId };
     case '/api/v1/audit':
       return { type: 'token.issued', agentId: world.agentId, since: '2020-01-01T00:00:00Z', limit: '10', cursor: '999999' };
+    case '/api/v1/stats':
+      return { orgId: world.platformOrgId };
+    case '/api/v1/keys':
+      return {};
     case '/api/v1/oidc/trust-policies':
       return { agentId: world.agentId, limit: '10', cursor: world.policyId };
     case '/api/v1/federation/partners':
@@ -158,7 +162,7 @@ interface Parts {
 }
 
 const TIMESTAMP_PLACES = new Set(['query:since', 'query:cursor.createdAt']);
-const QUERY_PATHS = new Set(['/api/v1/agents', '/api/v1/audit', '/api/v1/oidc/trust-policies', '/api/v1/federation/partners', '/api/v1/federation/bindings', '/api/v1/webhooks', '/api/v1/webhooks/{webhookId}/deliveries']);
+const QUERY_PATHS = new Set(['/api/v1/agents', '/api/v1/audit', '/api/v1/stats', '/api/v1/keys', '/api/v1/oidc/trust-policies', '/api/v1/federation/partners', '/api/v1/federation/bindings', '/api/v1/webhooks', '/api/v1/webhooks/{webhookId}/deliveries']);
 const SITE_ENDPOINTS = ENDPOINTS.filter((endpoint) => endpoint.body !== 'none' || (endpoint.method === 'GET' && QUERY_PATHS.has(endpoint.path)));
 
 function validParts(endpoint: Endpoint): Parts {

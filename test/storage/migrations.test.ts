@@ -18,6 +18,7 @@ const ALL = [
   '20261203090000_federation',
   '20261204090000_federation_partner_revision',
   '20261205090000_webhooks',
+  '20261206090000_audit_created_brin',
 ];
 
 describe('migrations', () => {

@@ -79,6 +79,8 @@ export const ENDPOINTS: readonly Endpoint[] = [
   { method: 'POST', path: '/api/v1/webhooks/{webhookId}/recover', body: 'json' },
   { method: 'GET', path: '/api/v1/audit', body: 'none' },
   { method: 'GET', path: '/api/v1/audit/verify', body: 'none' },
+  { method: 'GET', path: '/api/v1/stats', body: 'none' },
+  { method: 'GET', path: '/api/v1/keys', body: 'none' },
   { method: 'GET', path: '/api/v1/openapi.json', body: 'none' },
   { method: 'GET', path: '/.well-known/oauth-authorization-server', body: 'none' },
   { method: 'GET', path: '/.well-known/jwks.json', body: 'none' },

@@ -87,6 +87,17 @@ export async function appendAuditEvent(db: Knex | Knex.Transaction, event: NewAu
   return String((row as { id: string | number }).id);
 }
 
+/**
+ * Summarises the page ranges of audit_events filled since the last call into its BRIN index
+ * (migration 20261206090000); answers how many. PostgreSQL's autovacuum does this
+ * (autosummarize); the embedded database has no autovacuum, and a range never summarised is
+ * read whole by every windowed query.
+ */
+export async function summarizeAuditRanges(knex: Knex): Promise<number> {
+  const result = await knex.raw(`select brin_summarize_new_values('audit_events_created_brin') as summarized`);
+  return Number(result.rows[0].summarized);
+}
+
 export interface AuditQuery {
   /** One organization's events; events from before organizations are the platform's. */
   readonly orgId: string;

@@ -9,7 +9,7 @@
  * public part published until its tokens have expired) and a new, encrypted key signs.
  */
 import type { Knex } from 'knex';
-import { actorOf, type Caller } from '../authorization/caller.js';
+import { actorOf, requireScope, type Caller } from '../authorization/caller.js';
 import { appendAuditEvent } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { SigningAlg } from '../config.js';
@@ -56,6 +56,16 @@ export interface Rewrap {
   readonly rewrapped: string[];
   /** Keys stored in clear: rotated out rather than encrypted (see above). */
   readonly rotatedOutOfClear?: Rotation & { readonly clear: string[] };
+}
+
+/** A signing key as the API shows it: no key material, nor how or under which KEK it is stored. */
+export interface SigningKeyState {
+  readonly kid: string;
+  readonly alg: SigningAlg;
+  readonly createdAt: string;
+  readonly retiredAt: string | null;
+  readonly revokedAt: string | null;
+  readonly state: 'active' | 'retired' | 'revoked';
 }
 
 export interface Revocation {
@@ -157,6 +167,19 @@ export class SigningKeyService {
 
   list(): Promise<SigningKeySummary[]> {
     return listSigningKeys(this.deps.knex);
+  }
+
+  /** Every key, newest first, for audit:read (GET /api/v1/keys): the key set is the whole server's, and public. */
+  async listStates(caller: Caller): Promise<SigningKeyState[]> {
+    requireScope(caller, 'audit:read');
+    return (await listSigningKeys(this.deps.knex)).map(({ kid, alg, createdAt, retiredAt, revokedAt }) => ({
+      kid,
+      alg,
+      createdAt,
+      retiredAt,
+      revokedAt,
+      state: revokedAt ? 'revoked' : retiredAt ? 'retired' : 'active',
+    }));
   }
 
   private now(): Date {

@@ -120,13 +120,19 @@ export async function readMonthlyUsage(db: Db, orgId: string, month: string, top
       .orderBy([{ column: 'q.count', order: 'desc' }, { column: 'a.id' }])
       .limit(top)
       .select('a.id', 'a.name', 'q.count'),
-    db('usage_refusals').where({ org_id: orgId, month }).orderBy('reason').select('reason', 'count'),
+    readMonthlyRefusals(db, orgId, month),
   ]);
   return {
     granted: Number(total?.count ?? 0),
     byAgent: agents.map((row: { id: string; name: string; count: number }) => ({ agentId: row.id, name: row.name, granted: Number(row.count) })),
-    refusals: Object.fromEntries(refusals.map((row: { reason: string; count: string }) => [row.reason, Number(row.count)])),
+    refusals,
   };
+}
+
+/** Grants refused in `month` (e.g. 2026-11), by reason, as stored (usage-refusals.ts flushes them). */
+export async function readMonthlyRefusals(db: Db, orgId: string, month: string): Promise<Record<string, number>> {
+  const rows: { reason: string; count: string }[] = await db('usage_refusals').where({ org_id: orgId, month }).orderBy('reason').select('reason', 'count');
+  return Object.fromEntries(rows.map((row) => [row.reason, Number(row.count)]));
 }
 
 /** Adds refusal counts: `[orgId, month, reason, count]` rows, summed into the stored ones. */
