@@ -8,7 +8,7 @@
 import crypto from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchBrowser, screenshot } from '../support/browser.js';
-import { adminToken, bearer, createAgent, form, json, platformOrgIdOf, send } from '../support/api.js';
+import { adminToken, bearer, createAgent, createTenant, form, getToken, json, platformOrgIdOf, send } from '../support/api.js';
 import { loadClaimFixture } from '../support/github-claims.js';
 import { startFakeGitHubIssuer, type FakeGitHubIssuer } from '../support/fake-github-issuer.js';
 import { OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
@@ -365,6 +365,27 @@ describe('every page', () => {
     await deliveries.getByRole('button', { name: /^Redeliver webhook.test/ }).first().click();
     await receiver.waitFor(before + 1, 15_000);
     await screenshot(page, '08-webhook-deliveries');
+  });
+
+  it('shows a tenant admin its own organization only: its usage against its monthly limit, and no organizations page', async () => {
+    const tenant = await createTenant(server, admin, { slug: 'tenant-view', adminScopes: ['agents:read', 'agents:write', 'audit:read'], limits: { monthlyTokens: 40 } });
+    const made = await send(server, `/api/v1/agents/${tenant.adminAgentId}/credentials`, bearer(tenant.admin, { method: 'POST' }));
+    await Promise.all(Array.from({ length: 9 }, () => getToken(server, tenant.adminAgentId, made.body.clientSecret)));
+    const page = await newPage();
+    await page.goto(`${server.url}/console#token=${tenant.admin}`);
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    // Two grants before (createTenant's, this token's) and nine now.
+    await page.getByText('Tokens granted in').filter({ hasText: '10 of 40 (25 %)' }).waitFor();
+    expect(await page.getByRole('meter').first().getAttribute('value')).toBe('10');
+    expect(await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Organizations' }).count()).toBe(0);
+    await page.getByText('Tokens granted per hour, last 24 hours (10 in all)').waitFor();
+    // The chain spans every organization: verifying it is the platform's (the API answers a tenant 403).
+    await page.getByText('Verification: platform only').waitFor();
+    expect(await page.getByRole('alert').filter({ hasText: /./ }).count()).toBe(0);
+    await screenshot(page, '00-tenant-overview');
+    await go(page, 'Agents');
+    const names = await page.getByRole('region', { name: 'Agents' }).locator('tbody a').allTextContents();
+    expect(names).toEqual(['tenant-view-admin']);
   });
 
   it('can be used from the keyboard alone', async () => {
