@@ -39,8 +39,17 @@ const ROUTES: readonly Route[] = [
 const app = document.getElementById('app')!;
 let signOutNotice = '';
 
+/** A path segment of the hash, or '' for one that does not decode (`%E0`): the page then says what it did not find. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return '';
+  }
+}
+
 function currentRoute(): { route: Route; id?: string } {
-  const [path = '', id] = window.location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  const [path = '', id] = window.location.hash.replace(/^#\/?/, '').split('/').map(decodeSegment);
   const route = ROUTES.find((candidate) => candidate.path === path) ?? ROUTES[0]!;
   return { route, id: id || undefined };
 }
@@ -48,8 +57,9 @@ function currentRoute(): { route: Route; id?: string } {
 function signInPage(notice: string): void {
   document.title = 'Sign in · SentryAgent IdP console';
   const errors = errorRegion();
-  const clientId = h('input', { name: 'client_id', autocomplete: 'username', required: true, spellcheck: 'false' });
-  const clientSecret = h('input', { name: 'client_secret', type: 'password', autocomplete: 'current-password', required: true });
+  // Not offered to a password manager: the secret is traded for a token and forgotten.
+  const clientId = h('input', { name: 'client_id', autocomplete: 'off', required: true, spellcheck: 'false' });
+  const clientSecret = h('input', { name: 'client_secret', type: 'password', autocomplete: 'off', required: true });
   const form = h('form', { class: 'card', 'aria-labelledby': 'credentials-title' },
     h('h2', { id: 'credentials-title' }, 'With client credentials'),
     field('Client ID', clientId),
@@ -145,8 +155,13 @@ whenSessionEnds((reason) => {
   renderFrame();
 });
 window.addEventListener('hashchange', () => {
-  if (window.location.hash.startsWith('#token=')) return boot();
-  renderFrame();
+  if (!window.location.hash.startsWith('#token=')) return renderFrame();
+  if (!session()) return boot();
+  // A link followed while signed in does not swap the session for another agent's.
+  takeTokenFromFragment();
+  const errors = errorRegion();
+  errors.show(new Error('You are already signed in. To use another sign-in link, sign out first.'));
+  document.querySelector('main')?.prepend(errors);
 });
 
 function boot(): void {

@@ -9,7 +9,7 @@ import { agentCaller, OPERATOR_CALLER } from '../../server/src/authorization/cal
 import { KNOWN_SCOPES } from '../../server/src/authorization/scopes.js';
 import type { GeneratedAdmin } from '../../server/src/agents/bootstrap-admin.js';
 import type { RunningServer } from '../../server/src/server.js';
-import { bearer, form, getToken, send } from '../support/api.js';
+import { bearer, form, getToken, json, send } from '../support/api.js';
 import { CLI_TEST_TIMEOUT_MS, cliDatabase, runCli, runInProcess, startServerOn, type CliDatabase } from '../support/cli-process.js';
 import { ADMIN, startTestServer } from '../support/test-server.js';
 
@@ -71,7 +71,7 @@ describe('sentryagent-idp console', () => {
     const signIn = await cli('console', '--json');
     expect(signIn.code).toBe(0);
     const result = signIn.json();
-    expect(result).toEqual({ url: expect.stringMatching(LINK), agentId: admin.clientId, expiresAt: expect.any(String) });
+    expect(result).toEqual({ url: expect.stringMatching(LINK), agentId: admin.clientId, scopes: [...KNOWN_SCOPES], expiresAt: expect.any(String) });
     expect(result.url).not.toContain('?');
     adminToken = tokenOf(result.url);
 
@@ -107,8 +107,10 @@ describe('sentryagent-idp console', () => {
       'Admin console sign-in link:',
       expect.stringMatching(/^ {2}http:\/\/idp\.test\/console#token=/),
       `  agent:   ${agentId} (viewer)`,
+      '  scopes:  agents:read',
       expect.stringMatching(/^ {2}expires: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       'Whoever opens this link is signed in as this agent until it expires: treat it as a password.',
+      'Browsers keep visited links in their history: open it in a private window.',
     ]);
     const token = tokenOf(lines[1].trim());
     expect(await introspect(token)).toMatchObject({ active: true, sub: agentId, scope: 'agents:read' });
@@ -160,9 +162,45 @@ describe('sentryagent-idp console', () => {
     expect(await introspect(token)).toMatchObject({ active: true, sub: admin.clientId });
     expect((await send(running(), '/api/v1/agents', bearer(token))).status).toBe(200);
   });
+
+  it('never takes an agent for the bootstrap admin by its name: not a namesake, nor in place of a decommissioned admin', async () => {
+    // Any caller with agents:write may name an agent bootstrap-admin.
+    const platformAdmin = await getToken(running(), admin.clientId, admin.clientSecret);
+    const namesake = await send(running(), '/api/v1/agents', { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${platformAdmin}` }, body: JSON.stringify({ name: 'bootstrap-admin', scopes: ['agents:read'] }) });
+    expect(namesake.status).toBe(201);
+    const signIn = await cli('console', '--json');
+    expect(signIn.json().agentId).toBe(admin.clientId);
+    expect((await cli('agents', 'decommission', admin.clientId, '--yes')).code).toBe(0);
+    const refused = await cli('console', '--json');
+    expect(refused.code).toBe(4);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toContain(`Agent ${admin.clientId} is decommissioned`);
+  });
 });
 
 describe('console, run in process', () => {
+  it('narrows the token to the --scopes named, never beyond the agent\'s, and warns of plain http to another host', async () => {
+    const testServer = await startTestServer();
+    try {
+      const readOnly = await runInProcess(testServer, OPERATOR_CALLER, ['console', '--scope', 'agents:read', '--scope', 'audit:read', '--json']);
+      expect(readOnly.exitCode).toBe(0);
+      expect(readOnly.json().scopes).toEqual(['agents:read', 'audit:read']);
+      const token = new URL(readOnly.json().url).hash.slice('#token='.length);
+      expect(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).scope).toBe('agents:read audit:read');
+      expect((await send(testServer, '/api/v1/agents', json('POST', { name: 'not-allowed' }, token))).status).toBe(403);
+      // http://idp.test is plain http to a host other than this machine.
+      expect(readOnly.stderr).toContain('warning: PUBLIC_URL is plain http');
+
+      const viewer = await runInProcess(testServer, OPERATOR_CALLER, ['agents', 'create', '--name', 'viewer', '--scope', 'agents:read', '--json']);
+      const beyond = await runInProcess(testServer, OPERATOR_CALLER, ['console', `--agent=${viewer.json().agentId}`, '--scope', 'agents:write']);
+      expect(beyond).toMatchObject({ exitCode: 5, stdout: '' });
+      expect(beyond.stderr).toContain('does not hold agents:write');
+      expect((await runInProcess(testServer, OPERATOR_CALLER, ['console', '--scope', 'agents:everything'])).exitCode).toBe(2);
+    } finally {
+      await testServer.stop();
+    }
+  });
+
   it('takes BOOTSTRAP_ADMIN_CLIENT_ID as the bootstrap admin, and mints for the operator only', async () => {
     const testServer = await startTestServer();
     try {

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { OPERATOR_CALLER } from '../../server/src/authorization/caller.js';
-import { adminToken, bearer, createAgent, getToken, send } from '../support/api.js';
+import { adminToken, bearer, createAgent, createTenant, getToken, send } from '../support/api.js';
 import { keyServiceOf, startTestServer, type TestServer } from '../support/test-server.js';
 
 const kidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString()).kid as string;
@@ -54,11 +54,17 @@ describe('GET /api/v1/keys', () => {
     expect(reply.text).not.toMatch(/private|sealed|kek|"d"|"p"|"q"/i);
   });
 
-  it('answers any caller holding audit:read, in any organization: the keys are the whole server\'s', async () => {
+  it('answers any caller holding audit:read; a tenant sees the keys that sign, not the revoked ones', async () => {
     const auditor = await createAgent(server, admin, { name: 'key-auditor', scopes: ['audit:read'] });
-    const reply = await listKeys(await getToken(server, auditor.agentId, auditor.clientSecret));
-    expect(reply.status).toBe(200);
-    expect(reply.body.data[0]).toMatchObject({ kid: kidOf(admin), state: 'active' });
+    const platformView = await listKeys(await getToken(server, auditor.agentId, auditor.clientSecret));
+    expect(platformView.status).toBe(200);
+    expect(platformView.body.data.map((key: { state: string }) => key.state)).toEqual(['active', 'retired', 'revoked']);
+
+    const tenant = await createTenant(server, admin, { slug: 'key-tenant', adminScopes: ['audit:read'] });
+    const tenantView = await listKeys(tenant.admin);
+    expect(tenantView.status).toBe(200);
+    expect(tenantView.body.data).toEqual(platformView.body.data.filter((key: { state: string }) => key.state !== 'revoked'));
+    expect(tenantView.body.data[0]).toMatchObject({ kid: kidOf(admin), state: 'active' });
   });
 
   it('requires audit:read (403) and a token (401)', async () => {

@@ -36,12 +36,6 @@ export async function findAgent(db: Knex | Knex.Transaction, agentId: string, fo
   return row ? toAgent(row) : undefined;
 }
 
-/** The organization's oldest agent of this name, one not decommissioned before any that is. */
-export async function findFirstAgentNamed(db: Knex | Knex.Transaction, orgId: string, name: string): Promise<Agent | undefined> {
-  const row = await db<AgentRow>('agents').where({ org_id: orgId, name }).orderByRaw("status = 'decommissioned', created_at, id").first();
-  return row ? toAgent(row) : undefined;
-}
-
 export async function findRegisteredAgent(
   db: Knex | Knex.Transaction,
   orgId: string,

@@ -14,7 +14,7 @@ import { KNOWN_SCOPES } from '../authorization/scopes.js';
 import { generateClientSecret } from '../oauth/client-secrets.js';
 import { platformOrgId } from '../tenancy/organization-store.js';
 import type { Agent } from './agent.js';
-import { countAgents, findAgent, findFirstAgentNamed, insertAgent } from './agent-store.js';
+import { countAgents, findAgent, insertAgent } from './agent-store.js';
 import { insertCredential } from './credential-store.js';
 
 const BOOTSTRAP_LOCK = 7_242_004;
@@ -49,13 +49,21 @@ export async function ensureBootstrapAdmin(knex: Knex, config: Config): Promise<
 }
 
 /**
- * The bootstrap admin as it was made: BOOTSTRAP_ADMIN_CLIENT_ID's agent, else the platform
- * organization's first agent named bootstrap-admin (generated at the first start, or
- * created as FIRST_ADMIN_HINT says).
+ * The bootstrap admin as it was made: BOOTSTRAP_ADMIN_CLIENT_ID's agent, else the agent of
+ * the first start's `bootstrap.admin_created` event, else the first agent named
+ * bootstrap-admin that the operator created in the platform organization (as
+ * FIRST_ADMIN_HINT says). Never by its name alone: any caller with agents:write can name an
+ * agent bootstrap-admin, and a decommissioned admin is not replaced by a namesake.
  */
 export async function findBootstrapAdmin(knex: Knex, config: Pick<Config, 'bootstrapAdmin'>): Promise<Agent | undefined> {
   if (config.bootstrapAdmin) return findAgent(knex, config.bootstrapAdmin.clientId);
-  return findFirstAgentNamed(knex, await platformOrgId(knex), BOOTSTRAP_AGENT_NAME);
+  const platform = await platformOrgId(knex);
+  const made = await knex('audit_events')
+    .where({ type: 'bootstrap.admin_created' })
+    .orWhere((created) => created.where({ type: 'agent.created', actor: 'operator', org_id: platform }).whereRaw(`data->>'name' = ?`, [BOOTSTRAP_AGENT_NAME]))
+    .orderBy('id')
+    .first<{ agent_id: string | null } | undefined>('agent_id');
+  return made?.agent_id ? findAgent(knex, made.agent_id) : undefined;
 }
 
 /** Start-up's one line when the admin was withheld: the two ways to make the first one. */

@@ -11,7 +11,8 @@ import type { Knex } from 'knex';
 import { actorOf, type Caller } from '../authorization/caller.js';
 import { assertVisible, mayActIn } from '../authorization/tenancy.js';
 import type { Config } from '../config.js';
-import { Conflict, Forbidden, NotFound, RateLimited, UnauthorizedClient } from '../errors.js';
+import { isKnownScope } from '../authorization/scopes.js';
+import { Conflict, Forbidden, NotFound, RateLimited, UnauthorizedClient, ValidationFailed } from '../errors.js';
 import { GrantGateClosed, type AccessTokens } from '../oauth/access-tokens.js';
 import { audienceFor } from '../oauth/audiences.js';
 import { findOrganization } from '../tenancy/organization-store.js';
@@ -31,6 +32,7 @@ export interface ConsoleSignInServiceDeps {
 
 export interface ConsoleSignIn {
   readonly agent: Agent;
+  readonly scopes: readonly string[];
   readonly accessToken: string;
   readonly expiresAt: Date;
 }
@@ -38,11 +40,19 @@ export interface ConsoleSignIn {
 export class ConsoleSignInService {
   constructor(private readonly deps: ConsoleSignInServiceDeps) {}
 
-  /** A token for `agentId` (undefined: the bootstrap admin); only the operator may mint one. */
-  async signIn(caller: Caller, agentId: string | undefined): Promise<ConsoleSignIn> {
+  /**
+   * A token for `agentId` (undefined: the bootstrap admin) with `scopes`, some of the agent's
+   * (undefined: all of them); only the operator may mint one.
+   */
+  async signIn(caller: Caller, agentId: string | undefined, scopes?: readonly string[]): Promise<ConsoleSignIn> {
     if (caller.kind !== 'operator') throw new Forbidden('Only the operator signs in to the console.');
     const agent = await this.agentToSignIn(caller, agentId);
     await this.assertMayObtainTokens(agent);
+    const granted = scopes === undefined ? agent.scopes : [...new Set(scopes)];
+    const unknown = granted.filter((scope) => !isKnownScope(scope));
+    if (unknown.length > 0) throw new ValidationFailed(`Unknown scope: ${unknown.join(', ')}.`);
+    const notHeld = granted.filter((scope) => !agent.scopes.includes(scope));
+    if (notHeld.length > 0) throw new Forbidden(`Agent ${agent.agentId} does not hold ${notHeld.join(', ')}: a console token has some of its agent's scopes, never more.`);
     const tokens = await this.deps.tokens();
     try {
       const issued = await tokens.issue({
@@ -51,11 +61,11 @@ export class ConsoleSignInService {
         credentialId: null,
         ttlSeconds: CONSOLE_TOKEN_TTL_SECONDS,
         grantType: 'console',
-        scopes: agent.scopes,
+        scopes: granted,
         audience: audienceFor(this.deps.config, undefined),
         audit: { type: 'token.issued', actor: actorOf(caller), data: { via: 'console' } },
       });
-      return { agent, accessToken: issued.accessToken, expiresAt: issued.expiresAt };
+      return { agent, scopes: granted, accessToken: issued.accessToken, expiresAt: issued.expiresAt };
     } catch (error) {
       throw asRefusal(error, agent);
     }

@@ -19,6 +19,11 @@ export class Output {
     this.streams.stderr.write(this.isJson ? `${JSON.stringify({ error: code, message })}\n` : `sentryagent-idp: ${message}\n`);
   }
 
+  /** A warning on stderr, whatever the mode (it never mixes into --json's document). */
+  warn(message: string): void {
+    this.streams.stderr.write(`sentryagent-idp: warning: ${message}\n`);
+  }
+
   /** Writes what another process printed for this command (the server, through the operator socket). */
   relay(stdout: string, stderr: string): void {
     if (stdout) this.streams.stdout.write(stdout);

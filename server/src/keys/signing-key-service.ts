@@ -169,10 +169,15 @@ export class SigningKeyService {
     return listSigningKeys(this.deps.knex);
   }
 
-  /** Every key, newest first, for audit:read (GET /api/v1/keys): the key set is the whole server's, and public. */
+  /**
+   * The keys, newest first, for audit:read (GET /api/v1/keys). The key set is the whole
+   * server's: a tenant sees the keys that sign or signed its tokens, but not the revoked
+   * ones (out of the JWKS), whose dates would tell it of the platform's incidents.
+   */
   async listStates(caller: Caller): Promise<SigningKeyState[]> {
     requireScope(caller, 'audit:read');
-    return (await listSigningKeys(this.deps.knex)).map(({ kid, alg, createdAt, retiredAt, revokedAt }) => ({
+    const seesRevoked = caller.kind === 'operator' ? caller.orgId === undefined : caller.isPlatform;
+    return (await listSigningKeys(this.deps.knex)).filter((key) => seesRevoked || !key.revokedAt).map(({ kid, alg, createdAt, retiredAt, revokedAt }) => ({
       kid,
       alg,
       createdAt,
