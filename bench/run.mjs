@@ -4,14 +4,16 @@
 // server started here), with rate limit and quota off, pinned to core 0; autocannon runs
 // in its own process pinned to core 1 (when the machine has two). In the same run the
 // ceiling is measured: jose signing with the same algorithm on the same core, just before
-// and just after each scenario's load, averaged. Results go to
+// and just after each scenario's load, averaged. Then the latency scenarios run again open
+// loop (bench/open-loop.mjs) at OPEN_LOOP_SHARE of the saturation throughput just
+// measured: p50/p99/p99.9 from each request's due time. Results go to
 // bench/results/latest.json and latest.md (subset.* when BENCH_SCENARIOS is set).
 //
 // Environment: BENCH_DURATION (seconds per scenario, default 10), BENCH_SOAK (seconds of
 // the memory run, default 60; 0 skips it), BENCH_CONNECTIONS (default 50),
 // BENCH_SCENARIOS (comma-separated names to run a subset), BENCH_REPEAT (runs of each
 // scenario, default 1; the table shows the median), BENCH_PROFILE (a directory for the
-// servers' CPU profiles).
+// servers' CPU profiles), BENCH_OPEN_LOOP (0 skips the open-loop runs).
 import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -36,6 +38,10 @@ const AUDIENCE = 'https://idp.bench';
 // Enough fresh ID tokens for /oidc/token at this rate; past it a token would be replayed
 // and refused, which shows up as errors rather than passing unnoticed.
 const TOKENS_PER_SECOND = Number(process.env.BENCH_ID_TOKENS_PER_SECOND ?? 1800);
+// Latency is judged at a load the core can serve: this share of the saturation throughput.
+const OPEN_LOOP_SHARE = 0.7;
+const OPEN_LOOP_SCENARIOS = new Set(['token-rs256', 'token-es256', 'oidc-token', 'introspect']);
+const isOpenLoopOn = process.env.BENCH_OPEN_LOOP !== '0';
 
 function log(message) {
   process.stderr.write(`[bench] ${message}\n`);
@@ -187,10 +193,20 @@ async function queueWebhookBacklog(server, fixture) {
  * One autocannon run in its own process. Asynchronous: this process keeps serving the fake
  * GitHub issuer's JWKS and sampling the server's memory while the load runs.
  */
+/** autocannon, closed loop: saturation throughput. */
 function runLoad(spec) {
+  return runGenerator('bench/load.mjs', spec);
+}
+
+/** The open-loop scheduler at `spec.rate`: latency at a fixed offered load. */
+function runOpenLoop(spec) {
+  return runGenerator('bench/open-loop.mjs', spec);
+}
+
+function runGenerator(script, spec) {
   const specFile = path.join(os.tmpdir(), `sentryagent-bench-${process.pid}.json`);
   fs.writeFileSync(specFile, JSON.stringify(spec));
-  const args = [...pin(LOAD_CORE).slice(1), ...(pin(LOAD_CORE).length ? [process.execPath] : []), path.join(root, 'bench/load.mjs'), specFile];
+  const args = [...pin(LOAD_CORE).slice(1), ...(pin(LOAD_CORE).length ? [process.execPath] : []), path.join(root, script), specFile];
   const child = spawn(pin(LOAD_CORE)[0] ?? process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (chunk) => (out += chunk));
@@ -311,7 +327,9 @@ async function main() {
         if (scenario.name === 'oidc-token' || scenario.name === 'token-exchange') {
           log('minting single-use GitHub ID tokens');
           const perRun = duration * TOKENS_PER_SECOND;
-          const minted = await Promise.all(Array.from({ length: 2 * TOKENS_PER_SECOND + repeats * perRun }, () => github.mint()));
+          // Closed-loop runs first, then (for oidc-token) as many open-loop runs: each a slice of its own.
+          const runsNeedingTokens = repeats * (isOpenLoopOn && OPEN_LOOP_SCENARIOS.has(scenario.name) ? 2 : 1);
+          const minted = await Promise.all(Array.from({ length: 2 * TOKENS_PER_SECOND + runsNeedingTokens * perRun }, () => github.mint()));
           warmUpTokens = minted.slice(0, 2 * TOKENS_PER_SECOND);
           tokensOfRun = (run) => minted.slice(2 * TOKENS_PER_SECOND + run * perRun, 2 * TOKENS_PER_SECOND + (run + 1) * perRun);
         }
@@ -340,6 +358,9 @@ async function main() {
         const median = [...runs].sort((a, b) => key(a) - key(b))[Math.floor((runs.length - 1) / 2)];
         const entry = { name: scenario.name, title: scenario.title, ...median, requestsPerCpuSecond: Math.round(1000 / median.serverCpuMsPerRequest), targetText: scenario.targetText, runs };
         entry.meetsTarget = scenario.target(entry.requestsPerSecond, entry.ceilingOpsPerSecond, results, entry) && entry.errors === 0 && entry.p99Ms < 50;
+        if (isOpenLoopOn && OPEN_LOOP_SCENARIOS.has(scenario.name)) {
+          entry.openLoop = await measureOpenLoop(scenario, server, fixture, Math.round(OPEN_LOOP_SHARE * entry.requestsPerSecond), (run) => tokensOfRun(repeats + run));
+        }
         results.push(entry);
       } finally {
         await server.stop();
@@ -352,6 +373,23 @@ async function main() {
     github.close();
     if (throwaway) execFileSync(path.join(root, 'scripts/throwaway-postgres.sh'), ['stop', throwaway]);
   }
+}
+
+/**
+ * Latency at a fixed offered rate (`rate`, a share of the saturation throughput just
+ * measured), open loop, `repeats` runs; the median run by p99. Target: p99 ≤ 20 ms and
+ * p99.9 ≤ 50 ms.
+ */
+async function measureOpenLoop(scenario, server, fixture, rate, tokensOfRun) {
+  const runs = [];
+  for (let run = 0; run < repeats; run += 1) {
+    log(`${scenario.title}: open loop at ${rate} req/s for ${duration} s${repeats > 1 ? `, run ${run + 1} of ${repeats}` : ''}`);
+    const result = await runOpenLoop({ ...loadSpec(scenario, server, fixture, { tokens: tokensOfRun(run) }), rate, duration });
+    runs.push(result);
+    log(JSON.stringify(result));
+  }
+  const median = [...runs].sort((a, b) => (a.p99Ms ?? Infinity) - (b.p99Ms ?? Infinity))[Math.floor((runs.length - 1) / 2)];
+  return { ...median, meetsTarget: median.errors === 0 && median.p99Ms !== null && median.p99Ms <= 20 && median.p999Ms !== null && median.p999Ms <= 50, runs };
 }
 
 async function startUnpinned(env) {
@@ -387,6 +425,17 @@ function writeReport(report) {
     ...report.results.map((r) => `| ${r.title} | ${r.requestsPerSecond} | ${repeats > 1 ? `${r.runs.map((run) => run.requestsPerSecond).join(', ')} | ` : ''}${r.ceilingOpsPerSecond} | ${r.ratioToCeiling} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors} | ${r.serverCpuMsPerRequest} | ${r.postgresCpuMsPerRequest} | ${r.targetText}, p99 < 50 ms, no errors | ${r.meetsTarget ? 'yes' : 'no'} |`),
   ];
   if (repeats > 1) lines.splice(1, 0, '', `Each scenario ran ${repeats} times; the row shows the median run (by ratio for the ratio targets, by req/s for the others).`);
+  const openLoop = report.results.filter((r) => r.openLoop);
+  if (openLoop.length > 0) {
+    lines.push(
+      '',
+      `Latency at ${Math.round(OPEN_LOOP_SHARE * 100)} % of each scenario's saturation throughput above, open loop (bench/open-loop.mjs: request i sent at start + i/rate, its latency measured from that due time), ${duration} s${repeats > 1 ? `, the median of ${repeats} runs by p99` : ''}:`,
+      '',
+      '| scenario | offered req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | p99 of each run | generator late by (max ms) | errors | target | met |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+      ...openLoop.map(({ title, openLoop: o }) => `| ${title} | ${o.rate} | ${o.p50Ms} | ${o.p90Ms} | ${o.p99Ms} | ${o.p999Ms} | ${o.maxMs} | ${o.runs.map((run) => run.p99Ms).join(', ')} | ${o.lateDispatchMs} | ${o.errors} | p99 ≤ 20 ms, p99.9 ≤ 50 ms | ${o.meetsTarget ? 'yes' : 'no'} |`),
+    );
+  }
   if (report.soak) {
     lines.push('', `Memory over a ${report.soak.seconds} s run of POST /token: RSS ${report.soak.rssStartMiB} MiB in the first quarter, ${report.soak.rssEndMiB} MiB in the last (max ${report.soak.rssMaxMiB} MiB), ${report.soak.requestsPerSecond} req/s, ${report.soak.errors} errors.`);
   }

@@ -1,0 +1,81 @@
+// One open-loop run, in its own process (the bench pins it to the other core): request i
+// is due at start + i / rate, and is sent then whatever the server is doing; its latency is
+// measured from that due time, not from when it went out, so a stall of the server shows
+// in every request that fell due during it (no coordinated omission). autocannon's
+// overallRate is not that: each connection sends back to back until its share of the
+// second is spent, which measures bursts at saturation.
+//
+// argv[2]: a JSON file {url, path, method, headers, body | bodies, rate, duration, connections}
+// Prints {rate, sent, completed, errors, lateDispatchMs, p50Ms, p90Ms, p99Ms, p999Ms, maxMs}.
+import fs from 'node:fs';
+import { Pool } from 'undici';
+
+const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const total = Math.round(spec.rate * spec.duration);
+// Enough connections that the pool never holds a due request back while the server is
+// healthy; when the server stalls they fill, and the queue's wait counts in the latency.
+const pool = new Pool(spec.url, { connections: spec.connections ?? 256, pipelining: 1, keepAliveTimeout: 30_000 });
+// A request that never completes counts as infinitely slow.
+const latencies = new Float64Array(total).fill(Infinity);
+let completed = 0;
+let errors = 0;
+let worstLateDispatchMs = 0;
+
+function send(index, dueMs) {
+  const body = spec.bodies ? spec.bodies[index % spec.bodies.length] : spec.body;
+  pool
+    .request({ method: spec.method, path: spec.path, headers: spec.headers, body })
+    .then(async (response) => {
+      await response.body.dump();
+      if (response.statusCode >= 400) errors += 1;
+    })
+    .catch(() => {
+      errors += 1;
+    })
+    .finally(() => {
+      latencies[index] = performance.now() - dueMs;
+      completed += 1;
+    });
+}
+
+const startMs = performance.now() + 50;
+let next = 0;
+await new Promise((resolve) => {
+  // Every millisecond, send what has fallen due: a request is never sent early, and a late
+  // tick's lateness is part of the latency measured from the due time.
+  const timer = setInterval(() => {
+    const nowMs = performance.now();
+    while (next < total && startMs + (next * 1000) / spec.rate <= nowMs) {
+      const dueMs = startMs + (next * 1000) / spec.rate;
+      worstLateDispatchMs = Math.max(worstLateDispatchMs, nowMs - dueMs);
+      send(next, dueMs);
+      next += 1;
+    }
+    if (next >= total) {
+      clearInterval(timer);
+      resolve();
+    }
+  }, 1);
+});
+// Wait for the stragglers, at most 30 s.
+const deadline = performance.now() + 30_000;
+while (completed < total && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+await pool.close().catch(() => {});
+
+const sorted = Array.from(latencies.subarray(0, total)).sort((a, b) => a - b);
+const round = (ms) => (Number.isFinite(ms) ? Number(ms.toFixed(1)) : null);
+const at = (quantile) => round(sorted[Math.min(sorted.length - 1, Math.ceil(quantile * sorted.length) - 1)]);
+process.stdout.write(
+  JSON.stringify({
+    rate: spec.rate,
+    sent: next,
+    completed,
+    errors: errors + (total - completed),
+    lateDispatchMs: Number(worstLateDispatchMs.toFixed(1)),
+    p50Ms: at(0.5),
+    p90Ms: at(0.9),
+    p99Ms: at(0.99),
+    p999Ms: at(0.999),
+    maxMs: round(sorted.at(-1)),
+  }) + '\n',
+);
