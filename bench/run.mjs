@@ -384,13 +384,41 @@ async function measureOpenLoop(scenario, server, fixture, rate, tokensOfRun) {
   const runs = [];
   for (let run = 0; run < repeats; run += 1) {
     log(`${scenario.title}: open loop at ${rate} req/s for ${duration} s${repeats > 1 ? `, run ${run + 1} of ${repeats}` : ''}`);
+    // Reading /metrics resets the event-loop delay histogram: what the next read shows is this run's.
+    const before = await scrapeMetrics(server.url);
+    const cpuBefore = cpuSeconds(server.child.pid);
+    const startedMs = Date.now();
     const result = await runOpenLoop({ ...loadSpec(scenario, server, fixture, { tokens: tokensOfRun(run) }), rate, duration });
+    const serverBusy = (cpuSeconds(server.child.pid) - cpuBefore) / ((Date.now() - startedMs) / 1000);
+    const after = await scrapeMetrics(server.url);
+    // prom-client samples the event loop every 10 ms, and a sample is the whole timer delay: 10 ms is no delay.
+    Object.assign(result, {
+      serverCpuShare: Number(serverBusy.toFixed(2)),
+      serverEventLoopDelayP99Ms: Math.round(after.nodejs_eventloop_lag_p99_seconds * 1000),
+      serverEventLoopDelayMaxMs: Math.round(after.nodejs_eventloop_lag_max_seconds * 1000),
+      serverGcMs: Math.round((sumOf(after, 'nodejs_gc_duration_seconds_sum') - sumOf(before, 'nodejs_gc_duration_seconds_sum')) * 1000),
+      serverGcCount: sumOf(after, 'nodejs_gc_duration_seconds_count') - sumOf(before, 'nodejs_gc_duration_seconds_count'),
+    });
     runs.push(result);
     log(JSON.stringify(result));
   }
   const median = [...runs].sort((a, b) => (a.p99Ms ?? Infinity) - (b.p99Ms ?? Infinity))[Math.floor((runs.length - 1) / 2)];
   return { ...median, meetsTarget: median.errors === 0 && median.p99Ms !== null && median.p99Ms <= 20 && median.p999Ms !== null && median.p999Ms <= 50, runs };
 }
+
+/** The server's Prometheus samples, name{labels} → value. */
+async function scrapeMetrics(url) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const samples = {};
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? ([-0-9.e+]+|NaN)$/.exec(line);
+    if (match) samples[match[1] + (match[2] ?? '')] = Number(match[3]);
+  }
+  return samples;
+}
+
+/** The sum of a metric over its label sets. */
+const sumOf = (samples, name) => Object.entries(samples).filter(([key]) => key === name || key.startsWith(`${name}{`)).reduce((sum, [, value]) => sum + value, 0);
 
 async function startUnpinned(env) {
   const server = await startServer(env);
@@ -431,9 +459,9 @@ function writeReport(report) {
       '',
       `Latency at ${Math.round(OPEN_LOOP_SHARE * 100)} % of each scenario's saturation throughput above, open loop (bench/open-loop.mjs: request i sent at start + i/rate, its latency measured from that due time), ${duration} s${repeats > 1 ? `, the median of ${repeats} runs by p99` : ''}:`,
       '',
-      '| scenario | offered req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | p99 of each run | generator late by (max ms) | errors | target | met |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
-      ...openLoop.map(({ title, openLoop: o }) => `| ${title} | ${o.rate} | ${o.p50Ms} | ${o.p90Ms} | ${o.p99Ms} | ${o.p999Ms} | ${o.maxMs} | ${o.runs.map((run) => run.p99Ms).join(', ')} | ${o.lateDispatchMs} | ${o.errors} | p99 ≤ 20 ms, p99.9 ≤ 50 ms | ${o.meetsTarget ? 'yes' : 'no'} |`),
+      '| scenario | offered req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | p99 of each run | server CPU busy | server event-loop delay p99 / max ms | server GC ms (count) | generator late by (max ms) | errors | target | met |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+      ...openLoop.map(({ title, openLoop: o }) => `| ${title} | ${o.rate} | ${o.p50Ms} | ${o.p90Ms} | ${o.p99Ms} | ${o.p999Ms} | ${o.maxMs} | ${o.runs.map((run) => run.p99Ms).join(', ')} | ${Math.round(o.serverCpuShare * 100)} % | ${o.serverEventLoopDelayP99Ms} / ${o.serverEventLoopDelayMaxMs} | ${o.serverGcMs} (${o.serverGcCount}) | ${o.lateDispatchMs} | ${o.errors} | p99 ≤ 20 ms, p99.9 ≤ 50 ms | ${o.meetsTarget ? 'yes' : 'no'} |`),
     );
   }
   if (report.soak) {
