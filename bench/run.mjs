@@ -408,7 +408,15 @@ async function measureOpenLoop(scenario, server, fixture, rate, tokensOfRun) {
 
 /** The server's Prometheus samples, name{labels} → value. */
 async function scrapeMetrics(url) {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  // A connection of its own each time: a kept-alive one may be closed by the server (idle) just as it is reused.
+  const text = await new Promise((resolve, reject) =>
+    http
+      .get(`${url}/metrics`, { agent: false }, (response) => {
+        let body = '';
+        response.setEncoding('utf8').on('data', (chunk) => (body += chunk)).on('end', () => resolve(body)).on('error', reject);
+      })
+      .on('error', reject),
+  );
   const samples = {};
   for (const line of text.split('\n')) {
     const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? ([-0-9.e+]+|NaN)$/.exec(line);
