@@ -84,7 +84,7 @@ export function onSubmit(form: HTMLFormElement, errors: ReturnType<typeof errorR
 }
 
 /** A modal confirmation: resolves true only when the person chose `confirmLabel`. */
-export function confirmAction(title: string, text: string, confirmLabel: string): Promise<boolean> {
+function confirmAction(title: string, text: string, confirmLabel: string): Promise<boolean> {
   return new Promise((resolve) => {
     const titleId = uniqueId('dialog-title');
     const dialog = h('dialog', { class: 'confirm', 'aria-labelledby': titleId });
@@ -108,6 +108,20 @@ export function confirmAction(title: string, text: string, confirmLabel: string)
     document.body.append(dialog);
     dialog.showModal();
   });
+}
+
+export interface Confirmation {
+  readonly title: string;
+  readonly text: string;
+  /** The dialog's button that goes ahead. */
+  readonly confirm: string;
+}
+
+/** A button (a danger's, unless `attributes` say otherwise) whose action runs once the person confirmed it in a dialog. */
+export function confirmedButton(label: string, confirmation: Confirmation, action: () => Promise<void>, errors: ReturnType<typeof errorRegion>, attributes: Record<string, string> = {}): HTMLButtonElement {
+  return actionButton(label, async () => {
+    if (await confirmAction(confirmation.title, confirmation.text, confirmation.confirm)) await action();
+  }, errors, { class: 'danger', ...attributes });
 }
 
 /** A secret shown once: selectable, with a copy button, and the warning that it will not be shown again. */

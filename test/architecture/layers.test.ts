@@ -57,7 +57,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   // Endpoints, the outbox fan-out and the delivery worker; outbound only through the egress guard.
   webhooks: [...BASE, 'storage', 'http', 'authorization', 'audit', 'tenancy', 'keys', 'egress'],
   // The admin console's counts: the audit log, access_tokens and usage_refusals, read only.
-  stats: [...BASE, 'storage', 'http', 'authorization', 'tenancy'],
+  stats: [...BASE, 'storage', 'http', 'authorization', 'tenancy', 'audit'],
   services: [...BASE, 'storage', 'authorization', 'audit', 'keys', 'agents', 'github', 'organizations', 'federation'],
   maintenance: [...BASE, 'storage', 'audit', 'keys', 'oauth', 'github', 'webhooks'],
 };

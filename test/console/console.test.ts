@@ -68,6 +68,9 @@ async function signInWithCredentials(page: Page, clientId = ADMIN.clientId, clie
   await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
 }
 
+/** The form whose button is named so. */
+const formWith = (page: Page, button: string) => page.locator('form', { has: page.getByRole('button', { name: button }) });
+
 /** `sentryagent-idp console`'s link, as the operator runs it, pointed at this test server (its PUBLIC_URL is http://idp.test). */
 async function signInLink(): Promise<{ link: string; token: string }> {
   const run = await runInProcess(server, OPERATOR_CALLER, ['console', '--json']);
@@ -135,7 +138,7 @@ describe('the console in a browser', () => {
     const page = await newPage();
     await signInWithCredentials(page);
     await go(page, 'Agents');
-    const create = page.locator('form', { has: page.getByRole('button', { name: 'Create agent' }) });
+    const create = formWith(page, 'Create agent');
     await create.getByLabel('Name', { exact: true }).fill('console-made');
     await create.getByLabel('agents:read').check();
     await create.getByRole('button', { name: 'Create agent' }).click();
@@ -164,7 +167,7 @@ describe('the console in a browser', () => {
     await page.locator('.badge', { hasText: 'active' }).first().waitFor();
 
     // Scopes edited in place.
-    const scopes = page.locator('form', { has: page.getByRole('button', { name: 'Save scopes' }) });
+    const scopes = formWith(page, 'Save scopes');
     await scopes.getByLabel('audit:read').check();
     await scopes.getByRole('button', { name: 'Save scopes' }).click();
     await page.getByRole('heading', { level: 1, name: 'Agent console-made' }).waitFor();
@@ -193,7 +196,7 @@ describe('the console in a browser', () => {
     const page = await newPage();
     await signInWithCredentials(page);
     await go(page, 'Trust policies');
-    const create = page.locator('form', { has: page.getByRole('button', { name: 'Create trust policy' }) });
+    const create = formWith(page, 'Create trust policy');
     const repository = create.getByLabel('Repository (owner/name)');
     await repository.fill('not a repository');
     await create.getByText('Write it as owner/name').waitFor();
@@ -206,7 +209,7 @@ describe('the console in a browser', () => {
     await page.getByRole('region', { name: 'Trust policies' }).getByText('branch=main').waitFor();
     await screenshot(page, '04-trust-policies');
 
-    const evaluate = page.locator('form', { has: page.getByRole('button', { name: 'Evaluate' }) });
+    const evaluate = formWith(page, 'Evaluate');
     await evaluate.getByLabel('GitHub ID token').fill(await github.mintIdToken({ ...loadClaimFixture('push-main'), ref: 'refs/heads/dev' }));
     await evaluate.getByLabel('For agent').selectOption(agentId);
     await evaluate.getByRole('button', { name: 'Evaluate' }).click();
@@ -265,7 +268,7 @@ describe('the console in a browser', () => {
     const page = await newPage();
     await signInWithCredentials(page);
     await go(page, 'Organizations');
-    const create = page.locator('form', { has: page.getByRole('button', { name: 'Create organization' }) });
+    const create = formWith(page, 'Create organization');
     await create.getByLabel('Slug').fill('Not A Slug');
     await create.getByText('2 to 63 lower-case letters').first().waitFor();
     await create.getByLabel('Slug').fill('made-in-console');
@@ -434,7 +437,7 @@ describe('every page', () => {
     const page = await newPage();
     await signInWithCredentials(page);
     await go(page, 'Federation');
-    const create = page.locator('form', { has: page.getByRole('button', { name: 'Create binding' }) });
+    const create = formWith(page, 'Create binding');
     await create.getByLabel('Agent', { exact: true }).selectOption(agentId);
     await create.getByLabel('Claim').fill('sub');
     await create.getByLabel('Value (for “in”: comma-separated)').fill('pipeline:deploy');

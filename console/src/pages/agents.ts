@@ -1,7 +1,7 @@
 /** Agents: the list (filtered by status and name), creating one, and an agent's page with its scopes, state and credentials. */
 import { segment, withQuery, type Agent, type Credential, type NewCredential, type Page } from '../api.js';
 import { add, badge, field, formatTime, h, setFieldError, statusTone, table } from '../dom.js';
-import { actionButton, announce, call, confirmAction, errorRegion, has, heading, onSubmit, pagedList, scopePicker, secretOnce, section } from '../ui.js';
+import { actionButton, announce, call, confirmedButton, errorRegion, has, heading, onSubmit, pagedList, scopePicker, secretOnce, section } from '../ui.js';
 
 function agentTable(agents: readonly Agent[], nameFilter: string): HTMLElement {
   const shown = agents.filter((agent) => agent.name.toLowerCase().includes(nameFilter.toLowerCase()));
@@ -66,12 +66,11 @@ function credentialsSection(agent: Agent): HTMLElement {
           formatTime(credential.createdAt),
           formatTime(credential.revokedAt),
           credential.status === 'active' && has('agents:write')
-            ? actionButton('Revoke', async () => {
-                if (!(await confirmAction('Revoke this credential?', `Credential ${credential.credentialId} stops working at once, and the tokens it obtained are revoked.`, 'Revoke credential'))) return;
+            ? confirmedButton('Revoke', { title: 'Revoke this credential?', text: `Credential ${credential.credentialId} stops working at once, and the tokens it obtained are revoked.`, confirm: 'Revoke credential' }, async () => {
                 await call('DELETE', `/api/v1/agents/${segment(agent.agentId)}/credentials/${segment(credential.credentialId)}`);
                 announce('Credential revoked.');
                 await reload();
-              }, errors, { 'aria-label': `Revoke credential ${credential.credentialId}`, class: 'danger' })
+              }, errors, { 'aria-label': `Revoke credential ${credential.credentialId}` })
             : '',
         ]),
         'No credentials.',
@@ -112,13 +111,11 @@ function stateActions(agent: Agent, onChanged: () => void): HTMLElement {
       announce(`Agent ${action === 'suspend' ? 'suspended' : 'reactivated'}.`);
       onChanged();
     }, errors);
-  const decommission = actionButton('Decommission…', async () => {
-    const sure = await confirmAction(`Decommission ${agent.name}?`, 'Its credentials and tokens die, and it cannot be undone.', 'Decommission');
-    if (!sure) return;
+  const decommission = confirmedButton('Decommission…', { title: `Decommission ${agent.name}?`, text: 'Its credentials and tokens die, and it cannot be undone.', confirm: 'Decommission' }, async () => {
     await call('DELETE', path);
     announce('Agent decommissioned.');
     onChanged();
-  }, errors, { class: 'danger' });
+  }, errors);
   const buttons = agent.status === 'active' ? [transition('suspend', 'Suspend'), decommission] : agent.status === 'suspended' ? [transition('reactivate', 'Reactivate'), decommission] : [];
   return section('State', h('p', {}, 'Status: ', badge(agent.status, statusTone(agent.status))), h('div', { class: 'actions' }, buttons), errors);
 }

@@ -4,7 +4,7 @@
  */
 import { segment, withQuery, type Agent, type Condition, type Page, type TokenCheck } from '../api.js';
 import { badge, field, formatTime, h, table } from '../dom.js';
-import { actionButton, announce, call, confirmAction, errorRegion, has, heading, onSubmit, pagedList, scopePicker, section } from '../ui.js';
+import { actionButton, announce, call, confirmedButton, errorRegion, has, heading, onSubmit, pagedList, scopePicker, section } from '../ui.js';
 
 interface Partner {
   partnerId: string;
@@ -116,12 +116,11 @@ export async function federationPage(main: HTMLElement): Promise<void> {
       binding.maxTtlSeconds ? `${binding.maxTtlSeconds} s` : '—',
       formatTime(binding.createdAt),
       has('agents:write')
-        ? actionButton('Delete', async () => {
-            if (!(await confirmAction('Delete this binding?', 'Tokens granted through it are revoked, and the partner’s subjects it admitted are refused.', 'Delete binding'))) return;
+        ? confirmedButton('Delete', { title: 'Delete this binding?', text: 'Tokens granted through it are revoked, and the partner’s subjects it admitted are refused.', confirm: 'Delete binding' }, async () => {
             await call('DELETE', `/api/v1/federation/bindings/${segment(binding.bindingId)}`);
             announce('Binding deleted.');
             await list.reload();
-          }, errors, { class: 'danger', 'aria-label': `Delete binding ${binding.bindingId}` })
+          }, errors, { 'aria-label': `Delete binding ${binding.bindingId}` })
         : '',
     ]), 'No bindings yet.'),
   );

@@ -1,7 +1,7 @@
 /** Organizations (admin:orgs): the list, creating one with its first admin (whose secret is shown once), suspending and reactivating. */
 import { segment, withQuery, type NewCredential, type Page } from '../api.js';
 import { badge, field, formatTime, h, setFieldError, statusTone, table } from '../dom.js';
-import { actionButton, announce, call, confirmAction, errorRegion, heading, onSubmit, pagedList, scopePicker, secretOnce, section } from '../ui.js';
+import { actionButton, announce, call, confirmedButton, errorRegion, heading, onSubmit, pagedList, scopePicker, secretOnce, section } from '../ui.js';
 
 interface Organization {
   orgId: string;
@@ -61,13 +61,14 @@ export async function organizationsPage(main: HTMLElement): Promise<void> {
   const errors = errorRegion();
   const fresh = h('div', {});
   const results = h('div', {});
-  const transition = (org: Organization, action: 'suspend' | 'reactivate') =>
-    actionButton(action === 'suspend' ? 'Suspend' : 'Reactivate', async () => {
-      if (action === 'suspend' && !(await confirmAction(`Suspend ${org.slug}?`, 'Its agents get no tokens, and their live tokens stop working, until it is reactivated.', 'Suspend'))) return;
-      await call('POST', `/api/v1/orgs/${segment(org.orgId)}/${action}`);
-      announce(`Organization ${action === 'suspend' ? 'suspended' : 'reactivated'}.`);
-      await list.reload();
-    }, errors, { 'aria-label': `${action === 'suspend' ? 'Suspend' : 'Reactivate'} ${org.slug}` });
+  const transition = (org: Organization, action: 'suspend' | 'reactivate') => async () => {
+    await call('POST', `/api/v1/orgs/${segment(org.orgId)}/${action}`);
+    announce(`Organization ${action === 'suspend' ? 'suspended' : 'reactivated'}.`);
+    await list.reload();
+  };
+  const suspend = (org: Organization) =>
+    confirmedButton('Suspend', { title: `Suspend ${org.slug}?`, text: 'Its agents get no tokens, and their live tokens stop working, until it is reactivated.', confirm: 'Suspend' }, transition(org, 'suspend'), errors, { 'aria-label': `Suspend ${org.slug}`, class: '' });
+  const reactivate = (org: Organization) => actionButton('Reactivate', transition(org, 'reactivate'), errors, { 'aria-label': `Reactivate ${org.slug}` });
   const list = pagedList(results, (cursor) => call<Page<Organization>>('GET', withQuery('/api/v1/orgs', { cursor, limit: '100' })), (orgs) =>
     table('Organizations', ['Slug', 'Name', 'Status', 'Tokens per month', 'Most agents', 'Created', ''], orgs.map((org) => [
       h('code', {}, org.slug),
@@ -76,7 +77,7 @@ export async function organizationsPage(main: HTMLElement): Promise<void> {
       limitText(org.limits.monthlyTokens),
       limitText(org.limits.maxAgents),
       formatTime(org.createdAt),
-      org.isPlatform ? '' : org.status === 'active' ? transition(org, 'suspend') : org.status === 'suspended' ? transition(org, 'reactivate') : '',
+      org.isPlatform ? '' : org.status === 'active' ? suspend(org) : org.status === 'suspended' ? reactivate(org) : '',
     ]), 'No organizations.'),
   );
   main.append(heading('Organizations'), errors, fresh, results, createForm(async (created) => {

@@ -5,7 +5,7 @@
  */
 import { ApiError, segment, withQuery, type Agent, type Page, type TokenCheck } from '../api.js';
 import { badge, field, formatTime, h, setFieldError, table } from '../dom.js';
-import { actionButton, announce, call, confirmAction, errorRegion, has, heading, onSubmit, pagedList, scopePicker, section } from '../ui.js';
+import { actionButton, announce, call, confirmedButton, errorRegion, has, heading, onSubmit, pagedList, scopePicker, section } from '../ui.js';
 
 interface TrustPolicy {
   id: string;
@@ -164,12 +164,11 @@ export async function policiesPage(main: HTMLElement): Promise<void> {
       policy.scopes?.join(' ') ?? 'the agent’s',
       formatTime(policy.createdAt),
       has('agents:write')
-        ? actionButton('Delete', async () => {
-            if (!(await confirmAction('Delete this trust policy?', `Workflows of ${policy.repository} it admitted are refused from now on, and the tokens they hold through it are revoked.`, 'Delete policy'))) return;
+        ? confirmedButton('Delete', { title: 'Delete this trust policy?', text: `Workflows of ${policy.repository} it admitted are refused from now on, and the tokens they hold through it are revoked.`, confirm: 'Delete policy' }, async () => {
             await call('DELETE', `/api/v1/oidc/trust-policies/${segment(policy.id)}`);
             announce('Trust policy deleted.');
             await list.reload();
-          }, errors, { class: 'danger', 'aria-label': `Delete the policy for ${policy.repository}` })
+          }, errors, { 'aria-label': `Delete the policy for ${policy.repository}` })
         : '',
     ]), 'No trust policies yet.'),
   );

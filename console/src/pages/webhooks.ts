@@ -4,7 +4,7 @@
  */
 import { segment, withQuery, type Page } from '../api.js';
 import { add, badge, field, formatTime, h, statusTone, table, uniqueId } from '../dom.js';
-import { actionButton, announce, call, confirmAction, errorRegion, has, heading, onSubmit, pagedList, secretOnce, section } from '../ui.js';
+import { actionButton, announce, call, confirmedButton, errorRegion, has, heading, onSubmit, pagedList, secretOnce, section } from '../ui.js';
 
 interface Endpoint {
   webhookId: string;
@@ -74,12 +74,11 @@ export async function webhooksPage(main: HTMLElement): Promise<void> {
       endpointState(endpoint),
       formatTime(endpoint.lastSuccessAt),
       has('webhooks:write')
-        ? actionButton('Delete', async () => {
-            if (!(await confirmAction('Delete this endpoint?', `${endpoint.url} receives no more events, and its pending deliveries are dropped.`, 'Delete endpoint'))) return;
+        ? confirmedButton('Delete', { title: 'Delete this endpoint?', text: `${endpoint.url} receives no more events, and its pending deliveries are dropped.`, confirm: 'Delete endpoint' }, async () => {
             await call('DELETE', `/api/v1/webhooks/${segment(endpoint.webhookId)}`);
             announce('Endpoint deleted.');
             await list.reload();
-          }, errors, { class: 'danger', 'aria-label': `Delete the endpoint ${endpoint.url}` })
+          }, errors, { 'aria-label': `Delete the endpoint ${endpoint.url}` })
         : '',
     ]), 'No webhook endpoints yet.'),
   );

@@ -109,14 +109,19 @@ export interface AuditQuery {
   readonly limit: number;
 }
 
+/** A where-clause for one organization's part of the audit log: events from before organizations (no org_id) are the platform's. */
+export function ofOrganization(scope: { readonly orgId: string; readonly isPlatform: boolean }): (builder: Knex.QueryBuilder) => void {
+  return (builder) => {
+    builder.where('org_id', scope.orgId);
+    if (scope.isPlatform) builder.orWhereNull('org_id');
+  };
+}
+
 /** Newest first; `beforeId` is the cursor of the previous page. */
 export async function listAuditEvents(knex: Knex, query: AuditQuery): Promise<{ events: AuditEvent[]; nextCursor: string | null }> {
   await linkAllPendingEvents(knex);
   const rows = await knex('audit_events')
-    .where((builder) => {
-      builder.where('org_id', query.orgId);
-      if (query.isPlatform) builder.orWhereNull('org_id');
-    })
+    .where(ofOrganization(query))
     .modify((builder) => {
       if (query.type) builder.where('type', query.type);
       if (query.agentId) builder.where('agent_id', query.agentId);

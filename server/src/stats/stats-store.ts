@@ -5,6 +5,7 @@
  * window's pages through the BRIN index (migration 20261206090000) rather than the table.
  */
 import type { Knex } from 'knex';
+import { ofOrganization } from '../audit/audit-log.js';
 
 type Db = Knex | Knex.Transaction;
 
@@ -39,10 +40,7 @@ function auditRowsOf(db: Db, scope: AuditScope, window: TimeWindow): Knex.QueryB
   return db('audit_events')
     .where('created_at', '>=', window.from)
     .where('created_at', '<', window.until)
-    .where((builder) => {
-      builder.where('org_id', scope.orgId);
-      if (scope.isPlatform) builder.orWhereNull('org_id');
-    });
+    .where(ofOrganization(scope));
 }
 
 /** token.issued events per UTC hour of the window, keyed by the hour's start in epoch milliseconds; hours without any are absent. */
