@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { REFERENCE_SCRIPT, es256AgainstReference, referenceLoadSpec, referenceScenarios } from './reference.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const duration = Number(process.env.BENCH_DURATION ?? 10);
@@ -98,8 +99,9 @@ async function startGitHubIssuer() {
 // --- The server under test ---------------------------------------------------------------
 /** BENCH_PROFILE=dir: each server writes a V8 CPU profile there on exit (see bench/profile-summary.mjs). */
 const profileFlags = () => (process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE)}`] : []);
-function startServer(env) {
-  const child = spawn(pin(SERVER_CORE)[0] ?? process.execPath, [...pin(SERVER_CORE).slice(1), ...(pin(SERVER_CORE).length ? [process.execPath] : []), ...profileFlags(), path.join(root, 'build/server/src/main.js')], {
+/** Our server, or (`script`) the reference server, which prints the same "listening" line. */
+function startServer(env, script = 'build/server/src/main.js') {
+  const child = spawn(pin(SERVER_CORE)[0] ?? process.execPath, [...pin(SERVER_CORE).slice(1), ...(pin(SERVER_CORE).length ? [process.execPath] : []), ...profileFlags(), path.join(root, script)], {
     env: {
       PATH: process.env.PATH,
       PORT: '0',
@@ -271,7 +273,9 @@ async function withRss(pid, work) {
 // --- Scenarios ---------------------------------------------------------------------------
 const scenarios = [
   { name: 'token-rs256', title: 'POST /token (RS256)', alg: 'RS256', ceiling: 'RS256', judgedBy: 'ratio', target: (r, c) => r >= 0.85 * c, targetText: '≥ 85% of raw RS256 signing' },
-  { name: 'token-es256', title: 'POST /token (ES256)', alg: 'ES256', ceiling: 'ES256', target: (r) => r >= 3000, targetText: '≥ 3,000 req/s' },
+  // oidc-provider's ES256 and RS256 (bench/reference.mjs): before POST /token ES256, which is judged against the first.
+  ...referenceScenarios,
+  { name: 'token-es256', title: 'POST /token (ES256)', alg: 'ES256', ceiling: 'ES256', ...es256AgainstReference({ target: (r) => r >= 3000, targetText: '≥ 3,000 req/s' }) },
   { name: 'oidc-token', title: 'POST /oidc/token (RS256)', alg: 'RS256', ceiling: 'RS256', judgedBy: 'ratio', target: (_r, _c, results, self) => self.ratioToCeiling >= 0.8 * (results.find((x) => x.name === 'token-rs256')?.ratioToCeiling ?? Infinity), targetText: '≥ 80% of POST /token RS256 (each against its own ceiling)' },
   { name: 'token-exchange', title: 'POST /token, RFC 8693 token exchange (RS256)', alg: 'RS256', ceiling: 'RS256', judgedBy: 'ratio', target: (_r, _c, results, self) => self.ratioToCeiling >= 0.8 * (results.find((x) => x.name === 'token-rs256')?.ratioToCeiling ?? Infinity), targetText: '≥ 80% of POST /token RS256 (each against its own ceiling)' },
   {
@@ -290,6 +294,7 @@ const scenarios = [
 
 function loadSpec(scenario, server, fixture, github) {
   const base = { url: server.url, connections, duration };
+  if (scenario.reference) return referenceLoadSpec(base);
   if (scenario.name.startsWith('token-') && scenario.name !== 'token-exchange') {
     return { ...base, method: 'POST', path: '/api/v1/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'client_credentials', client_id: fixture.agentId, client_secret: fixture.secret }).toString() };
   }
@@ -316,9 +321,9 @@ async function main() {
       // Webhook receivers on loopback (the backlog scenario's slow one) are allowed as the tests allow theirs.
       const env = { DATABASE_URL: url, SIGNING_ALG: scenario.alg, GITHUB_OIDC_ISSUER: github.issuer, WORKERS: String(scenario.workers ?? 1), EGRESS_ALLOW_CIDRS: '127.0.0.0/8' };
       let slowReceiver;
-      const server = scenario.workers ? await startUnpinned(env) : await startServer(env);
+      const server = scenario.reference ? await startServer(env, REFERENCE_SCRIPT) : scenario.workers ? await startUnpinned(env) : await startServer(env);
       try {
-        const fixture = await setUp(server);
+        const fixture = scenario.reference ? {} : await setUp(server);
         let warmUpTokens = [];
         let tokensOfRun = () => [];
         // The same single-use ID tokens, as a federation partner's (inline keys, single-use jti), for the token exchange.
