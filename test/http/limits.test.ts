@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { adminToken, bearer, createAgent, form, send } from '../support/api.js';
 import { startOfNextMinute, testClock } from '../support/clock.js';
@@ -54,6 +54,30 @@ describe('rate limit per client_id', () => {
     expect(next.status).toBe(200);
     expect(next.headers.get('x-ratelimit-remaining')).toBe('19');
     expect(next.headers.get('x-ratelimit-reset')).toBe(String(reset + 60));
+  });
+
+  it('signs each grant once, and nothing for a client refused earlier in the window until the minute turns', async () => {
+    const admin = await adminToken(server);
+    const agent = await createAgent(server, admin);
+    const request = () => send(server, '/api/v1/token', form({ grant_type: 'client_credentials', client_id: agent.agentId, client_secret: agent.clientSecret }));
+    clock.set(startOfNextMinute(clock.now()));
+    const signatures = jest.spyOn(server.deps.keys, 'signWithKid');
+    try {
+      for (let i = 0; i < 20; i += 1) expect((await request()).status).toBe(200);
+      expect(signatures).toHaveBeenCalledTimes(20);
+      // The first refusal was signed while the database decided, and its token dropped.
+      expect((await request()).status).toBe(429);
+      expect(signatures).toHaveBeenCalledTimes(21);
+      for (let i = 0; i < 5; i += 1) expect((await request()).status).toBe(429);
+      expect(signatures).toHaveBeenCalledTimes(21);
+      clock.set(startOfNextMinute(clock.now()));
+      const next = await request();
+      expect(next.status).toBe(200);
+      expect(signatures).toHaveBeenCalledTimes(22);
+      expect((await send(server, '/api/v1/token/introspect', bearer(admin, form({ token: next.body.access_token })))).body).toMatchObject({ active: true });
+    } finally {
+      signatures.mockRestore();
+    }
   });
 });
 

@@ -131,9 +131,14 @@ export class SigningKeys {
   }
 
   sign(claims: JwtClaims): string {
+    return this.signWithKid(claims).token;
+  }
+
+  /** The token, and the kid of the key that signed it. */
+  signWithKid(claims: JwtClaims): { readonly token: string; readonly kid: string } {
     const key = this.active;
     if (!key) throw new Error('signing keys are not loaded');
-    return signJwt(key.alg, key.encodedHeader, key.privateKey, claims);
+    return { token: signJwt(key.alg, key.encodedHeader, key.privateKey, claims), kid: key.kid };
   }
 
   /**

@@ -91,15 +91,29 @@ export class GrantGateClosed extends Error {
   }
 }
 
+/** What issue_grants decided, and the key it checked for revocation on the way. */
+interface CheckedOutcome {
+  readonly outcome: GrantOutcome;
+  readonly checkedKid: string | null;
+}
+
 export class AccessTokens {
   private readonly verifiedSignatures = new BoundedCache<string, VerifiedToken>(20_000);
   private verifiedUnderRevision = 0;
   /** Concurrent grants share one call of issue_grants: one round trip and one commit. */
-  private readonly grants = new Batcher<GrantRow, GrantOutcome>(
+  private readonly grants = new Batcher<GrantRow, CheckedOutcome>(async (rows) => {
     // The statement also says whether the key about to sign has been revoked since this instance loaded it.
-    (rows) => issueGrantBatch(this.query, this.config, rows, this.keys.activeKid ?? null),
-    RETRY_ALONE_UNLESS_UNAVAILABLE,
-  );
+    const checkedKid = this.keys.activeKid ?? null;
+    const outcomes = await issueGrantBatch(this.query, this.config, rows, checkedKid);
+    return outcomes.map((outcome) => ({ outcome, checkedKid }));
+  }, RETRY_ALONE_UNLESS_UNAVAILABLE);
+  /**
+   * Agents refused by their rate window or month in the window noted (agent id → window
+   * start): their next grants are signed only once admitted, so that a client hammering
+   * past its limit does not make the server sign tokens nobody receives. A hint about
+   * when to sign, never about whether to issue: the database still decides every grant.
+   */
+  private readonly refusedInWindow = new BoundedCache<string, number>(10_000);
   /** Concurrent token-state lookups share one query. */
   private readonly states = new Batcher<TokenOfKey, TokenState | undefined>((tokens) => this.lookUpStates(tokens));
 
@@ -120,7 +134,24 @@ export class AccessTokens {
     const jti = crypto.randomUUID();
     const scope = request.scopes.join(' ');
     const { windowStart, resetSeconds } = currentWindow(nowMs);
-    const outcome = await this.grants.submit({
+    const claims: JwtClaims = {
+      ...request.extraClaims,
+      iss: this.config.publicUrl,
+      aud: request.audience,
+      sub: request.agentId,
+      client_id: request.agentId,
+      org_id: request.orgId,
+      scope,
+      jti,
+      iat: issuedAt,
+      exp: expiresAt,
+    };
+    // Signed now, while earlier grants' round trip is in flight, and handed out only if the
+    // database admits the grant: each request signs in its own turn of the event loop, instead
+    // of a whole batch signing at once when its commit returns and holding every other request
+    // that long (the tail of the open-loop benchmark, bench/README.md).
+    const presigned = this.refusedInWindow.get(request.agentId) === windowStart ? undefined : this.keys.signWithKid(claims);
+    const { outcome, checkedKid } = await this.grants.submit({
       agentId: request.agentId,
       credentialId: request.credentialId,
       trustPolicies: request.trustPolicyIds?.length ? request.trustPolicyIds.join(' ') : null,
@@ -140,6 +171,7 @@ export class AccessTokens {
     if (outcome.refusal === 'gate') throw new GrantGateClosed();
     const rateLimit =
       outcome.rate_count === null ? undefined : { limit: this.config.rateLimitPerMinute, count: outcome.rate_count, resetSeconds };
+    if (outcome.issued !== 1) this.refusedInWindow.set(request.agentId, windowStart);
     if (outcome.refusal === 'rate' && rateLimit) {
       this.observer.onRefused?.(request.orgId, 'rate_limited');
       throw rateLimitExceeded(rateLimit, nowMs);
@@ -156,18 +188,9 @@ export class AccessTokens {
     }
     // Revoked on another instance: reload, and sign with the key that replaced it.
     if (outcome.is_key_revoked) await this.keys.refresh();
-    const accessToken = this.keys.sign({
-      ...request.extraClaims,
-      iss: this.config.publicUrl,
-      aud: request.audience,
-      sub: request.agentId,
-      client_id: request.agentId,
-      org_id: request.orgId,
-      scope,
-      jti,
-      iat: issuedAt,
-      exp: expiresAt,
-    });
+    // The signature stands only if the database checked its key and found it not revoked.
+    const accessToken =
+      presigned && !outcome.is_key_revoked && presigned.kid === checkedKid ? presigned.token : this.keys.sign(claims);
     this.observer.onIssued?.(request.grantType);
     return { accessToken, expiresIn: ttlSeconds, expiresAt: new Date(expiresAt * 1000), scope, jti, rateLimit };
   }
