@@ -139,7 +139,10 @@ export async function startServer(config: Config, options: StartOptions): Promis
     const { generatedAdmin, keys, keyRing } = await prepareDatabase(database, config, logger, clock);
     undo.push(() => keys.stop());
     const metrics = createMetrics();
-    const query = preparedStatements(database);
+    const query = preparedStatements(database, (statement, seconds, batchSize) => {
+      metrics.statementDuration.observe({ statement }, seconds);
+      metrics.statementBatchSize.observe({ statement }, batchSize);
+    });
     const refusals = new UsageRefusals(database.knex, clock);
     const stopRefusals = refusals.start((error) => logger.warn({ err: error }, 'could not store usage refusal counts; retrying'));
     undo.push(stopRefusals);

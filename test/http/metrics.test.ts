@@ -44,6 +44,30 @@ describe('metrics', () => {
   });
 });
 
+describe('hot-path statements', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.stop());
+
+  it('time the hot-path statements and count the requests each served', async () => {
+    const admin = await adminToken(server);
+    const agent = await createAgent(server, admin, { scopes: ['agents:read'] });
+    const grantsBefore = await sample(server, 'sentryagent_db_statement_batch_size_sum{statement="issue_grants"}');
+    const roundTripsBefore = await sample(server, 'sentryagent_db_statement_duration_seconds_count{statement="issue_grants"}');
+    const grants = await Promise.all(
+      [1, 2].map(() => send(server, '/api/v1/token', form({ grant_type: 'client_credentials', client_id: agent.agentId, client_secret: agent.clientSecret }))),
+    );
+    expect(grants.map((reply) => reply.status)).toEqual([200, 200]);
+    // Two grants, in one batch or two: each counted once, each round trip timed.
+    expect((await sample(server, 'sentryagent_db_statement_batch_size_sum{statement="issue_grants"}')) - grantsBefore).toBe(2);
+    const roundTrips = (await sample(server, 'sentryagent_db_statement_duration_seconds_count{statement="issue_grants"}')) - roundTripsBefore;
+    expect([1, 2]).toContain(roundTrips);
+    expect(await sample(server, 'sentryagent_db_statement_duration_seconds_sum{statement="issue_grants"}')).toBeGreaterThan(0);
+  });
+});
+
 describe('refused GitHub exchanges', () => {
   let h: Harness;
   beforeAll(async () => {

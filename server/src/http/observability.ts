@@ -18,6 +18,8 @@ export interface Metrics {
   readonly webhookDeliveries: client.Counter<'outcome'>;
   readonly webhookQueueDepth: client.Gauge;
   readonly webhookOldestDueSeconds: client.Gauge;
+  readonly statementDuration: client.Histogram<'statement'>;
+  readonly statementBatchSize: client.Histogram<'statement'>;
 }
 
 export function createMetrics(): Metrics {
@@ -29,6 +31,22 @@ export function createMetrics(): Metrics {
       name: 'http_requests_total',
       help: 'HTTP requests by method, route and status',
       labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+    }),
+    // The hot paths' statements (storage/prepared.ts), by their fixed names: the round trip a
+    // grant, an exchange or an introspection waits on, and how many requests shared it.
+    statementDuration: new client.Histogram({
+      name: 'sentryagent_db_statement_duration_seconds',
+      help: 'Hot-path database statements, from asking the pool for a connection to the result, by statement',
+      labelNames: ['statement'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    statementBatchSize: new client.Histogram({
+      name: 'sentryagent_db_statement_batch_size',
+      help: 'Requests served by one hot-path database statement, by statement',
+      labelNames: ['statement'],
+      buckets: [1, 2, 5, 10, 20, 50, 100],
       registers: [registry],
     }),
     duration: new client.Histogram({

@@ -19,15 +19,27 @@ interface PgliteConnection {
 
 export type RunPrepared = <T>(name: string, text: string, values: unknown[]) => Promise<T[]>;
 
-export function preparedStatements({ knex, isEmbedded, poolMode }: Pick<Database, 'knex' | 'isEmbedded' | 'poolMode'>): RunPrepared {
+/**
+ * Told of each statement that answered: its name, the seconds from asking the pool for a
+ * connection to the result (what the requests waiting on it waited), and how many calls it
+ * served (the hot statements are batches taking one array per column: the first one's length).
+ */
+export type StatementObserver = (name: string, seconds: number, batchSize: number) => void;
+
+export function preparedStatements(
+  { knex, isEmbedded, poolMode }: Pick<Database, 'knex' | 'isEmbedded' | 'poolMode'>,
+  observe?: StatementObserver,
+): RunPrepared {
   const client = knex.client as { acquireConnection(): Promise<unknown>; releaseConnection(connection: unknown): Promise<void> };
   const isNamed = poolMode === 'session';
   return async <T>(name: string, text: string, values: unknown[]): Promise<T[]> => {
+    const startedAt = performance.now();
     const connection = await client.acquireConnection();
     try {
       const result = isEmbedded
         ? await (connection as PgliteConnection).query(text, values)
         : await (connection as PgConnection).query(isNamed ? { name, text, values } : { text, values });
+      observe?.(name, (performance.now() - startedAt) / 1000, Array.isArray(values[0]) ? values[0].length : 1);
       return result.rows as T[];
     } finally {
       await client.releaseConnection(connection);
