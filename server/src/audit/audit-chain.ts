@@ -118,9 +118,9 @@ async function linkPendingEvents(knex: Knex, wait: boolean, afterId: number): Pr
 
 /**
  * Hashes the batch a slice at a time and sends each slice's update once it is hashed and
- * the update before it is done: PostgreSQL writes one slice while this process hashes the next, and no slice
- * holds the event loop for long. The slices share the transaction, so a failed one rolls
- * back the whole batch and no link can point at a hash that was not stored.
+ * the update before it is done: PostgreSQL writes one slice while this process hashes the
+ * next, and no slice holds the event loop for long. The slices share the transaction, so
+ * a failed one rolls back the whole batch and no link can point at a hash not stored.
  */
 async function linkInSlices(trx: Knex.Transaction, pending: readonly PendingRow[]): Promise<void> {
   let seq = pending[0].tail_seq ?? 0;
