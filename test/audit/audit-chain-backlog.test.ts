@@ -22,6 +22,24 @@ describe('linkBacklog', () => {
     expect(await verifyAuditChain(database().knex)).toMatchObject({ valid: true, checked: backlog, headSeq: backlog });
   });
 
+  it('links a row that commits late with a lower id in the same pass, after the rows linked before it', async () => {
+    const orgId = await platformOrgId(database().knex);
+    const row = (id: number) => ({ id, type: 'token.issued', org_id: orgId, actor: 'agent:test', data: JSON.stringify({ id }) });
+    // Ids from 1,000,000 up, then, once the first batch is linked, id 999,999: behind the pass's cursor.
+    await database().knex('audit_events').insert(Array.from({ length: 2 * LINK_BATCH_SIZE + 3 }, (_, i) => row(1_000_000 + i)));
+    let isLateRowIn = false;
+    const shouldStop = async () => {
+      if (!isLateRowIn) await database().knex('audit_events').insert(row(999_999));
+      isLateRowIn = true;
+      return false;
+    };
+    expect(await linkBacklog(database().knex, { shouldStop })).toBe(2 * LINK_BATCH_SIZE + 4);
+    const late = await database().knex('audit_events').where({ id: 999_999 }).first('chain_seq');
+    const before = await database().knex('audit_events').where('id', '>=', 1_000_000).max('chain_seq as seq').first();
+    expect(Number(late.chain_seq)).toBe(Number(before?.seq) + 1);
+    expect(await verifyAuditChain(database().knex)).toMatchObject({ valid: true });
+  });
+
   it('stops after the batch in hand when asked to', async () => {
     await append(2 * LINK_BATCH_SIZE);
     expect(await linkBacklog(database().knex, { shouldStop: () => true })).toBe(LINK_BATCH_SIZE);
