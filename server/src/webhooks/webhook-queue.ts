@@ -19,9 +19,11 @@ const FAN_OUT = `
   with cursor as (
     select last_seq from webhook_fanout where id = 1 for update skip locked
   ), events as (
+    -- The cursor as a scalar (null when another instance holds it: no events), so that the
+    -- chain's index starts at the cursor: joined as a row, it was a filter over the whole chain.
     select e.id, e.chain_seq, e.type, coalesce(e.org_id, (select id from organizations where is_platform)) as org_id
-      from audit_events e, cursor c
-     where e.chain_seq > c.last_seq
+      from audit_events e
+     where e.chain_seq > (select last_seq from cursor)
      order by e.chain_seq
      limit ?
   ), queued as (
