@@ -111,16 +111,29 @@ async function createIssueGrants(knex: Knex): Promise<void> {
  * 20261204090000_federation_partner_revision, which needs `withBindings`) adds
  * `p_partner_revision int[]`: the revision of the partner the grant's token was verified
  * against, which the gate requires to be the current one, holding the partner row share-locked
- * until the grant commits. Without either the text is exactly this migration's.
+ * until the grant commits. `withUsedJtis` (migration 20261207090000_grant_spends_jti, which
+ * needs both) adds `p_used_jti text[], p_used_jti_exp float8[]`, both defaulting to null: the
+ * single-use token (a GitHub ID token, a partner's subject token) each grant spends, refused
+ * with `replay` when it was spent before. Without any the text is exactly this migration's.
  */
-export function issueGrantsSql({ withBindings, withPartnerRevision = false }: { readonly withBindings: boolean; readonly withPartnerRevision?: boolean }): string {
+export function issueGrantsSql({
+  withBindings,
+  withPartnerRevision = false,
+  withUsedJtis = false,
+}: {
+  readonly withBindings: boolean;
+  readonly withPartnerRevision?: boolean;
+  readonly withUsedJtis?: boolean;
+}): string {
   const binding = (text: string) => (withBindings ? text : '');
   const revision = (text: string) => (withPartnerRevision ? text : '');
+  const usedJtis = (text: string) => (withUsedJtis ? text : '');
   return `
     create or replace function issue_grants(
       p_agent uuid[], p_credential uuid[], p_scopes text[], p_window_start bigint[], p_rate_limit int,
       p_month text[], p_monthly_limit int, p_jti uuid[], p_grant_type text[], p_issued_at bigint[],
-      p_expires_at bigint[], p_audit_type text[], p_audit_actor text[], p_audit_data jsonb[], p_trust_policies text[]${binding(', p_binding uuid[]')}${revision(', p_partner_revision int[]')})
+      p_expires_at bigint[], p_audit_type text[], p_audit_actor text[], p_audit_data jsonb[], p_trust_policies text[]${binding(', p_binding uuid[]')}${revision(', p_partner_revision int[]')}${usedJtis(`,
+      p_used_jti text[] default null, p_used_jti_exp float8[] default null`)})
     returns table (ord int, gate int, rate_count int, quota_count int, org_quota_count int, org_limit int, refusal text, issued int)
     language plpgsql as $fn$
     #variable_conflict use_column
@@ -135,7 +148,8 @@ export function issueGrantsSql({ withBindings, withPartnerRevision = false }: { 
       rates int[]; quotas int[]; org_quotas int[];
       q_agent uuid[]; q_month text[]; q_before int[];
       o_org uuid[]; o_month text[]; o_before int[];
-      q_settled bigint[];   -- for a grant refused by a month: its agent's admitted grants before it
+      q_settled bigint[];   -- for a grant refused by a month: its agent's admitted grants before it${usedJtis(`
+      fresh boolean[];      -- fresh[i]: grant i spent its single-use token, or carries none (null: no grant carries one)`)}
     begin
       -- Scope tokens never contain a space (RFC 6749 §3.3).
       select array_agg(x.ok order by x.i), array_agg(x.org order by x.i), array_agg(x.lim order by x.i)
@@ -159,6 +173,30 @@ export function issueGrantsSql({ withBindings, withPartnerRevision = false }: { 
             left join agents ag on ag.id = g.agent
             left join organizations o on o.id = ag.org_id) as x;
 
+${usedJtis(`
+      -- Single use: every grant carrying a token's jti spends it, through the gate or not (a
+      -- token refused for one agent cannot be retried for another). Of a batch's grants with one
+      -- jti the first in agent order spends it (as if each ran alone); a jti spent before (by
+      -- this batch, or by any committed statement: a concurrent insert waits for the other's
+      -- commit) refuses the grant as a replay, before it counts anywhere. Inserted in jti order,
+      -- so batches cannot deadlock.
+      if p_used_jti is not null then
+        with offered as (
+          select distinct on (j.jti) j.jti, j.exp, j.i::int as i
+            from unnest(p_used_jti, p_used_jti_exp) with ordinality as j(jti, exp, i)
+            where j.jti is not null
+            order by j.jti, p_agent[j.i::int], j.i),
+        spent as (
+          insert into github_used_jtis (jti, expires_at) select jti, to_timestamp(exp) from offered order by jti
+            on conflict (jti) do nothing
+            returning jti)
+        select array_agg(coalesce(p_used_jti[s.i] is null or (o.i = s.i and sp.jti is not null), false) order by s.i) into fresh
+          from generate_series(1, n) as s(i)
+          left join offered o on o.jti = p_used_jti[s.i]
+          left join spent sp on sp.jti = o.jti;
+        select array_agg(passed[s.i] and fresh[s.i] order by s.i) into passed from generate_series(1, n) as s(i);
+      end if;
+`)}
       rated := passed;
       if p_rate_limit > 0 then
         -- Every request that passed the gate counts in its window, even one refused for it.
@@ -289,7 +327,7 @@ export function issueGrantsSql({ withBindings, withPartnerRevision = false }: { 
                case when admitted[s.i] then quotas[s.i]
                     when q_settled[s.i] is not null and not (p_monthly_limit > 0 and q_settled[s.i] >= p_monthly_limit) then (q_settled[s.i] + 1)::int end,
                org_quotas[s.i], limits[s.i],
-               case when not passed[s.i] then 'gate' when not rated[s.i] then 'rate'
+               case ${usedJtis(`when fresh[s.i] is false then 'replay' `)}when not passed[s.i] then 'gate' when not rated[s.i] then 'rate'
                     when admitted[s.i] then null
                     when p_monthly_limit > 0 and q_settled[s.i] >= p_monthly_limit then 'quota' else 'org_quota' end,
                coalesce(admitted[s.i], false)::int

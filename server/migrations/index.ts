@@ -14,6 +14,7 @@ import * as federation from './20261203090000_federation.js';
 import * as federationPartnerRevision from './20261204090000_federation_partner_revision.js';
 import * as webhooks from './20261205090000_webhooks.js';
 import * as auditCreatedBrin from './20261206090000_audit_created_brin.js';
+import * as grantSpendsJti from './20261207090000_grant_spends_jti.js';
 
 export interface Migration {
   readonly name: string;
@@ -35,4 +36,5 @@ export const migrations: readonly Migration[] = [
   { name: '20261204090000_federation_partner_revision', ...federationPartnerRevision },
   { name: '20261205090000_webhooks', ...webhooks },
   { name: '20261206090000_audit_created_brin', ...auditCreatedBrin },
+  { name: '20261207090000_grant_spends_jti', ...grantSpendsJti },
 ];

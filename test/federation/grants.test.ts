@@ -222,6 +222,18 @@ describe('a Buildkite partner: one issuer for every Buildkite customer', () => {
     expect((await exchange(agent.agentId, noJti)).body).toEqual(INVALID);
   });
 
+  it('spends a token whose grant is refused after its binding matched: it cannot be retried', async () => {
+    const buildkite = await partner({ preset: 'buildkite', audiences: ['https://idp.test'], requiredClaims: [{ claim: 'organization_slug', op: 'eq', value: 'acme' }] });
+    const agent = await createAgent(server, admin, { name: 'bk-spent', scopes: ['agents:read'] });
+    await binding({ partnerId: buildkite.partnerId, agentId: agent.agentId, conditions: [{ claim: 'pipeline_slug', op: 'eq', value: 'deploy-web' }] });
+    const claims = { iss: BUILDKITE, aud: 'https://idp.test', sub: 'organization:acme:pipeline:deploy-web', organization_slug: 'acme', pipeline_slug: 'deploy-web' };
+    const refused = await mint(claims);
+    expect((await exchange(agent.agentId, refused, { scope: 'tokens:read' })).body).toMatchObject({ error: 'invalid_scope' });
+    expect((await exchange(agent.agentId, refused)).body).toEqual(INVALID); // spent by the refusal
+    const reasons = await server.deps.knex('audit_events').where({ agent_id: agent.agentId, type: 'federation.exchange.refused' }).orderBy('id').pluck('data');
+    expect(reasons.map((data: { reason: string }) => data.reason)).toEqual(['scope tokens:read not allowed', 'jti replayed']);
+  });
+
   it('cannot be created without its organization pin', async () => {
     await expect(partner({ preset: 'buildkite', audiences: ['https://idp.test'] })).rejects.toThrow(/organization_slug/);
   });

@@ -47,6 +47,8 @@ function grant(partnerRevision: number): GrantRow {
     trustPolicies: null,
     bindingId,
     partnerRevision,
+    usedJti: null,
+    usedJtiExp: null,
     scope: 'agents:read',
     windowStart: now - (now % 60),
     month: new Date().toISOString().slice(0, 7),

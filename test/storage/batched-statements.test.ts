@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createExchangeAdmission } from '../../server/src/github/exchange-admission.js';
 import type { GitHubClaims } from '../../server/src/github/verify-id-token.js';
-import { GrantGateClosed, type GrantRequest } from '../../server/src/oauth/access-tokens.js';
+import { GrantGateClosed, GrantReplayed, type GrantRequest } from '../../server/src/oauth/access-tokens.js';
 import { adminToken, createAgent, type AgentWithSecret } from '../support/api.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
@@ -37,25 +37,45 @@ describe('batched grants and exchange admissions', () => {
   const claimsFor = (jti: string) =>
     ({ jti, exp: Math.floor(Date.now() / 1000) + 300, repository: 'Octo-Org/Octo-Repo' }) as unknown as GitHubClaims;
 
-  it('spends an ID token used twice in one batch exactly once', async () => {
-    const admit = createExchangeAdmission(server.deps.query, server.config);
-    const claims = claimsFor(crypto.randomUUID());
-    const other = claimsFor(crypto.randomUUID());
-    const outcomes = await Promise.all([admit(claims, agent.agentId), admit(other, agent.agentId), admit(claims, agent.agentId)]);
-    expect(outcomes.map((outcome) => outcome.isReplay)).toEqual([false, false, true]);
-    expect(outcomes[0]).toEqual({ isReplay: false, agent: { status: 'active', scopes: ['agents:read'], orgId: agent.orgId, orgStatus: 'active' }, policies: [] });
-    expect((await admit(claims, agent.agentId)).isReplay).toBe(true);
+  it('spends a single-use token used twice in one batch exactly once, in issue_grants, and counts only the grant that spent it', async () => {
+    const fresh = await createAgent(server, admin, { scopes: ['agents:read'] });
+    const spending = (key: string): GrantRequest => ({ ...grant(fresh.agentId), usedJti: { key, exp: Math.floor(Date.now() / 1000) + 300 } });
+    const key = `https://issuer.example#${crypto.randomUUID()}`;
+    const settled = await Promise.allSettled([
+      server.deps.tokens.issue(spending(key)),
+      server.deps.tokens.issue(spending(`https://issuer.example#${crypto.randomUUID()}`)),
+      server.deps.tokens.issue(spending(key)),
+      server.deps.tokens.issue(grant(fresh.agentId)), // spends nothing
+    ]);
+    expect(settled.map((outcome) => outcome.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect((settled[2] as PromiseRejectedResult).reason).toBeInstanceOf(GrantReplayed);
+    await expect(server.deps.tokens.issue(spending(key))).rejects.toBeInstanceOf(GrantReplayed);
+    expect(await server.deps.knex('github_used_jtis').where({ jti: key }).first()).toBeDefined();
+    // The replays were issued nothing and counted nowhere.
+    const quota = await server.deps.knex('token_quotas').where({ agent_id: fresh.agentId }).first();
+    expect(quota.count).toBe(3);
+    const issued = await server.deps.knex('access_tokens').where({ agent_id: fresh.agentId }).count({ n: '*' });
+    expect(Number(issued[0].n)).toBe(3);
   });
 
-  it('reads each admitted request its own agent', async () => {
-    const admit = createExchangeAdmission(server.deps.query, server.config);
+  it('spends the token of a grant its gate refuses', async () => {
+    const scopeless = await createAgent(server, admin, { scopes: [] });
+    const key = `https://issuer.example#${crypto.randomUUID()}`;
+    const request: GrantRequest = { ...grant(scopeless.agentId), orgId: scopeless.orgId, usedJti: { key, exp: Math.floor(Date.now() / 1000) + 300 } };
+    await expect(server.deps.tokens.issue(request)).rejects.toBeInstanceOf(GrantGateClosed);
+    await expect(server.deps.tokens.issue(request)).rejects.toBeInstanceOf(GrantReplayed);
+  });
+
+  it('reads each exchange its own agent, and writes nothing', async () => {
+    const admit = createExchangeAdmission(server.deps.query);
     const unknownAgent = crypto.randomUUID();
-    const [known, unknown] = await Promise.all([
-      admit(claimsFor(crypto.randomUUID()), agent.agentId),
-      admit(claimsFor(crypto.randomUUID()), unknownAgent),
-    ]);
-    expect(known).toMatchObject({ isReplay: false, agent: { status: 'active' } });
-    expect(unknown).toEqual({ isReplay: false, agent: undefined, policies: [] });
+    const claims = claimsFor(crypto.randomUUID());
+    const [known, unknown, again] = await Promise.all([admit(claims, agent.agentId), admit(claimsFor(crypto.randomUUID()), unknownAgent), admit(claims, agent.agentId)]);
+    const expected = { agent: { status: 'active', scopes: ['agents:read'], orgId: agent.orgId, orgStatus: 'active' }, policies: [] };
+    expect(known).toEqual(expected);
+    expect(again).toEqual(expected);
+    expect(unknown).toEqual({ agent: undefined, policies: [] });
+    expect(await server.deps.knex('github_used_jtis').where('jti', 'like', `%${claims.jti}`).first()).toBeUndefined();
   });
 
   it('grants exactly the monthly quota when one batch holds more grants than it allows, and refuses only the gated one', async () => {

@@ -5,7 +5,8 @@
  * credentials and counters, ids in the same order) in one database; one world gets the
  * batch in a single call, the other each grant alone. Both must also agree with a model
  * of the rules written out here (gate, rate window, the agent's month, the organization's
- * month). Each world has its own organizations, of the same statuses, limits and counters.
+ * month). Each world has its own organizations, of the same statuses, limits and counters,
+ * and its own single-use tokens (one of them spent before the batch).
  */
 import crypto from 'node:crypto';
 import { beforeAll, describe, expect, it } from '@jest/globals';
@@ -45,6 +46,8 @@ const caseArbitrary = fc.record({
       scopes: scopeSet,
       window: fc.nat(1),
       month: fc.constantFrom(0, 0, 1),
+      // The single-use token the grant spends: none, one of two shared by the batch's grants, or one spent before.
+      token: fc.constantFrom(null, null, null, 0, 1, 'spent' as const),
     }),
     { minLength: 1, maxLength: 12 },
   ),
@@ -70,6 +73,7 @@ function model(spec: Case) {
   const decisions: Decision[] = new Array(spec.grants.length);
   const agentOf = (i: number) => spec.grants[i].agent % spec.agents.length;
   const order = spec.grants.map((_grant, i) => i).sort((a, b) => agentOf(a) - agentOf(b) || a - b);
+  const spent = new Set<number | 'spent'>(['spent']);
   for (const i of order) {
     const grant = spec.grants[i];
     const a = agentOf(i);
@@ -77,6 +81,15 @@ function model(spec: Case) {
     const org = spec.orgs[orgOf(a)];
     const refused = (refusal: string, counts: Partial<Decision> = {}): Decision =>
       ({ gate: 1, rate_count: null, quota_count: null, org_quota_count: null, org_limit: org.limit, refusal, issued: 0, ...counts });
+    // Spent first, whatever the gate decides: a second use is a replay.
+    if (grant.token !== null) {
+      const isReplay = spent.has(grant.token);
+      spent.add(grant.token);
+      if (isReplay) {
+        decisions[i] = refused('replay', { gate: 0 });
+        continue;
+      }
+    }
     const credentialOk = grant.credential === 'live' || grant.credential === 'none' || (grant.credential === 'another agent' && spec.agents.length === 1);
     if (agent.status !== 'active' || org.status !== 'active' || !grant.scopes.every((scope) => agent.scopes.includes(scope)) || !credentialOk) {
       decisions[i] = refused('gate', { gate: 0 });
@@ -131,6 +144,8 @@ interface World {
   readonly agentIds: string[];
   readonly live: string[];
   readonly revoked: string[];
+  /** The keys of the world's single-use tokens 0, 1 and 'spent' (spent before the batch). */
+  readonly tokenKeys: Record<string, string>;
 }
 
 describe('issue_grants', () => {
@@ -169,7 +184,9 @@ describe('issue_grants', () => {
     if (quotaRows.length > 0) {
       await knex('token_quotas').insert(quotaRows.map(({ agent, id }) => ({ agent_id: id, month: MONTHS[0], count: agent.quotaCount })));
     }
-    return { orgIds, agentIds, live, revoked };
+    const tokenKeys = Object.fromEntries(['0', '1', 'spent'].map((token) => [token, `https://issuer.example/${tail}#${token}`]));
+    await knex('github_used_jtis').insert({ jti: tokenKeys.spent, expires_at: new Date(Date.now() + 600_000) });
+    return { orgIds, agentIds, live, revoked, tokenKeys };
   }
 
   function rowsFor(spec: Case, world: World): GrantRow[] {
@@ -188,6 +205,8 @@ describe('issue_grants', () => {
         trustPolicies: null,
         bindingId: null,
         partnerRevision: null,
+        usedJti: grant.token === null ? null : world.tokenKeys[String(grant.token)],
+        usedJtiExp: grant.token === null ? null : 1_900_000_000,
         scope: grant.scopes.join(' '),
         windowStart: WINDOWS[grant.window],
         month: MONTHS[grant.month],
@@ -260,7 +279,7 @@ describe('issue_grants', () => {
     const spec = { orgs: [{ status: 'active', limit: null, quotaCount: 0 }], agents: [{ org: 0, status: 'active', scopes: [], rateCount: 0, quotaCount: 0 }], rateLimit: 0, monthlyLimit: 0, grants: [] } as unknown as Case;
     const world = await buildWorld(spec);
     const row = (jti: string) => ({
-      agentId: world.agentIds[0], credentialId: null, trustPolicies: null, bindingId: null, partnerRevision: null, scope: '', windowStart: 0, month: '2026-11', jti, grantType: 'client_credentials',
+      agentId: world.agentIds[0], credentialId: null, trustPolicies: null, bindingId: null, partnerRevision: null, usedJti: null, usedJtiExp: null, scope: '', windowStart: 0, month: '2026-11', jti, grantType: 'client_credentials',
       issuedAt: 0, expiresAt: 900, auditType: 'token.issued', auditActor: 'test', auditData: JSON.stringify({ jti }),
     });
     const config = { rateLimitPerMinute: 0, monthlyTokenLimit: 0 } as Config;

@@ -19,6 +19,7 @@ const ALL = [
   '20261204090000_federation_partner_revision',
   '20261205090000_webhooks',
   '20261206090000_audit_created_brin',
+  '20261207090000_grant_spends_jti',
 ];
 
 describe('migrations', () => {

@@ -15,7 +15,7 @@ import { InvalidGrant, ServiceUnavailable, UnauthorizedClient, quotable } from '
 import { countUnverifiedRefusal } from '../github/unverified-refusals.js';
 import type { IdTokenRejection } from '../github/verify-id-token.js';
 import { createJtiSpending } from '../github/used-jti-store.js';
-import { GrantGateClosed, type AccessTokens, type IssuedToken } from '../oauth/access-tokens.js';
+import { GrantGateClosed, GrantReplayed, type AccessTokens, type GrantRefusalReason, type IssuedToken } from '../oauth/access-tokens.js';
 import { audienceFor } from '../oauth/audiences.js';
 import { grantableScopes, scopeNotAvailable } from '../oauth/grantable-scopes.js';
 import { Batcher, RETRY_ALONE_UNLESS_UNAVAILABLE } from '../storage/batcher.js';
@@ -51,7 +51,8 @@ const INVALID = 'The subject token is invalid, or does not act for this client.'
 
 export function createFederatedGrants(deps: FederatedGrantsDeps) {
   const { knex, config, clock } = deps;
-  // Concurrent grants share one read of their contexts and one statement spending their jtis.
+  // Concurrent grants share one read of their contexts; a granted single-use token is spent by
+  // issue_grants, a refused one by a statement of its own, also shared.
   const contexts = new Batcher<{ issuer: string; agentId: string | null }, GrantContext>((inputs) => grantContexts(deps.query, inputs), RETRY_ALONE_UNLESS_UNAVAILABLE);
   const spendJti = createJtiSpending(deps.query);
 
@@ -95,7 +96,15 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
     const actor = `federation:${claims.iss}`;
     const provenance = { partner_iss: claims.iss, ...(typeof claims.sub === 'string' && { partner_sub: claims.sub }) };
 
-    const refuse = async (reason: string, error: Error, orgId?: string): Promise<never> => {
+    /** The single-use token this grant spends, once a binding matched (null: the partner's tokens are not single use). */
+    let usedJti: { key: string; exp: number } | null = null;
+    const refuse = async (reason: string, error: Error, orgId?: string, { usage }: { usage?: GrantRefusalReason } = {}): Promise<never> => {
+      // Spent whatever the outcome, so that it cannot be retried: a replay is refused as one.
+      if (usedJti && !(await spendJti(usedJti.key, usedJti.exp))) {
+        usedJti = null;
+        return refuse('jti replayed', new InvalidGrant(INVALID), orgId);
+      }
+      if (usage && orgId) deps.tokens.noteRefusal(orgId, usage);
       await appendAuditEvent(knex, {
         type: 'federation.exchange.refused',
         agentId: agent?.agentId ?? null,
@@ -121,23 +130,19 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
       if (typeof claims.jti !== 'string' || claims.jti === '' || claims.jti.length > 256) return refuse('no jti', new InvalidGrant(INVALID), agent.orgId);
       // Keyed by issuer, as the GitHub exchange keys its own: a token spent at /oidc/token, or
       // through another partner of the same issuer, is spent here too.
-      if (!(await spendJti(`${claims.iss}#${claims.jti}`, claims.exp as number))) {
-        return refuse('jti replayed', new InvalidGrant(INVALID), agent.orgId);
-      }
+      // Spent by the grant's own issue_grants, or by a refusal.
+      usedJti = { key: `${claims.iss}#${claims.jti}`, exp: claims.exp as number };
     }
     if (agent.orgStatus !== 'active') {
-      deps.tokens.noteRefusal(agent.orgId, 'org_inactive');
-      return refuse(`organization is ${agent.orgStatus}`, new UnauthorizedClient(`Organization is ${agent.orgStatus}.`), agent.orgId);
+      return refuse(`organization is ${agent.orgStatus}`, new UnauthorizedClient(`Organization is ${agent.orgStatus}.`), agent.orgId, { usage: 'org_inactive' });
     }
     if (agent.status !== 'active') {
-      deps.tokens.noteRefusal(agent.orgId, 'agent_inactive');
-      return refuse(`agent is ${agent.status}`, new UnauthorizedClient(`Agent is ${agent.status} and cannot obtain tokens.`), agent.orgId);
+      return refuse(`agent is ${agent.status}`, new UnauthorizedClient(`Agent is ${agent.status} and cannot obtain tokens.`), agent.orgId, { usage: 'agent_inactive' });
     }
     const allowed = binding.scopes === null ? agent.scopes : agent.scopes.filter((scope) => binding.scopes?.includes(scope));
     const scopes = grantableScopes(request.scope, allowed);
     if (typeof scopes === 'string') {
-      deps.tokens.noteRefusal(agent.orgId, 'invalid_scope');
-      return refuse(`scope ${quotable(scopes) ?? '(not shown)'} not allowed`, scopeNotAvailable(scopes), agent.orgId);
+      return refuse(`scope ${quotable(scopes) ?? '(not shown)'} not allowed`, scopeNotAvailable(scopes), agent.orgId, { usage: 'invalid_scope' });
     }
 
     return deps.tokens
@@ -147,6 +152,7 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
         credentialId: null,
         bindingId: binding.bindingId,
         partnerRevision: partner.revision,
+        ...(usedJti && { usedJti }),
         ...(binding.maxTtlSeconds !== null && { ttlSeconds: binding.maxTtlSeconds }),
         grantType: request.grantType,
         scopes,
@@ -155,6 +161,9 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
         audit: { type: 'federation.exchange.granted', actor, data: { partnerId: partner.partnerId, bindingId: binding.bindingId, ...provenance } },
       })
       .catch(async (error: unknown) => {
+        // issue_grants spent the token, refusing or not.
+        usedJti = null;
+        if (error instanceof GrantReplayed) return refuse('jti replayed', new InvalidGrant(INVALID), agent.orgId);
         // The binding, its partner, the agent or its organization changed since they were read.
         if (error instanceof GrantGateClosed) return refuse('binding, partner or agent changed during the grant', new UnauthorizedClient('Agent cannot obtain tokens.'), agent.orgId);
         throw error;

@@ -4,28 +4,41 @@
  * agent is refused exactly like a policy violation; a suspended or decommissioned one,
  * only after a policy matched, with unauthorized_client. Every refusal is audited with
  * its precise reason.
+ *
+ * The ID token is single use, whatever the outcome: a granted exchange spends its jti in the
+ * grant's own issue_grants (one commit), a refused one in its refusal, and a token spent
+ * before is refused as a replay either way.
  */
 import { appendAuditEvent } from '../audit/audit-log.js';
 import { AccessDenied, quotable, UnauthorizedClient, type ServiceError } from '../errors.js';
-import { GrantGateClosed, type AccessTokens, type IssuedToken } from '../oauth/access-tokens.js';
+import { GrantGateClosed, GrantReplayed, type AccessTokens, type GrantRefusalReason, type IssuedToken } from '../oauth/access-tokens.js';
 import { audienceFor } from '../oauth/audiences.js';
 import { grantableScopes, scopeNotAvailable } from '../oauth/grantable-scopes.js';
 import { createExchangeAdmission } from './exchange-admission.js';
-import { bindRepositoryIdentities, githubActor, provenanceOf, refuseReplay, verifyIdTokenOrRefuse, type GitHubGateDeps } from './id-token-gate.js';
+import { bindRepositoryIdentities, githubActor, provenanceOf, refuseReplay, usedJtiKey, verifyIdTokenOrRefuse, type GitHubGateDeps } from './id-token-gate.js';
 import { matchTrustPolicy } from './match-trust-policy.js';
+import { createJtiSpending } from './used-jti-store.js';
 
 export type GitHubExchange = (idToken: string, agentId: string, requestedScope: string | undefined, resource?: string) => Promise<IssuedToken>;
 
 export function createGitHubExchange(deps: GitHubGateDeps & { readonly tokens: AccessTokens }): GitHubExchange {
   const { knex, tokens } = deps;
-  const admitExchange = createExchangeAdmission(deps.query, deps.config);
+  const admitExchange = createExchangeAdmission(deps.query);
+  const spendJti = createJtiSpending(deps.query);
   return async function exchange(idToken, agentId, requestedScope, resource) {
     const claims = await verifyIdTokenOrRefuse(deps, idToken, 'oidc.exchange.refused', agentId);
+    const usedJti = { key: usedJtiKey(deps.config, claims), exp: claims.exp };
     const admission = await admitExchange(claims, agentId);
-    if (admission.isReplay) throw await refuseReplay(knex, claims, 'oidc.exchange.refused', agentId);
     const actor = githubActor(claims);
     const provenance = provenanceOf(claims);
-    const refuse = async (reason: string, error: ServiceError) => {
+    const replay = () => refuseReplay(knex, claims, 'oidc.exchange.refused', agentId);
+    /**
+     * Spends the token (a replay is refused as one), counts the refusal for the organization's
+     * usage, audits it and returns the answer to throw.
+     */
+    const refuse = async (reason: string, error: ServiceError, { isSpent = false, usage }: { isSpent?: boolean; usage?: GrantRefusalReason } = {}) => {
+      if (!isSpent && !(await spendJti(usedJti.key, usedJti.exp))) return replay();
+      if (usage && admission.agent) tokens.noteRefusal(admission.agent.orgId, usage);
       await appendAuditEvent(knex, { type: 'oidc.exchange.refused', agentId, actor, data: { reason, ...provenance } });
       return error;
     };
@@ -36,25 +49,25 @@ export function createGitHubExchange(deps: GitHubGateDeps & { readonly tokens: A
     if (!decision.isGranted) {
       // Counted for the organization only when it has a policy for this repository: naming
       // an agent from anywhere else says nothing about the organization's workflows.
-      if (admission.policies.length > 0) tokens.noteRefusal(agent.orgId, 'trust_policy_violation');
-      throw await refuse(decision.reason, new AccessDenied(decision.refusal));
+      const usage = admission.policies.length > 0 ? 'trust_policy_violation' : undefined;
+      throw await refuse(decision.reason, new AccessDenied(decision.refusal), { usage });
     }
     if (agent.orgStatus !== 'active') {
-      tokens.noteRefusal(agent.orgId, 'org_inactive');
-      throw await refuse(`organization is ${agent.orgStatus}`, new UnauthorizedClient(`Organization is ${agent.orgStatus}.`));
+      throw await refuse(`organization is ${agent.orgStatus}`, new UnauthorizedClient(`Organization is ${agent.orgStatus}.`), { usage: 'org_inactive' });
     }
     if (agent.status !== 'active') {
-      tokens.noteRefusal(agent.orgId, 'agent_inactive');
-      throw await refuse(`agent is ${agent.status}`, new UnauthorizedClient(`Agent is ${agent.status} and cannot obtain tokens.`));
+      throw await refuse(`agent is ${agent.status}`, new UnauthorizedClient(`Agent is ${agent.status} and cannot obtain tokens.`), { usage: 'agent_inactive' });
     }
+    // A policy's first use pins the repository's ids: only by a token not spent before, so it is spent first.
+    const isSpentFirst = decision.bindings.length > 0;
+    if (isSpentFirst && !(await spendJti(usedJti.key, usedJti.exp))) throw await replay();
     const bindingConflict = await bindRepositoryIdentities(knex, decision.bindings, { agentId, actor });
-    if (bindingConflict) throw await refuse(bindingConflict, new AccessDenied('Trust policy violation'));
+    if (bindingConflict) throw await refuse(bindingConflict, new AccessDenied('Trust policy violation'), { isSpent: true });
 
     const allowed = decision.scopes === null ? agent.scopes : agent.scopes.filter((scope) => decision.scopes?.includes(scope));
     const scopes = grantableScopes(requestedScope, allowed);
     if (typeof scopes === 'string') {
-      tokens.noteRefusal(agent.orgId, 'invalid_scope');
-      throw await refuse(`scope ${quotable(scopes) ?? '(not shown)'} not allowed`, scopeNotAvailable(scopes));
+      throw await refuse(`scope ${quotable(scopes) ?? '(not shown)'} not allowed`, scopeNotAvailable(scopes), { isSpent: isSpentFirst, usage: 'invalid_scope' });
     }
 
     return tokens
@@ -63,6 +76,7 @@ export function createGitHubExchange(deps: GitHubGateDeps & { readonly tokens: A
         orgId: agent.orgId,
         credentialId: null,
         trustPolicyIds: decision.policies.map((policy) => policy.id),
+        ...(!isSpentFirst && { usedJti }),
         grantType: 'github_oidc',
         scopes,
         audience: audienceFor(deps.config, resource),
@@ -70,9 +84,11 @@ export function createGitHubExchange(deps: GitHubGateDeps & { readonly tokens: A
         audit: { type: 'oidc.exchange.granted', actor, data: { ...provenance, policyIds: decision.policies.map((policy) => policy.id) } },
       })
       .catch(async (error: unknown) => {
-        // The agent was suspended, decommissioned or lost a scope, or a policy was deleted, since they were read.
+        if (error instanceof GrantReplayed) throw await replay();
+        // The agent was suspended, decommissioned or lost a scope, or a policy was deleted, since
+        // they were read. issue_grants spent the token all the same.
         if (error instanceof GrantGateClosed) {
-          throw await refuse('agent or trust policy changed during the exchange', new UnauthorizedClient('Agent cannot obtain tokens.'));
+          throw await refuse('agent or trust policy changed during the exchange', new UnauthorizedClient('Agent cannot obtain tokens.'), { isSpent: true });
         }
         throw error;
       });

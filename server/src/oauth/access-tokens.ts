@@ -34,6 +34,12 @@ export interface GrantRequest {
   readonly bindingId?: string;
   /** With `bindingId`: the revision of its partner the token was verified against (federation_partners.revision). */
   readonly partnerRevision?: number;
+  /**
+   * The single-use token the grant came through (a GitHub ID token, a partner's subject
+   * token), by issuer and jti: issue_grants spends it, and refuses the grant (GrantReplayed)
+   * when it was spent before.
+   */
+  readonly usedJti?: { readonly key: string; readonly exp: number };
   /** Shorter than TOKEN_TTL_SECONDS (a binding's maxTtlSeconds); never longer. */
   readonly ttlSeconds?: number;
   readonly grantType: GrantType;
@@ -91,6 +97,14 @@ export class GrantGateClosed extends Error {
   }
 }
 
+/** The grant's single-use token (GrantRequest.usedJti) had been spent: nothing was issued or counted. */
+export class GrantReplayed extends Error {
+  constructor() {
+    super('grant refused: its single-use token was spent before');
+    this.name = 'GrantReplayed';
+  }
+}
+
 /** What issue_grants decided, and the key it checked for revocation on the way. */
 interface CheckedOutcome {
   readonly outcome: GrantOutcome;
@@ -125,7 +139,7 @@ export class AccessTokens {
     private readonly observer: AccessTokensObserver = {},
   ) {}
 
-  /** Throws GrantGateClosed when the database no longer allows the grant. */
+  /** Throws GrantGateClosed when the database no longer allows the grant, GrantReplayed when its single-use token was spent. */
   async issue(request: GrantRequest): Promise<IssuedToken> {
     const nowMs = this.clock.now();
     const issuedAt = Math.floor(nowMs / 1000);
@@ -157,6 +171,8 @@ export class AccessTokens {
       trustPolicies: request.trustPolicyIds?.length ? request.trustPolicyIds.join(' ') : null,
       bindingId: request.bindingId ?? null,
       partnerRevision: request.partnerRevision ?? null,
+      usedJti: request.usedJti?.key ?? null,
+      usedJtiExp: request.usedJti?.exp ?? null,
       scope,
       windowStart,
       month: new Date(nowMs).toISOString().slice(0, 7),
@@ -168,6 +184,7 @@ export class AccessTokens {
       auditActor: request.audit.actor,
       auditData: JSON.stringify({ jti, scope, grantType: request.grantType, ...request.audit.data }),
     });
+    if (outcome.refusal === 'replay') throw new GrantReplayed();
     if (outcome.refusal === 'gate') throw new GrantGateClosed();
     const rateLimit =
       outcome.rate_count === null ? undefined : { limit: this.config.rateLimitPerMinute, count: outcome.rate_count, resetSeconds };

@@ -1,7 +1,8 @@
 /**
  * The bookkeeping of a batch of grants in one call of issue_grants (migration
  * 20261202090000_organizations, which says how each grant is decided; 20261203090000_federation adds the binding and
- * 20261204090000_federation_partner_revision its partner's revision): one round trip,
+ * 20261204090000_federation_partner_revision its partner's revision, 20261207090000_grant_spends_jti
+ * the single-use jti): one round trip,
  * one commit and a fixed number of statements for all of them, each grant decided as if
  * it ran alone.
  */
@@ -18,6 +19,10 @@ export interface GrantRow {
   readonly bindingId: string | null;
   /** The revision of the binding's partner the grant's token was verified against; null for other grants. */
   readonly partnerRevision: number | null;
+  /** The single-use token the grant spends (issuer#jti of a GitHub ID token or a partner's token); null for none. */
+  readonly usedJti: string | null;
+  /** Its `exp`: it is remembered until then. */
+  readonly usedJtiExp: number | null;
   readonly scope: string;
   readonly windowStart: number;
   readonly month: string;
@@ -40,8 +45,8 @@ export interface GrantOutcome {
   readonly org_quota_count: number | null;
   /** The organization's monthly limit (null: none). */
   readonly org_limit: number | null;
-  /** The step that refused the grant: the gate, the rate window, the agent's or the organization's month. */
-  readonly refusal: 'gate' | 'rate' | 'quota' | 'org_quota' | null;
+  /** The step that refused the grant: its token spent before, the gate, the rate window, the agent's or the organization's month. */
+  readonly refusal: 'replay' | 'gate' | 'rate' | 'quota' | 'org_quota' | null;
   readonly issued: number;
   /** The key about to sign these grants has been revoked: reload the keys first. */
   readonly is_key_revoked: boolean;
@@ -51,7 +56,7 @@ const ISSUE_GRANTS_SQL = `select ord, gate, rate_count, quota_count, org_quota_c
     exists (select 1 from signing_keys k where k.kid = $16::text and k.revoked_at is not null) as is_key_revoked
   from issue_grants(
   $1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::int, $6::text[], $7::int,
-  $8::uuid[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::jsonb[], $15::text[], $17::uuid[], $18::int[])`;
+  $8::uuid[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::jsonb[], $15::text[], $17::uuid[], $18::int[], $19::text[], $20::float8[])`;
 
 /**
  * The outcomes in the order of `rows`. One statement: if it fails, nothing of it is
@@ -78,6 +83,8 @@ export async function issueGrantBatch(query: RunPrepared, config: Config, rows: 
     signingKid,
     column('bindingId'),
     column('partnerRevision'),
+    // Null when no grant spends a token: the function skips the step.
+    ...(rows.some((row) => row.usedJti !== null) ? [column('usedJti'), column('usedJtiExp')] : [null, null]),
   ]);
   const byOrdinal = new Map(outcomes.map((outcome) => [outcome.ord, outcome]));
   return rows.map((_row, index) => {
