@@ -100,6 +100,15 @@ describe('repository', () => {
     expect((await getPolicy(h, policy.id)).body.repositoryId).toBe(winner);
   });
 
+  it('grants every one of concurrent first uses by the same repository, and audits the binding once', async () => {
+    const { agentId, policy } = await agentWithPolicy(h);
+    const tokens = await Promise.all(Array.from({ length: 6 }, () => mintIdToken(h.github, 'push-main')));
+    const replies = await Promise.all(tokens.map((token) => exchange(h.server, token, agentId)));
+    expect(replies.map((reply) => reply.status)).toEqual(Array.from({ length: 6 }, () => 200));
+    expect((await getPolicy(h, policy.id)).body).toMatchObject({ repositoryId: '892312441', repositoryOwnerId: '119938721' });
+    expect(await auditEvents(h, 'trust_policy.bound', agentId)).toHaveLength(1);
+  });
+
   it('refuses a token without repository_id or repository_owner_id', async () => {
     const { agentId } = await agentWithPolicy(h);
     expectOutcome(await exchangeAs(agentId, 'push-main', { repository_id: undefined }), 'violation');

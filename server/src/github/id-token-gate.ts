@@ -101,8 +101,10 @@ export async function bindRepositoryIdentities(
   audit: { readonly agentId: string | null; readonly orgId?: string; readonly actor: string },
 ): Promise<string | undefined> {
   for (const binding of bindings) {
-    if (!(await bindRepositoryIdentity(knex, binding))) return `policy ${binding.policyId} was bound to another repository identity`;
-    await appendAuditEvent(knex, { type: 'trust_policy.bound', agentId: audit.agentId, orgId: audit.orgId, actor: audit.actor, data: { ...binding } });
+    const outcome = await bindRepositoryIdentity(knex, binding);
+    if (outcome === 'conflict') return `policy ${binding.policyId} was bound to another repository identity`;
+    // Audited once, by the exchange that pinned it: concurrent first uses pin the same ids.
+    if (outcome === 'bound') await appendAuditEvent(knex, { type: 'trust_policy.bound', agentId: audit.agentId, orgId: audit.orgId, actor: audit.actor, data: { ...binding } });
   }
   return undefined;
 }

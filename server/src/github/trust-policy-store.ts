@@ -117,23 +117,26 @@ export async function findPoliciesFor(db: Knex | Knex.Transaction, repository: s
 }
 
 /**
- * Pins the ids a policy did not name yet, unless a concurrent exchange pinned other
- * values first: false then, and the exchange is refused.
+ * Pins the ids a policy did not name yet: `bound` when this call pinned one, `unchanged` when
+ * the policy already names these ids (a concurrent exchange pinned the same values first),
+ * `conflict` when it names others (or is gone): the exchange is refused then.
  */
-export async function bindRepositoryIdentity(db: Knex | Knex.Transaction, binding: IdentityBinding): Promise<boolean> {
+export async function bindRepositoryIdentity(db: Knex | Knex.Transaction, binding: IdentityBinding): Promise<'bound' | 'unchanged' | 'conflict'> {
+  const repositoryId = binding.repositoryId ?? null;
+  const ownerId = binding.repositoryOwnerId ?? null;
+  const consistent = `(repository_id is null or repository_id = coalesce(?::text, repository_id))
+        and (repository_owner_id is null or repository_owner_id = coalesce(?::text, repository_owner_id))`;
   const result = await db.raw(
     `update trust_policies
-        set repository_id = coalesce(repository_id, ?), repository_owner_id = coalesce(repository_owner_id, ?)
+        set repository_id = coalesce(repository_id, ?::text), repository_owner_id = coalesce(repository_owner_id, ?::text)
       where id = ?
-        and (repository_id is null or repository_id = coalesce(?, repository_id))
-        and (repository_owner_id is null or repository_owner_id = coalesce(?, repository_owner_id))`,
-    [
-      binding.repositoryId ?? null,
-      binding.repositoryOwnerId ?? null,
-      binding.policyId,
-      binding.repositoryId ?? null,
-      binding.repositoryOwnerId ?? null,
-    ],
+        and ${consistent}
+        -- Only when it pins something: a policy pinned already is not bound (nor audited) again.
+        and (repository_id is null and ?::text is not null or repository_owner_id is null and ?::text is not null)`,
+    [repositoryId, ownerId, binding.policyId, repositoryId, ownerId, repositoryId, ownerId],
   );
-  return result.rowCount === 1;
+  if (result.rowCount === 1) return 'bound';
+  // Nothing to pin, or pinned meanwhile: read what the policy names now (committed, as the update saw it).
+  const check = await db.raw(`select ${consistent} as ok from trust_policies where id = ?`, [repositoryId, ownerId, binding.policyId]);
+  return check.rows[0]?.ok === true ? 'unchanged' : 'conflict';
 }
