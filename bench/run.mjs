@@ -13,7 +13,8 @@
 // the memory run, default 60; 0 skips it), BENCH_CONNECTIONS (default 50),
 // BENCH_SCENARIOS (comma-separated names to run a subset), BENCH_REPEAT (runs of each
 // scenario, default 1; the table shows the median), BENCH_PROFILE (a directory for the
-// servers' CPU profiles), BENCH_OPEN_LOOP (0 skips the open-loop runs).
+// servers' CPU profiles), BENCH_OPEN_LOOP (0 skips the open-loop runs), BENCH_NODE_FLAGS (node
+// flags for the servers under test, space-separated).
 import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -110,9 +111,11 @@ async function startGitHubIssuer() {
 // --- The server under test ---------------------------------------------------------------
 /** BENCH_PROFILE=dir: each server writes a V8 CPU profile there on exit (see bench/profile-summary.mjs). */
 const profileFlags = () => (process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE)}`] : []);
+/** BENCH_NODE_FLAGS: extra node flags for the servers under test (e.g. V8 heap sizes), to try one before it goes into the unit file. */
+const nodeFlags = () => (process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean) : []);
 /** Our server, or (`script`) the reference server, which prints the same "listening" line. */
 function startServer(env, script = 'build/server/src/main.js') {
-  const child = spawn(...onCore(SERVER_CORE, [...profileFlags(), path.join(root, script)]), {
+  const child = spawn(...onCore(SERVER_CORE, [...profileFlags(), ...nodeFlags(), path.join(root, script)]), {
     env: {
       PATH: process.env.PATH,
       PORT: '0',
