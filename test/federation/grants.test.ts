@@ -222,6 +222,21 @@ describe('a Buildkite partner: one issuer for every Buildkite customer', () => {
     expect((await exchange(agent.agentId, noJti)).body).toEqual(INVALID);
   });
 
+  it('spends a single-use token whose exp is absurdly far off, and remembers it while it can be accepted', async () => {
+    const buildkite = await partner({ preset: 'buildkite', audiences: ['https://idp.test'], requiredClaims: [{ claim: 'organization_slug', op: 'eq', value: 'acme' }] });
+    const agent = await createAgent(server, admin, { name: 'bk-far', scopes: ['agents:read'] });
+    await binding({ partnerId: buildkite.partnerId, agentId: agent.agentId, conditions: [{ claim: 'pipeline_slug', op: 'eq', value: 'deploy-web' }] });
+    const jti = randomUUID();
+    // Far past any timestamp PostgreSQL holds: remembered until iat + the partner's token age instead.
+    const token = await mint({ iss: BUILDKITE, aud: 'https://idp.test', sub: 'organization:acme:pipeline:deploy-web', organization_slug: 'acme', pipeline_slug: 'deploy-web', jti, exp: 1e15 });
+    const replies = await Promise.all([exchange(agent.agentId, token), exchange(agent.agentId, token)]);
+    expect(replies.map((reply) => reply.status).sort()).toEqual([200, 400]);
+    const spent = await server.deps.knex('github_used_jtis').where({ jti: `${BUILDKITE}#${jti}` }).first();
+    const rememberedFor = new Date(spent.expires_at).getTime() / 1000 - nowSeconds();
+    expect(rememberedFor).toBeGreaterThan(buildkite.maxTokenAgeSeconds);
+    expect(rememberedFor).toBeLessThanOrEqual(buildkite.maxTokenAgeSeconds + 60);
+  });
+
   it('spends a token whose grant is refused after its binding matched: it cannot be retried', async () => {
     const buildkite = await partner({ preset: 'buildkite', audiences: ['https://idp.test'], requiredClaims: [{ claim: 'organization_slug', op: 'eq', value: 'acme' }] });
     const agent = await createAgent(server, admin, { name: 'bk-spent', scopes: ['agents:read'] });

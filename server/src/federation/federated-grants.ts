@@ -23,7 +23,7 @@ import type { RunPrepared } from '../storage/prepared.js';
 import { allHold } from './conditions.js';
 import { grantContexts, type Binding, type GrantContext, type Partner } from './federation-store.js';
 import { PartnerKeysUnavailable, type PartnerKeys } from './partner-keys.js';
-import { inspectSubjectToken, SubjectTokenRejected, verifySubjectToken, type InspectedToken } from './verify-subject-token.js';
+import { acceptedUntil, inspectSubjectToken, SubjectTokenRejected, verifySubjectToken, type InspectedToken } from './verify-subject-token.js';
 
 export type FederatedGrantType = 'token_exchange' | 'jwt_bearer';
 
@@ -131,7 +131,9 @@ export function createFederatedGrants(deps: FederatedGrantsDeps) {
       // Keyed by issuer, as the GitHub exchange keys its own: a token spent at /oidc/token, or
       // through another partner of the same issuer, is spent here too.
       // Spent by the grant's own issue_grants, or by a refusal.
-      usedJti = { key: `${claims.iss}#${claims.jti}`, exp: claims.exp as number };
+      // Remembered while the token can be accepted: a far-off `exp` (any finite number passes
+      // verification) is bounded by the partner's token age.
+      usedJti = { key: `${claims.iss}#${claims.jti}`, exp: acceptedUntil(claims, partner) };
     }
     if (agent.orgStatus !== 'active') {
       return refuse(`organization is ${agent.orgStatus}`, new UnauthorizedClient(`Organization is ${agent.orgStatus}.`), agent.orgId, { usage: 'org_inactive' });

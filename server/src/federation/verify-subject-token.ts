@@ -25,6 +25,15 @@ const MAX_KEYS_TRIED = 4;
 
 const BEFORE_SIGNATURE: ReadonlySet<IdTokenRejection> = new Set(['malformed', 'header', 'alg', 'unknown_kid', 'issuer_key', 'signature']);
 
+/**
+ * The last second at which a verified token can still be accepted: before its `exp` (with
+ * the leeway) and within its partner's `maxTokenAgeSeconds` of its `iat`. A single-use jti is
+ * remembered until then, whatever `exp` the partner wrote.
+ */
+export function acceptedUntil(claims: SubjectClaims, partner: Pick<Partner, 'maxTokenAgeSeconds'>): number {
+  return Math.min((claims.exp as number) + LEEWAY_SECONDS, (claims.iat as number) + partner.maxTokenAgeSeconds + LEEWAY_SECONDS);
+}
+
 export class SubjectTokenRejected extends Error {
   constructor(
     /** Precise, for the audit log of a signed token only. */

@@ -11,8 +11,9 @@ export async function spendJti(query: RunPrepared, key: string, expSeconds: numb
 }
 
 // The inputs' keys are distinct (see createJtiSpending), so a key in `spent` was spent by its one row.
+// Inserted in jti order, as issue_grants inserts its own: two batches sharing jtis cannot deadlock.
 const SPEND_JTIS = `with input as (select * from unnest($1::text[], $2::float8[]) with ordinality as i(jti, exp, ord)),
-  spent as (insert into github_used_jtis (jti, expires_at) select jti, to_timestamp(exp) from input on conflict (jti) do nothing returning jti)
+  spent as (insert into github_used_jtis (jti, expires_at) select jti, to_timestamp(exp) from input order by jti on conflict (jti) do nothing returning jti)
   select i.ord::int as ord from input i join spent s on s.jti = i.jti`;
 
 /**
